@@ -1,0 +1,52 @@
+"""The small interface through which the PE loop sees a data type (table, text, image).
+
+The loop itself (histogram, selection, schedule, accounting) is written once; a modality
+supplies the public generator (random and variation APIs), the embedding, and a cheap quality
+diagnostic. Populations are pandas DataFrames with one row per candidate and a label column.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+
+
+class Modality(Protocol):
+    """What Private Evolution needs from a data type.
+
+    Attributes:
+        label_column: Name of the population column holding each candidate's class.
+        classes: The public list of classes.
+        public_row_count: The private row count, if declared public (for the default delta).
+        public_class_proportions: Class proportions, if declared public.
+    """
+
+    label_column: str
+    classes: tuple[str, ...]
+    public_row_count: int | None
+    public_class_proportions: Mapping[str, float] | None
+
+    def random_population(self, class_sizes: Mapping[str, int], rng: np.random.Generator) -> pd.DataFrame:
+        """Random API: ``class_sizes[c]`` fresh candidates of each class, from public knowledge only."""
+        ...
+
+    def vary(
+        self, survivors: pd.DataFrame, iteration: int, iterations: int, rng: np.random.Generator
+    ) -> pd.DataFrame:
+        """Variation API: one variation of every survivor, same label, degree set by the schedule."""
+        ...
+
+    def embed(self, population: pd.DataFrame) -> np.ndarray:
+        """Embedding used by the nearest-neighbour vote, shape (rows, dimensions)."""
+        ...
+
+    def summarise_reference(self, reference: pd.DataFrame) -> Any:
+        """Precompute whatever ``quality`` compares populations with (held-out data)."""
+        ...
+
+    def quality(self, population: pd.DataFrame, reference_summary: Any) -> dict[str, float]:
+        """Cheap diagnostic metrics of a population against the reference summary."""
+        ...

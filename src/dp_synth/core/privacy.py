@@ -1,0 +1,183 @@
+"""Privacy accounting for Private Evolution with Gaussian noise.
+
+Every DP release in a PE run is a Gaussian mechanism with L2 sensitivity 1 and the same
+noise multiplier ``sigma``: one noisy nearest-neighbour histogram per iteration, plus
+(optionally) one noisy class count before the first iteration. ``r`` such releases compose
+exactly to mu-Gaussian DP with ``mu = sqrt(r) / sigma`` (Dong, Roth and Su, 2019), and mu-GDP
+implies (epsilon, delta)-DP for every pair on the curve
+
+    delta(epsilon) = Phi(-epsilon / mu + mu / 2) - exp(epsilon) * Phi(-epsilon / mu - mu / 2).
+
+The plan is calibrated before the run from the target (epsilon, delta) and the number of
+releases, which the caller takes from the DAG that actually runs.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.special import log_ndtr, ndtr
+
+_BISECTION_STEPS = 200
+
+
+class PrivacyConfigError(ValueError):
+    """Raised when a privacy setting (epsilon, delta, number of releases) is invalid."""
+
+
+def gdp_delta(epsilon: float, mu: float) -> float:
+    """Return the smallest delta such that mu-GDP implies (epsilon, delta)-DP.
+
+    Args:
+        epsilon: Target epsilon, >= 0.
+        mu: GDP parameter, > 0.
+
+    Returns:
+        The delta on the mu-GDP privacy profile at ``epsilon``.
+    """
+    first = ndtr(-epsilon / mu + mu / 2.0)
+    second = math.exp(epsilon + log_ndtr(-epsilon / mu - mu / 2.0))
+    return float(max(first - second, 0.0))
+
+
+def gdp_mu_for(epsilon: float, delta: float) -> float:
+    """Return the largest mu such that mu-GDP implies (epsilon, delta)-DP.
+
+    ``gdp_delta`` increases with mu, so the answer is found by bisection.
+    """
+    low, high = 0.0, 1.0
+    while gdp_delta(epsilon, high) < delta:
+        high *= 2.0
+    for _ in range(_BISECTION_STEPS):
+        middle = (low + high) / 2.0
+        if gdp_delta(epsilon, middle) < delta:
+            low = middle
+        else:
+            high = middle
+    return low
+
+
+def gdp_epsilon_for(mu: float, delta: float) -> float:
+    """Return the smallest epsilon such that mu-GDP implies (epsilon, delta)-DP."""
+    if gdp_delta(0.0, mu) <= delta:
+        return 0.0
+    low, high = 0.0, 1.0
+    while gdp_delta(high, mu) > delta:
+        high *= 2.0
+    for _ in range(_BISECTION_STEPS):
+        middle = (low + high) / 2.0
+        if gdp_delta(middle, mu) > delta:
+            low = middle
+        else:
+            high = middle
+    return high
+
+
+def validate_budget(epsilon: float, delta: float) -> None:
+    """Raise ``PrivacyConfigError`` unless epsilon > 0 and 0 < delta < 1."""
+    if not isinstance(epsilon, (int, float)) or not math.isfinite(epsilon) or epsilon <= 0:
+        raise PrivacyConfigError(f"dp.epsilon must be a finite number > 0, got {epsilon!r}")
+    if not isinstance(delta, (int, float)) or not 0.0 < delta < 1.0:
+        raise PrivacyConfigError(f"dp.delta must be in the open interval (0, 1), got {delta!r}")
+
+
+def default_delta(row_count: int) -> float:
+    """Return the customary delta = 1 / (n ln n) for a dataset of ``row_count`` rows."""
+    if row_count < 3:
+        raise PrivacyConfigError(
+            f"delta = 1/(n ln n) needs a public row count n >= 3, got {row_count}; "
+            "set dp.delta explicitly"
+        )
+    return 1.0 / (row_count * math.log(row_count))
+
+
+@dataclass(frozen=True)
+class GaussianPrivacyPlan:
+    """The calibrated noise of a run and the budget it spends.
+
+    Attributes:
+        epsilon: Total epsilon of the run (all releases).
+        delta: Total delta of the run.
+        sigma: Noise multiplier of every Gaussian release (sensitivity 1).
+        releases: Number of Gaussian releases the run makes, in order:
+            ``preliminary_releases`` first, then one histogram per iteration.
+        preliminary_releases: Releases made before the first iteration (the DP class count).
+        seed: Seed of the noise generator, or ``None`` for fresh OS entropy.
+    """
+
+    epsilon: float
+    delta: float
+    sigma: float
+    releases: int
+    preliminary_releases: int
+    seed: int | None
+
+    @property
+    def mu(self) -> float:
+        """GDP parameter of the whole run."""
+        return math.sqrt(self.releases) / self.sigma
+
+    @property
+    def iterations(self) -> int:
+        """Number of PE iterations (histogram releases) the plan pays for."""
+        return self.releases - self.preliminary_releases
+
+    def epsilon_spent(self, iterations_done: int) -> float:
+        """Epsilon spent (at this plan's delta) after ``iterations_done`` histograms.
+
+        The preliminary releases are counted from the start.
+        """
+        if not 0 <= iterations_done <= self.iterations:
+            raise ValueError(
+                f"iterations_done must be in [0, {self.iterations}], got {iterations_done}"
+            )
+        releases_done = self.preliminary_releases + iterations_done
+        if releases_done == 0:
+            return 0.0
+        return gdp_epsilon_for(math.sqrt(releases_done) / self.sigma, self.delta)
+
+    def noise_generator(self, *stream: int) -> np.random.Generator:
+        """Return the generator of one noise stream.
+
+        With a seed, streams are reproducible and independent of each other; without one,
+        every call draws fresh OS entropy.
+        """
+        if self.seed is None:
+            return np.random.default_rng()
+        return np.random.default_rng(np.random.SeedSequence([self.seed, *stream]))
+
+
+def calibrate(
+    epsilon: float,
+    delta: float,
+    iterations: int,
+    preliminary_releases: int = 0,
+    seed: int | None = None,
+) -> GaussianPrivacyPlan:
+    """Calibrate the noise multiplier so the whole run is exactly (epsilon, delta)-DP.
+
+    Args:
+        epsilon: Total epsilon, > 0.
+        delta: Total delta, in (0, 1).
+        iterations: Number of PE iterations T (one histogram each), >= 1.
+        preliminary_releases: Extra releases before the loop (1 for a DP class count).
+        seed: Seed for the noise generators, or ``None`` for OS entropy.
+
+    Returns:
+        The calibrated plan.
+    """
+    validate_budget(epsilon, delta)
+    if not isinstance(iterations, int) or iterations < 1:
+        raise PrivacyConfigError(f"the number of iterations T must be >= 1, got {iterations!r}")
+    releases = iterations + preliminary_releases
+    mu = gdp_mu_for(epsilon, delta)
+    return GaussianPrivacyPlan(
+        epsilon=float(epsilon),
+        delta=float(delta),
+        sigma=math.sqrt(releases) / mu,
+        releases=releases,
+        preliminary_releases=preliminary_releases,
+        seed=seed,
+    )

@@ -1,0 +1,97 @@
+"""Project hooks: MLflow tracking of the privacy plan and per-iteration metrics, stage timings.
+
+kedro-mlflow owns the run (start, end, parameters); these hooks add what it cannot know:
+the calibrated noise, epsilon spent after each iteration (``step=t``) and the metrics nodes
+return. Only aggregates and DP releases' statistics are logged, never private rows.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections import defaultdict
+from typing import Any
+
+import mlflow
+from kedro.framework.hooks import hook_impl
+from kedro.pipeline import Node
+
+from dp_synth.core.privacy import GaussianPrivacyPlan
+
+logger = logging.getLogger(__name__)
+
+_ITERATION_METRICS = re.compile(r"\.iter_(\d+)\.metrics$")
+_ITERATION_NAMESPACE = re.compile(r"\.iter_\d+")
+
+
+def _tracking() -> bool:
+    return mlflow.active_run() is not None
+
+
+def plan_parameters(plan: GaussianPrivacyPlan) -> dict[str, Any]:
+    """MLflow parameters describing a privacy plan."""
+    return {
+        "dp_epsilon": plan.epsilon,
+        "dp_delta": plan.delta,
+        "dp_sigma": plan.sigma,
+        "dp_mu": plan.mu,
+        "dp_iterations": plan.iterations,
+        "dp_releases": plan.releases,
+        "dp_noise_seeded": plan.seed is not None,
+    }
+
+
+class PrivateEvolutionTrackingHook:
+    """Logs the privacy plan, per-iteration metrics (with ``step=t``) and final metrics."""
+
+    @hook_impl
+    def after_node_run(self, node: Node, outputs: dict[str, Any]) -> None:
+        """Log recognised outputs of a node to the active MLflow run, if there is one."""
+        if not _tracking():
+            return
+        for name, value in outputs.items():
+            if isinstance(value, GaussianPrivacyPlan):
+                mlflow.log_params(plan_parameters(value))
+            elif match := _ITERATION_METRICS.search(name):
+                step = int(match.group(1))
+                mlflow.log_metrics({k: v for k, v in value.items() if k != "iteration"}, step=step)
+            elif name.endswith(".evaluation_metrics"):
+                mlflow.log_metrics(value)
+
+
+def stage_of(node_name: str) -> str:
+    """Group a node under its stage: ``tabular.iter_007.dp_histogram`` -> ``tabular.dp_histogram``."""
+    return _ITERATION_NAMESPACE.sub("", node_name)
+
+
+class StageTimingHook:
+    """Measures wall time per stage (iterations summed) and reports it after the run."""
+
+    def __init__(self) -> None:
+        self.stage_seconds: dict[str, float] = defaultdict(float)
+        self._started: dict[str, float] = {}
+
+    @hook_impl
+    def before_pipeline_run(self) -> None:
+        """Start a fresh measurement."""
+        self.stage_seconds.clear()
+
+    @hook_impl
+    def before_node_run(self, node: Node) -> None:
+        """Note when a node starts."""
+        self._started[node.name] = time.perf_counter()
+
+    @hook_impl
+    def after_node_run(self, node: Node) -> None:
+        """Add a finished node's time to its stage."""
+        self.stage_seconds[stage_of(node.name)] += time.perf_counter() - self._started.pop(node.name)
+
+    @hook_impl
+    def after_pipeline_run(self) -> None:
+        """Log the time per stage, and to MLflow when a run is active."""
+        total = sum(self.stage_seconds.values())
+        lines = [f"{stage:<45} {seconds:8.2f} s" for stage, seconds in sorted(self.stage_seconds.items())]
+        logger.info("Wall time per stage (nodes only, %.2f s in all):\n%s", total, "\n".join(lines))
+        if _tracking():
+            mlflow.log_metrics({f"time_{stage}_s": seconds for stage, seconds in self.stage_seconds.items()})

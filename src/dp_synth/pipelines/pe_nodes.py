@@ -1,0 +1,257 @@
+"""Node functions of the Private Evolution loop, shared by every modality.
+
+Each function is pure: data and parameters in, data out. Randomness comes from the privacy
+plan's generators (seeded streams, or fresh OS entropy when no seed is set).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from dp_synth.core import histogram as dp_hist
+from dp_synth.core.modality import Modality
+from dp_synth.core.privacy import GaussianPrivacyPlan, PrivacyConfigError, calibrate, default_delta
+from dp_synth.core.selection import allocate_class_sizes, sample_proportional, top_by_count
+
+logger = logging.getLogger(__name__)
+
+PE_SETTINGS = {
+    "population_size",
+    "nearest_neighbours",
+    "threshold",
+    "sampling_iterations",
+    "variations_per_survivor",
+}
+DP_SETTINGS = {"epsilon", "delta", "class_proportions", "seed"}
+
+# Stream numbers of the plan's generators: (iteration, stream).
+_HISTOGRAM_NOISE, _SELECTION, _GENERATION = 0, 1, 2
+_CLASS_COUNT_ITERATION = 0
+
+
+def _check_keys(section: str, settings: Mapping[str, Any], known: set[str]) -> None:
+    unknown = sorted(set(settings) - known)
+    if "iterations" in unknown:
+        raise PrivacyConfigError(
+            f"{section}.iterations is not a parameter: the number of iterations T shapes the DAG "
+            "and is set with the DP_SYNTH_ITERATIONS environment variable"
+        )
+    if unknown:
+        raise ValueError(f"unknown {section} settings {unknown}; known: {sorted(known)}")
+    missing = sorted(known - set(settings) - {"seed"})
+    if missing:
+        raise ValueError(f"missing {section} settings {missing}")
+
+
+def _check_population_settings(pe: Mapping[str, Any], classes: int) -> None:
+    _check_keys("pe", pe, PE_SETTINGS)
+    for name in ("population_size", "nearest_neighbours", "variations_per_survivor"):
+        if not isinstance(pe[name], int) or pe[name] < 1:
+            raise ValueError(f"pe.{name} must be an integer >= 1, got {pe[name]!r}")
+    if pe["population_size"] < classes:
+        raise ValueError(
+            f"pe.population_size N={pe['population_size']} is smaller than the number of classes ({classes})"
+        )
+    if not isinstance(pe["sampling_iterations"], int) or pe["sampling_iterations"] < 0:
+        raise ValueError(f"pe.sampling_iterations must be an integer >= 0, got {pe['sampling_iterations']!r}")
+    if not isinstance(pe["threshold"], (int, float)) or pe["threshold"] < 0:
+        raise ValueError(f"pe.threshold must be a number >= 0, got {pe['threshold']!r}")
+
+
+def calibrate_privacy(
+    modality: Modality, dp: Mapping[str, Any], pe: Mapping[str, Any], *, iterations: int
+) -> GaussianPrivacyPlan:
+    """Calibrate the noise of the whole run before any private data is touched.
+
+    Args:
+        modality: Supplies the public row count and class proportions, if declared.
+        dp: ``epsilon``, ``delta`` (a number, or ``"auto"`` for 1/(n ln n) with the public row
+            count), ``class_proportions`` (``"dp"``: a noisy count paid from the budget, or
+            ``"public"``: declared in the schema) and ``seed`` (``null`` for OS entropy).
+        pe: Population settings, validated here so a bad setting stops the run first.
+        iterations: T, bound when the DAG is built, so it is the number of histograms the run
+            really releases.
+
+    Returns:
+        The calibrated plan.
+    """
+    _check_keys("dp", dp, DP_SETTINGS)
+    _check_population_settings(pe, len(modality.classes))
+    delta = dp["delta"]
+    if delta == "auto":
+        if modality.public_row_count is None:
+            raise PrivacyConfigError(
+                "dp.delta is 'auto' (1/(n ln n)) but the schema declares no public_row_count; "
+                "declare the row count as public in the schema or set dp.delta to a number"
+            )
+        delta = default_delta(modality.public_row_count)
+    if dp["class_proportions"] not in ("dp", "public"):
+        raise PrivacyConfigError(f"dp.class_proportions must be 'dp' or 'public', got {dp['class_proportions']!r}")
+    if dp["class_proportions"] == "public" and modality.public_class_proportions is None:
+        raise PrivacyConfigError(
+            "dp.class_proportions is 'public' but the schema declares no class_proportions"
+        )
+    seed = dp.get("seed")
+    if seed is not None and not isinstance(seed, int):
+        raise PrivacyConfigError(f"dp.seed must be an integer or null, got {seed!r}")
+    plan = calibrate(
+        epsilon=dp["epsilon"],
+        delta=delta,
+        iterations=iterations,
+        preliminary_releases=1 if dp["class_proportions"] == "dp" else 0,
+        seed=seed,
+    )
+    logger.info(
+        "Privacy plan: (epsilon=%.4g, delta=%.3g) over %d Gaussian releases, sigma=%.4g, noise %s",
+        plan.epsilon, plan.delta, plan.releases, plan.sigma,
+        "seeded" if seed is not None else "from OS entropy",
+    )
+    return plan
+
+
+def embed_private_data(modality: Modality, private_table: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Embed the private rows once; return (embeddings, labels). Both stay in memory only."""
+    return modality.embed(private_table), private_table[modality.label_column].to_numpy()
+
+
+def dp_class_sizes(
+    modality: Modality,
+    private_labels: np.ndarray,
+    plan: GaussianPrivacyPlan,
+    pe: Mapping[str, Any],
+) -> dict[str, int]:
+    """Return the synthetic rows per class, from a DP class count or public proportions.
+
+    With a DP count, each class count gets N(0, sigma^2) noise (sensitivity 1: one record is in
+    one class); this is the plan's preliminary release.
+    """
+    if plan.preliminary_releases == 0:
+        weights = dict(modality.public_class_proportions or {})
+    else:
+        counts = np.array([np.sum(private_labels == label) for label in modality.classes], dtype=float)
+        noisy = counts + plan.noise_generator(_CLASS_COUNT_ITERATION, _HISTOGRAM_NOISE).normal(
+            0.0, plan.sigma, size=len(counts)
+        )
+        weights = dict(zip(modality.classes, noisy, strict=True))
+    return allocate_class_sizes(pe["population_size"], {label: weights[label] for label in modality.classes})
+
+
+def generate_initial_population(
+    modality: Modality, class_sizes: Mapping[str, int], plan: GaussianPrivacyPlan
+) -> pd.DataFrame:
+    """Random API: the first population, drawn from public knowledge only."""
+    return modality.random_population(class_sizes, plan.noise_generator(0, _GENERATION))
+
+
+def embed_population(modality: Modality, population: pd.DataFrame) -> np.ndarray:
+    """Embed the candidates of one iteration."""
+    return modality.embed(population)
+
+
+def dp_histogram(
+    modality: Modality,
+    candidates: pd.DataFrame,
+    candidate_embeddings: np.ndarray,
+    private_embeddings: np.ndarray,
+    private_labels: np.ndarray,
+    plan: GaussianPrivacyPlan,
+    pe: Mapping[str, Any],
+    *,
+    iteration: int,
+) -> dp_hist.NoisyHistogram:
+    """Release iteration ``iteration``'s noisy nearest-neighbour histogram (one Gaussian release)."""
+    votes = dp_hist.class_conditional_votes(
+        private_embeddings,
+        private_labels,
+        candidate_embeddings,
+        candidates[modality.label_column].to_numpy(),
+        pe["nearest_neighbours"],
+    )
+    return dp_hist.release(
+        votes, plan.sigma, pe["threshold"], plan.noise_generator(iteration, _HISTOGRAM_NOISE)
+    )
+
+
+def resample(
+    modality: Modality,
+    candidates: pd.DataFrame,
+    histogram: dp_hist.NoisyHistogram,
+    class_sizes: Mapping[str, int],
+    plan: GaussianPrivacyPlan,
+    pe: Mapping[str, Any],
+    *,
+    iteration: int,
+) -> pd.DataFrame:
+    """Select the survivors of an iteration (post-processing of the released histogram).
+
+    During the first ``pe.sampling_iterations`` iterations, survivors are drawn proportionally
+    to the thresholded histogram; afterwards the top ``class_sizes[c]`` by noisy count are kept.
+    The survivors keep the candidates' index, so repeated draws are visible.
+    """
+    labels = candidates[modality.label_column].to_numpy()
+    if iteration <= pe["sampling_iterations"]:
+        chosen = sample_proportional(
+            histogram.thresholded, labels, class_sizes, plan.noise_generator(iteration, _SELECTION)
+        )
+    else:
+        chosen = top_by_count(histogram.noisy, labels, class_sizes)
+    return candidates.iloc[chosen]
+
+
+def vary(
+    modality: Modality,
+    survivors: pd.DataFrame,
+    plan: GaussianPrivacyPlan,
+    pe: Mapping[str, Any],
+    *,
+    iteration: int,
+) -> pd.DataFrame:
+    """Variation API: the next population.
+
+    During the sampling iterations: one variation of each survivor, survivors dropped.
+    Afterwards: the survivors plus ``pe.variations_per_survivor`` variations of each.
+    """
+    rng = plan.noise_generator(iteration, _GENERATION)
+    survivors = survivors.reset_index(drop=True)
+    if iteration <= pe["sampling_iterations"]:
+        return modality.vary(survivors, iteration, plan.iterations, rng)
+    copies = pd.concat([survivors] * pe["variations_per_survivor"], ignore_index=True)
+    return pd.concat([survivors, modality.vary(copies, iteration, plan.iterations, rng)], ignore_index=True)
+
+
+def summarise_iteration(
+    modality: Modality,
+    survivors: pd.DataFrame,
+    histogram: dp_hist.NoisyHistogram,
+    reference_summary: Any,
+    plan: GaussianPrivacyPlan,
+    *,
+    iteration: int,
+) -> dict[str, float]:
+    """Per-iteration metrics: budget spent, histogram statistics (post-processing of the DP
+    release) and the modality's cheap quality diagnostic against held-out data (not DP)."""
+    metrics = {
+        "iteration": float(iteration),
+        "epsilon_spent": plan.epsilon_spent(iteration),
+        "histogram_mass_above_threshold": float(histogram.thresholded.sum()),
+        "histogram_nonzero_candidates": float(np.count_nonzero(histogram.thresholded)),
+        "distinct_survivors": float(survivors.index.nunique()),
+    }
+    quality = modality.quality(survivors, reference_summary)
+    metrics.update(quality)
+    logger.info(
+        "PE iteration %d/%d: epsilon spent %.4f, %d distinct survivors, %s",
+        iteration, plan.iterations, metrics["epsilon_spent"], metrics["distinct_survivors"],
+        ", ".join(f"{name} {value:.4f}" for name, value in quality.items()),
+    )
+    return metrics
+
+
+def release_synthetic_data(survivors: pd.DataFrame) -> pd.DataFrame:
+    """The final synthetic table: the last iteration's survivors, with a fresh index."""
+    return survivors.reset_index(drop=True)

@@ -1,0 +1,135 @@
+"""The Private Evolution loop as Kedro pipelines, written once for every modality.
+
+``private_evolution_pipeline(T)`` expects these datasets from the modality's own pipeline:
+
+- ``modality``: an object implementing ``dp_synth.core.modality.Modality``;
+- ``private_embeddings`` and ``private_labels``: in memory only, never saved;
+- ``reference_summary``: what the modality's quality diagnostic compares against;
+
+and the parameters ``params:dp`` and ``params:pe``. It produces ``privacy_plan``,
+``class_sizes``, ``initial_population``, for each iteration ``iter_NNN.histogram``,
+``iter_NNN.survivors``, ``iter_NNN.metrics`` and (but the last) ``iter_NNN.population``, and
+finally ``synthetic_data``. The caller wraps it in the modality's namespace.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial, update_wrapper
+from typing import Any
+
+from kedro.pipeline import Node, Pipeline
+
+from dp_synth.pipelines import pe_nodes
+
+SHARED_INPUTS = {
+    "modality",
+    "private_embeddings",
+    "private_labels",
+    "privacy_plan",
+    "class_sizes",
+    "reference_summary",
+}
+SHARED_PARAMETERS = {"params:pe"}
+
+
+def _bind(function: Callable[..., Any], **bound: Any) -> Callable[..., Any]:
+    """``partial`` that keeps the function's name and docstring (Kedro and kedro-viz show them)."""
+    return update_wrapper(partial(function, **bound), function)
+
+
+def iteration_namespace(iteration: int) -> str:
+    """Namespace of iteration ``iteration``: ``iter_001``, ``iter_002``, ..."""
+    return f"iter_{iteration:03d}"
+
+
+def iteration_template(iteration: int, *, final: bool) -> Pipeline:
+    """One PE iteration: embed -> DP histogram -> resample -> vary, plus its metrics.
+
+    Args:
+        iteration: t, from 1.
+        final: The last iteration stops after resampling: its survivors are the release.
+    """
+    nodes = [
+        Node(pe_nodes.embed_population, ["modality", "candidates"], "candidate_embeddings", name="embed"),
+        Node(
+            _bind(pe_nodes.dp_histogram, iteration=iteration),
+            ["modality", "candidates", "candidate_embeddings", "private_embeddings", "private_labels",
+             "privacy_plan", "params:pe"],
+            "histogram",
+            name="dp_histogram",
+        ),
+        Node(
+            _bind(pe_nodes.resample, iteration=iteration),
+            ["modality", "candidates", "histogram", "class_sizes", "privacy_plan", "params:pe"],
+            "survivors",
+            name="resample",
+        ),
+        Node(
+            _bind(pe_nodes.summarise_iteration, iteration=iteration),
+            ["modality", "survivors", "histogram", "reference_summary", "privacy_plan"],
+            "metrics",
+            name="evaluate",
+        ),
+    ]
+    if not final:
+        nodes.append(
+            Node(
+                _bind(pe_nodes.vary, iteration=iteration),
+                ["modality", "survivors", "privacy_plan", "params:pe"],
+                "population",
+                name="vary",
+            )
+        )
+    previous = "initial_population" if iteration == 1 else f"{iteration_namespace(iteration - 1)}.population"
+    return Pipeline(
+        nodes,
+        namespace=iteration_namespace(iteration),
+        inputs={"candidates": previous, **{name: name for name in SHARED_INPUTS}},
+        parameters=SHARED_PARAMETERS,
+    )
+
+
+def private_evolution_pipeline(iterations: int) -> Pipeline:
+    """Calibration, class sizes, initial population, T iterations and the release.
+
+    Args:
+        iterations: T. It is bound into the calibration node, so the budget pays for exactly
+            the histograms this DAG releases.
+    """
+    if not isinstance(iterations, int) or iterations < 1:
+        raise ValueError(f"the number of iterations T must be an integer >= 1, got {iterations!r}")
+    setup = Pipeline(
+        [
+            Node(
+                _bind(pe_nodes.calibrate_privacy, iterations=iterations),
+                ["modality", "params:dp", "params:pe"],
+                "privacy_plan",
+                name="calibrate_privacy",
+            ),
+            Node(
+                pe_nodes.dp_class_sizes,
+                ["modality", "private_labels", "privacy_plan", "params:pe"],
+                "class_sizes",
+                name="dp_class_sizes",
+            ),
+            Node(
+                pe_nodes.generate_initial_population,
+                ["modality", "class_sizes", "privacy_plan"],
+                "initial_population",
+                name="generate_initial_population",
+            ),
+        ]
+    )
+    loop = [iteration_template(t, final=t == iterations) for t in range(1, iterations + 1)]
+    release = Pipeline(
+        [
+            Node(
+                pe_nodes.release_synthetic_data,
+                f"{iteration_namespace(iterations)}.survivors",
+                "synthetic_data",
+                name="release_synthetic_data",
+            )
+        ]
+    )
+    return Pipeline([setup, *loop, release])
