@@ -14,6 +14,7 @@ finally ``synthetic_data``. The caller wraps it in the modality's namespace.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from functools import partial, update_wrapper
 from typing import Any
@@ -48,7 +49,8 @@ def iteration_template(iteration: int, *, final: bool) -> Pipeline:
 
     Args:
         iteration: t, from 1.
-        final: The last iteration stops after resampling: its survivors are the release.
+        final: The last iteration releases its survivors as ``synthetic_data`` instead of
+            varying them.
     """
     nodes = [
         Node(pe_nodes.embed_population, ["modality", "candidates"], "candidate_embeddings", name="embed"),
@@ -69,10 +71,14 @@ def iteration_template(iteration: int, *, final: bool) -> Pipeline:
             _bind(pe_nodes.summarise_iteration, iteration=iteration),
             ["modality", "survivors", "histogram", "reference_summary", "privacy_plan"],
             "metrics",
-            name="evaluate",
+            name="evaluate_iteration",
         ),
     ]
-    if not final:
+    if final:
+        nodes.append(
+            Node(pe_nodes.release_synthetic_data, "survivors", "synthetic_data", name="release_synthetic_data")
+        )
+    else:
         nodes.append(
             Node(
                 _bind(pe_nodes.vary, iteration=iteration),
@@ -82,12 +88,17 @@ def iteration_template(iteration: int, *, final: bool) -> Pipeline:
             )
         )
     previous = "initial_population" if iteration == 1 else f"{iteration_namespace(iteration - 1)}.population"
-    return Pipeline(
-        nodes,
-        namespace=iteration_namespace(iteration),
-        inputs={"candidates": previous, **{name: name for name in SHARED_INPUTS}},
-        parameters=SHARED_PARAMETERS,
-    )
+    with warnings.catch_warnings():
+        # Kedro warns when a node reads a dotted name from a sibling namespace; reading the
+        # previous iteration's population is exactly that, and is intended.
+        warnings.filterwarnings("ignore", message="One or more dataset names contain '.'", category=UserWarning)
+        return Pipeline(
+            nodes,
+            namespace=iteration_namespace(iteration),
+            inputs={"candidates": previous, **{name: name for name in SHARED_INPUTS}},
+            outputs={"synthetic_data": "synthetic_data"} if final else None,
+            parameters=SHARED_PARAMETERS,
+        )
 
 
 def private_evolution_pipeline(iterations: int) -> Pipeline:
@@ -122,14 +133,4 @@ def private_evolution_pipeline(iterations: int) -> Pipeline:
         ]
     )
     loop = [iteration_template(t, final=t == iterations) for t in range(1, iterations + 1)]
-    release = Pipeline(
-        [
-            Node(
-                pe_nodes.release_synthetic_data,
-                f"{iteration_namespace(iterations)}.survivors",
-                "synthetic_data",
-                name="release_synthetic_data",
-            )
-        ]
-    )
-    return Pipeline([setup, *loop, release])
+    return Pipeline([setup, *loop])

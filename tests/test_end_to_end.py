@@ -1,0 +1,127 @@
+"""``kedro run`` on a copy of the project, as a user runs it: outputs, versions, MLflow, errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+import pytest
+
+from dp_synth.core.schema import conform, parse_schema
+
+from .conftest import PROJECT_ROOT
+
+KEDRO = str(Path(sys.executable).with_name("kedro"))
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A fresh copy of the project's configuration and raw data."""
+    shutil.copytree(PROJECT_ROOT / "conf", tmp_path / "conf", ignore=shutil.ignore_patterns("local"))
+    (tmp_path / "conf" / "local").mkdir()  # a developer's local settings must not leak into tests
+    shutil.copytree(PROJECT_ROOT / "data" / "01_raw", tmp_path / "data" / "01_raw")
+    for name in ("pyproject.toml", ".telemetry.yml"):
+        shutil.copy(PROJECT_ROOT / name, tmp_path / name)
+    shutil.copytree(PROJECT_ROOT / "src", tmp_path / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    return tmp_path
+
+
+def kedro_run(project: Path, *args: str, iterations: int = 2) -> subprocess.CompletedProcess:
+    environment = {key: value for key, value in os.environ.items() if not key.startswith("MLFLOW_")}
+    environment["DP_SYNTH_ITERATIONS"] = str(iterations)
+    return subprocess.run(
+        [KEDRO, "run", *args],
+        cwd=project,
+        env=environment,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def written_files(project: Path) -> list[Path]:
+    return sorted(
+        path.relative_to(project) for path in (project / "data").rglob("*") if path.is_file() and "01_raw" not in path.parts
+    )
+
+
+def test_kedro_run_releases_versioned_synthetic_data_and_tracks_epsilon(project):
+    small = "tabular.pe.population_size=60,tabular.dp.seed=3"
+    first = kedro_run(project, "--params", small)
+    assert first.returncode == 0, first.stderr[-3000:] + first.stdout[-3000:]
+    second = kedro_run(project, "--pipeline=tabular", "--params", small)
+    assert second.returncode == 0, second.stderr[-3000:]
+
+    # Every population and the release are versioned: the second run wrote next to the first.
+    releases = sorted((project / "data/07_model_output/tabular/synthetic_data.csv").iterdir())
+    assert len(releases) == 2
+    schema = parse_schema(json.loads((project / "data/01_raw/adult/schema.json").read_text()))
+    for release in releases:
+        synthetic = conform(pd.read_csv(release / "synthetic_data.csv"), schema)
+        assert len(synthetic) == 60
+        assert set(synthetic["class"]) == {"<=50K", ">50K"}
+    for name in ("iter_000", "iter_001"):
+        assert len(list((project / f"data/05_model_input/tabular/populations/{name}.parquet").iterdir())) == 2
+    assert len(list((project / "data/05_model_input/tabular/survivors/iter_002.parquet").iterdir())) == 2
+
+    # Nothing derived from private rows is persisted besides DP outputs and aggregate reports.
+    allowed_roots = {
+        "data/05_model_input/tabular/populations",
+        "data/05_model_input/tabular/survivors",
+        "data/07_model_output/tabular",
+        "data/08_reporting/tabular",
+    }
+    assert all(any(str(path).startswith(root) for root in allowed_roots) for path in written_files(project))
+
+    mlflow.set_tracking_uri(f"sqlite:///{project / 'mlflow.db'}")
+    runs = mlflow.search_runs(experiment_names=["dp-synth"], output_format="list")
+    assert len(runs) == 2
+    client = mlflow.MlflowClient()
+    for run in runs:
+        assert run.data.params["dp_epsilon"] == "1.0"
+        assert run.data.params["dp_iterations"] == "2"
+        assert run.data.params["dp_releases"] == "3"  # class count + 2 histograms
+        assert run.data.params["dp_noise_seeded"] == "True"
+        assert float(run.data.params["dp_sigma"]) > 0
+        history = client.get_metric_history(run.info.run_id, "epsilon_spent")
+        assert [metric.step for metric in sorted(history, key=lambda m: m.step)] == [1, 2]
+        assert max(metric.value for metric in history) == pytest.approx(1.0)
+        assert 0.5 < run.data.metrics["final_gbm_accuracy"] <= 1.0
+        assert {"tvd_1way", "distinct_survivors", "histogram_mass_above_threshold"} <= set(run.data.metrics)
+        assert client.list_artifacts(run.info.run_id) == []
+
+
+@pytest.mark.parametrize(
+    ("corrupt", "args", "message"),
+    [
+        (lambda table: table.assign(zip_code=1), [], "extra ['zip_code']"),
+        (lambda table: table.drop(columns="age"), [], "missing ['age']"),
+        (lambda table: table.assign(age=table["age"].where(table.index != 5, 150)), [], "outside the declared domain"),
+        (lambda table: table.assign(race=table["race"].where(table.index != 5, None)), [], "'race' has 1 missing values"),
+        (lambda table: table[table["class"] == "<=50K"], [], "classes ['>50K'] have no private rows"),
+        (None, ["--params", "tabular.dp.epsilon=0"], "dp.epsilon must be a finite number > 0"),
+        (None, ["--params", "tabular.dp.delta=1.5"], "dp.delta must be in the open interval (0, 1)"),
+        (None, ["--params", "tabular.pe.population_size=1"], "smaller than the number of classes"),
+    ],
+)
+def test_bad_input_stops_with_a_clear_error_and_writes_nothing(project, corrupt, args, message):
+    if corrupt is not None:
+        path = project / "data/01_raw/adult/adult_train.csv"
+        corrupt(pd.read_csv(path)).to_csv(path, index=False)
+    result = kedro_run(project, *args, iterations=1)
+    assert result.returncode != 0
+    assert message in result.stdout + result.stderr
+    assert written_files(project) == []
+
+
+def test_zero_iterations_is_refused(project):
+    result = kedro_run(project, iterations=0)
+    assert result.returncode != 0
+    assert "DP_SYNTH_ITERATIONS must be an integer >= 1" in result.stdout + result.stderr

@@ -1,0 +1,62 @@
+"""The DP nearest-neighbour histogram: vote mass, per-class voting and the L2 sensitivity bound."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from dp_synth.core.histogram import class_conditional_votes, nearest_neighbour_votes, release
+
+
+def test_each_record_votes_for_its_nearest_candidate():
+    candidates = np.array([[0.0, 0.0], [10.0, 10.0]])
+    private = np.array([[0.1, 0.0], [9.0, 9.5], [0.0, 0.2]])
+    assert nearest_neighbour_votes(private, candidates, k=1).tolist() == [2.0, 1.0]
+
+
+def test_k_votes_weigh_one_over_sqrt_k():
+    candidates = np.arange(10, dtype=float)[:, None]
+    private = np.array([[0.0]])
+    votes = nearest_neighbour_votes(private, candidates, k=4)
+    assert votes[:4] == pytest.approx([0.5] * 4)
+    assert votes[4:].sum() == 0
+
+
+def test_votes_stay_inside_the_record_class():
+    candidates = np.array([[0.0], [1.0], [100.0]])
+    candidate_labels = np.array(["a", "b", "b"])
+    private = np.array([[0.0], [0.0]])
+    private_labels = np.array(["b", "a"])
+    votes = class_conditional_votes(private, private_labels, candidates, candidate_labels, k=1)
+    assert votes.tolist() == [1.0, 1.0, 0.0]
+
+
+@pytest.mark.parametrize("k", [1, 3, 5, 20])
+def test_removing_any_record_moves_the_histogram_by_at_most_one_in_l2(k):
+    rng = np.random.default_rng(0)
+    private = rng.normal(size=(60, 4)).astype(np.float32)
+    private_labels = rng.choice(["a", "b", "c"], size=60)
+    candidates = rng.normal(size=(12, 4)).astype(np.float32)
+    candidate_labels = np.repeat(["a", "b", "c"], 4)
+    full = class_conditional_votes(private, private_labels, candidates, candidate_labels, k)
+    changes = [
+        np.linalg.norm(
+            full
+            - class_conditional_votes(
+                np.delete(private, i, axis=0), np.delete(private_labels, i), candidates, candidate_labels, k
+            )
+        )
+        for i in range(len(private))
+    ]
+    assert max(changes) <= 1.0 + 1e-9
+    if k <= 4:  # every class has 4 candidates: a record casts all k votes, and the bound is tight
+        assert max(changes) == pytest.approx(1.0)
+
+
+def test_release_adds_gaussian_noise_of_the_plan_sigma_and_thresholds():
+    votes = np.zeros(200_000)
+    histogram = release(votes, sigma=3.0, threshold=2.0, rng=np.random.default_rng(1))
+    assert histogram.noisy.std() == pytest.approx(3.0, rel=0.01)
+    assert histogram.noisy.mean() == pytest.approx(0.0, abs=0.03)
+    assert (histogram.thresholded >= 0).all()
+    assert np.array_equal(histogram.thresholded, np.maximum(histogram.noisy - 2.0, 0))

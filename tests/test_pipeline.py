@@ -1,0 +1,173 @@
+"""Pipeline shape, T binding, parameter validation, and the PE template on a non-tabular modality."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import pytest
+from kedro.io import DataCatalog
+from kedro.pipeline import Pipeline
+from kedro.runner import SequentialRunner
+
+from dp_synth.core.privacy import PrivacyConfigError
+from dp_synth.pipeline_registry import ITERATIONS_VARIABLE, pe_iterations
+from dp_synth.pipelines import pe_nodes
+from dp_synth.pipelines.pe_template import private_evolution_pipeline
+from dp_synth.pipelines.tabular_pipeline import create_pipeline
+
+PE = {
+    "population_size": 40,
+    "nearest_neighbours": 1,
+    "threshold": 0.0,
+    "sampling_iterations": 1,
+    "variations_per_survivor": 3,
+}
+DP = {"epsilon": 1.0, "delta": "auto", "class_proportions": "dp", "seed": 0}
+
+
+def test_tabular_dag_has_one_namespaced_iteration_per_t():
+    pipeline = create_pipeline(3)
+    names = {node.name for node in pipeline.nodes}
+    for t in (1, 2, 3):
+        for stage in ("embed", "dp_histogram", "resample", "evaluate_iteration"):
+            assert f"tabular.iter_{t:03d}.{stage}" in names
+    assert {"tabular.iter_001.vary", "tabular.iter_002.vary"} <= names
+    assert "tabular.iter_003.vary" not in names  # the last survivors are the release
+    assert "tabular.iter_003.release_synthetic_data" in names
+    assert not any(name.startswith("tabular.iter_004") for name in names)
+    for stage in ("load_private_data", "embed_private_data", "generate_initial_population", "evaluate"):
+        assert f"tabular.{stage}" in names
+    assert {n.namespace for n in pipeline.nodes if ".iter_" in n.name} == {
+        "tabular.iter_001", "tabular.iter_002", "tabular.iter_003"
+    }
+
+
+def test_dag_inputs_and_outputs():
+    pipeline = create_pipeline(2)
+    assert pipeline.inputs() == {
+        "tabular.schema", "tabular.private_data", "tabular.reference_data",
+        "params:tabular.dp", "params:tabular.pe", "params:tabular.generator", "params:tabular.evaluation",
+    }
+    assert pipeline.outputs() == {"tabular.evaluation_metrics"} | {
+        f"tabular.{name}" for name in ("iter_001.metrics", "iter_002.metrics")
+    }
+    assert "tabular.synthetic_data" in pipeline.all_outputs()
+    assert "tabular.iter_001.population" in pipeline.all_outputs()
+    assert "tabular.iter_002.survivors" in pipeline.all_outputs()
+
+
+def test_calibration_pays_for_exactly_the_iterations_in_the_dag():
+    for iterations in (1, 4, 30):
+        (calibrate,) = [n for n in create_pipeline(iterations).nodes if n.name == "tabular.calibrate_privacy"]
+        assert calibrate.func.keywords == {"iterations": iterations}
+        assert sum(n.name.endswith(".dp_histogram") for n in create_pipeline(iterations).nodes) == iterations
+
+
+@pytest.mark.parametrize("value", ["0", "-2", "ten"])
+def test_bad_iteration_count_is_rejected(monkeypatch, value):
+    monkeypatch.setenv(ITERATIONS_VARIABLE, value)
+    with pytest.raises(ValueError, match=ITERATIONS_VARIABLE):
+        pe_iterations()
+
+
+@dataclass(frozen=True)
+class PointModality:
+    """A one-dimensional toy modality: candidates are points in [0, 1]."""
+
+    label_column: str = "label"
+    classes: tuple[str, ...] = ("left", "right")
+    public_row_count: int | None = 400
+    public_class_proportions: dict | None = None
+
+    def random_population(self, class_sizes, rng):
+        size = sum(class_sizes.values())
+        return pd.DataFrame({"x": rng.uniform(size=size), "label": np.repeat(list(class_sizes), list(class_sizes.values()))})
+
+    def vary(self, survivors, iteration, iterations, rng):
+        moved = np.clip(survivors["x"] + rng.normal(0, 0.1 / iteration, size=len(survivors)), 0, 1)
+        return survivors.assign(x=moved).reset_index(drop=True)
+
+    def embed(self, population):
+        return population[["x"]].to_numpy(dtype=np.float32)
+
+    def summarise_reference(self, reference):
+        return reference.groupby("label")["x"].mean()
+
+    def quality(self, population, reference_summary):
+        means = population.groupby("label")["x"].mean()
+        return {"mean_gap": float((means - reference_summary).abs().max())}
+
+
+def test_template_runs_any_modality_and_moves_towards_private_data():
+    """The PE loop, unchanged, under another namespace with a non-tabular modality."""
+    rng = np.random.default_rng(0)
+    private = pd.DataFrame(
+        {"x": np.r_[rng.normal(0.2, 0.02, 200), rng.normal(0.8, 0.02, 200)], "label": ["left"] * 200 + ["right"] * 200}
+    )
+    modality = PointModality()
+    embeddings, labels = pe_nodes.embed_private_data(modality, private)
+    pipeline = Pipeline(private_evolution_pipeline(4), namespace="points")
+    catalog = DataCatalog()
+    for name, value in {
+        "modality": modality,
+        "private_embeddings": embeddings,
+        "private_labels": labels,
+        "reference_summary": modality.summarise_reference(private),
+    }.items():
+        catalog[f"points.{name}"] = value
+    catalog["params:points.pe"] = PE
+    catalog["params:points.dp"] = {**DP, "epsilon": 20.0}
+    outputs = SequentialRunner().run(pipeline, catalog)
+    synthetic = outputs["points.synthetic_data"].load()
+    assert len(synthetic) == 40
+    means = synthetic.groupby("label")["x"].mean()
+    assert means["left"] == pytest.approx(0.2, abs=0.05)
+    assert means["right"] == pytest.approx(0.8, abs=0.05)
+    final_metrics = outputs["points.iter_004.metrics"].load()
+    assert final_metrics["epsilon_spent"] == pytest.approx(20.0)
+
+
+def test_population_schedule_sizes():
+    modality = PointModality()
+    plan = pe_nodes.calibrate_privacy(modality, DP, PE, iterations=3)
+    survivors = modality.random_population({"left": 30, "right": 10}, np.random.default_rng(0))
+    assert len(pe_nodes.vary(modality, survivors, plan, PE, iteration=1)) == 40  # sampling: replace
+    grown = pe_nodes.vary(modality, survivors, plan, PE, iteration=2)  # after: keep + 3 variations
+    assert len(grown) == 160
+    assert grown.iloc[:40].equals(survivors.reset_index(drop=True))
+    assert grown["label"].value_counts().to_dict() == {"left": 120, "right": 40}
+
+
+@pytest.mark.parametrize(
+    ("dp", "pe", "error", "message"),
+    [
+        ({"epsilon": 0}, {}, PrivacyConfigError, "epsilon"),
+        ({"delta": 1.0}, {}, PrivacyConfigError, "delta"),
+        ({"class_proportions": "public"}, {}, PrivacyConfigError, "declares no class_proportions"),
+        ({"class_proportions": "guess"}, {}, PrivacyConfigError, "'dp' or 'public'"),
+        ({}, {"population_size": 1}, ValueError, "smaller than the number of classes"),
+        ({}, {"iterations": 5}, PrivacyConfigError, "DP_SYNTH_ITERATIONS"),
+        ({}, {"nearest_neighbors": 2}, ValueError, "unknown pe settings"),
+        ({}, {"nearest_neighbours": 0}, ValueError, "nearest_neighbours must be an integer >= 1"),
+    ],
+)
+def test_bad_settings_stop_the_run_before_any_private_data_is_used(dp, pe, error, message):
+    with pytest.raises(error, match=message):
+        pe_nodes.calibrate_privacy(PointModality(), {**DP, **dp}, {**PE, **pe}, iterations=3)
+
+
+def test_auto_delta_needs_a_public_row_count():
+    with pytest.raises(PrivacyConfigError, match="public_row_count"):
+        pe_nodes.calibrate_privacy(PointModality(public_row_count=None), DP, PE, iterations=3)
+    plan = pe_nodes.calibrate_privacy(PointModality(), {**DP, "delta": 1e-4}, PE, iterations=3)
+    assert plan.delta == 1e-4
+
+
+def test_public_class_proportions_cost_no_release():
+    modality = PointModality(public_class_proportions={"left": 3, "right": 1})
+    plan = pe_nodes.calibrate_privacy(modality, {**DP, "class_proportions": "public"}, PE, iterations=3)
+    assert plan.releases == 3
+    sizes = pe_nodes.dp_class_sizes(modality, np.array(["left"] * 5), plan, PE)
+    assert sizes == {"left": 30, "right": 10}

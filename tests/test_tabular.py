@@ -1,0 +1,86 @@
+"""Tabular random and variation APIs, the embedding, and class-size allocation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from dp_synth.core.selection import allocate_class_sizes, sample_proportional, top_by_count
+from dp_synth.core.tabular import TabularModality, VariationSchedule
+
+
+@pytest.fixture
+def modality(tiny_schema) -> TabularModality:
+    return TabularModality(schema=tiny_schema, schedule=VariationSchedule())
+
+
+def within_domain(table: pd.DataFrame, modality: TabularModality) -> bool:
+    for column in modality.schema.columns:
+        values = table[column.name]
+        if column.is_numeric:
+            if not values.between(column.low, column.high).all():
+                return False
+        elif not values.isin(column.categories).all():
+            return False
+    return bool((table["age"] == np.round(table["age"])).all())
+
+
+def test_random_population_covers_the_public_domain_with_requested_class_sizes(modality):
+    population = modality.random_population({"no": 700, "yes": 300}, np.random.default_rng(0))
+    assert population["label"].value_counts().to_dict() == {"no": 700, "yes": 300}
+    assert within_domain(population, modality)
+    assert population["age"].min() == 18 and population["age"].max() == 90
+    assert set(population["colour"]) == {"red", "green", "blue"}
+
+
+def test_variation_stays_in_domain_and_keeps_labels(modality):
+    rng = np.random.default_rng(1)
+    population = modality.random_population({"no": 500, "yes": 500}, rng)
+    varied = modality.vary(population, 1, 10, rng)
+    assert within_domain(varied, modality)
+    assert varied["label"].tolist() == population["label"].tolist()
+    degree = VariationSchedule().degree(1, 10)
+    assert (np.abs(varied["score"] - population["score"]) <= degree * 2.0 + 1e-12).all()
+    assert (varied["colour"] != population["colour"]).mean() == pytest.approx(degree * 2 / 3, abs=0.05)
+
+
+def test_variation_degree_follows_the_schedule():
+    schedule = VariationSchedule(r0=0.5, rf=0.01, gamma=0.2)
+    degrees = [schedule.degree(t, 30) for t in range(0, 31)]
+    assert degrees[0] == pytest.approx(0.5)
+    assert degrees[30] == pytest.approx(0.01)
+    assert degrees == sorted(degrees, reverse=True)
+    assert degrees[1] == pytest.approx(0.5 - 0.49 * (1 / 30) ** 0.2)
+
+
+def test_embedding_scales_numeric_on_public_bounds_and_one_hots_categories(modality, tiny_table):
+    embedding = modality.embed(tiny_table)
+    assert embedding.shape == (4, 2 + 3)
+    assert embedding[:, 0].tolist() == pytest.approx([0.0, 22 / 72, 1.0, 15 / 72])
+    assert embedding[:, 1].tolist() == pytest.approx([0.0, 0.75, 1.0, 0.5])
+    assert embedding[1, 2:].tolist() == pytest.approx([0.0, 0.0, 1 / 3])
+
+
+def test_quality_is_zero_for_identical_tables(modality, tiny_table):
+    assert modality.quality(tiny_table, modality.summarise_reference(tiny_table)) == {"tvd_1way": 0.0}
+
+
+def test_class_sizes_add_up_with_at_least_one_row_per_class():
+    sizes = allocate_class_sizes(1000, {"a": 760.4, "b": 239.6, "c": -12.0})
+    assert sum(sizes.values()) == 1000
+    assert min(sizes.values()) >= 1
+    assert sizes["a"] > 3 * sizes["c"]
+    with pytest.raises(ValueError, match="smaller than the number of classes"):
+        allocate_class_sizes(2, {"a": 1, "b": 1, "c": 1})
+
+
+def test_selection_respects_class_sizes_and_weights():
+    labels = np.array(["a", "a", "a", "b", "b"])
+    weights = np.array([0.0, 5.0, 1.0, 0.0, 0.0])
+    top = top_by_count(weights, labels, {"a": 2, "b": 1})
+    assert top.tolist() == [1, 2, 3]
+    drawn = sample_proportional(weights, labels, {"a": 1000, "b": 10}, np.random.default_rng(0))
+    assert np.count_nonzero(drawn == 0) == 0
+    assert np.count_nonzero(drawn == 1) == pytest.approx(5 / 6 * 1000, rel=0.1)
+    assert set(drawn[1000:]) <= {3, 4}
