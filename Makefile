@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)  ## Create .venv and install the project with its test tools
 
 run: $(STAMP)  ## Tabular PE on the bundled Adult data
-	$(KEDRO) run --pipeline=tabular
+	$(KEDRO) run --pipelines=tabular
 
 test: $(STAMP)  ## The whole test suite
 	$(PYTHON) -m pytest

@@ -29,7 +29,7 @@ def pe_loop_seconds(metrics: dict[str, float]) -> float:
 
 def run_once(params: str | None) -> tuple[float, dict[str, float]]:
     """Run the job once; return its wall time and the metrics of the MLflow run it created."""
-    command = [str(Path(sys.executable).with_name("kedro")), "run", "--pipeline=tabular"]
+    command = [str(Path(sys.executable).with_name("kedro")), "run", "--pipelines=tabular"]
     if params:
         command += ["--params", params]
     started = time.perf_counter()

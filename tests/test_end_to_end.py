@@ -26,17 +26,23 @@ def project(tmp_path: Path) -> Path:
     shutil.copytree(PROJECT_ROOT / "conf", tmp_path / "conf", ignore=shutil.ignore_patterns("local"))
     (tmp_path / "conf" / "local").mkdir()  # a developer's local settings must not leak into tests
     shutil.copytree(PROJECT_ROOT / "data" / "01_raw", tmp_path / "data" / "01_raw")
-    for name in ("pyproject.toml", ".telemetry.yml"):
+    for name in ("pyproject.toml", ".telemetry"):
         shutil.copy(PROJECT_ROOT / name, tmp_path / name)
     shutil.copytree(PROJECT_ROOT / "src", tmp_path / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     return tmp_path
 
 
-def kedro_run(project: Path, *args: str, iterations: int = 2) -> subprocess.CompletedProcess:
-    environment = {key: value for key, value in os.environ.items() if not key.startswith("MLFLOW_")}
+def kedro(project: Path, *args: str, iterations: int = 2) -> subprocess.CompletedProcess:
+    """Run a kedro command in ``project`` without a terminal and without telemetry opt-outs in the
+    environment, so the project's own settings must keep it from prompting or phoning home."""
+    environment = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith("MLFLOW_") and key not in ("DO_NOT_TRACK", "KEDRO_DISABLE_TELEMETRY")
+    }
     environment["DP_SYNTH_ITERATIONS"] = str(iterations)
     return subprocess.run(
-        [KEDRO, "run", *args],
+        [KEDRO, *args],
         cwd=project,
         env=environment,
         stdin=subprocess.DEVNULL,
@@ -54,10 +60,11 @@ def written_files(project: Path) -> list[Path]:
 
 def test_kedro_run_releases_versioned_synthetic_data_and_tracks_epsilon(project):
     small = "tabular.pe.population_size=60,tabular.dp.seed=3"
-    first = kedro_run(project, "--params", small)
+    first = kedro(project, "run", "--params", small)
     assert first.returncode == 0, first.stderr[-3000:] + first.stdout[-3000:]
-    second = kedro_run(project, "--pipeline=tabular", "--params", small)
+    second = kedro(project, "run", "--pipeline=tabular", "--params", small)
     assert second.returncode == 0, second.stderr[-3000:]
+    assert (project / "pyproject.toml").read_text() == (PROJECT_ROOT / "pyproject.toml").read_text()
 
     # Every population and the release are versioned: the second run wrote next to the first.
     releases = sorted((project / "data/07_model_output/tabular/synthetic_data.csv").iterdir())
@@ -115,13 +122,30 @@ def test_bad_input_stops_with_a_clear_error_and_writes_nothing(project, corrupt,
     if corrupt is not None:
         path = project / "data/01_raw/adult/adult_train.csv"
         corrupt(pd.read_csv(path)).to_csv(path, index=False)
-    result = kedro_run(project, *args, iterations=1)
+    result = kedro(project, "run", *args, iterations=1)
     assert result.returncode != 0
     assert message in result.stdout + result.stderr
     assert written_files(project) == []
 
 
 def test_zero_iterations_is_refused(project):
-    result = kedro_run(project, iterations=0)
+    result = kedro(project, "run", iterations=0)
     assert result.returncode != 0
     assert "DP_SYNTH_ITERATIONS must be an integer >= 1" in result.stdout + result.stderr
+
+
+def test_project_declines_telemetry_without_any_environment_variable(monkeypatch):
+    from kedro_telemetry.plugin import _check_for_telemetry_consent
+
+    for variable in ("DO_NOT_TRACK", "KEDRO_DISABLE_TELEMETRY"):
+        monkeypatch.delenv(variable, raising=False)
+    assert _check_for_telemetry_consent(PROJECT_ROOT) is False
+
+
+def test_kedro_viz_shows_each_iteration_as_a_modular_pipeline(project):
+    result = kedro(project, "viz", "build", iterations=3)
+    assert result.returncode == 0, result.stderr[-3000:]
+    graph = json.loads((project / "build" / "api" / "main").read_text())
+    modular = set(graph["modular_pipelines"])
+    assert {"tabular", "tabular.iter_001", "tabular.iter_002", "tabular.iter_003"} <= modular
+    assert "tabular.iter_004" not in modular
