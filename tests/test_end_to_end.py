@@ -59,7 +59,7 @@ def written_files(project: Path) -> list[Path]:
 
 
 def test_kedro_run_releases_versioned_synthetic_data_and_tracks_epsilon(project):
-    small = "tabular.pe.population_size=60,tabular.dp.seed=3"
+    small = "tabular.pe.population_size=60,tabular.release.rows=500,tabular.dp.seed=3"
     first = kedro(project, "run", "--params", small)
     assert first.returncode == 0, first.stderr[-3000:] + first.stdout[-3000:]
     second = kedro(project, "run", "--pipeline=tabular", "--params", small)
@@ -72,7 +72,7 @@ def test_kedro_run_releases_versioned_synthetic_data_and_tracks_epsilon(project)
     schema = parse_schema(json.loads((project / "data/01_raw/adult/schema.json").read_text()))
     for release in releases:
         synthetic = conform(pd.read_csv(release / "synthetic_data.csv"), schema)
-        assert len(synthetic) == 60
+        assert len(synthetic) == 500
         assert set(synthetic["class"]) == {"<=50K", ">50K"}
     for name in ("iter_000", "iter_001"):
         assert len(list((project / f"data/05_model_input/tabular/populations/{name}.parquet").iterdir())) == 2

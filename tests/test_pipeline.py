@@ -11,6 +11,7 @@ from kedro.io import DataCatalog
 from kedro.pipeline import Pipeline
 from kedro.runner import SequentialRunner
 
+from dp_synth.core import histogram as dp_hist
 from dp_synth.core.privacy import PrivacyConfigError
 from dp_synth.pipeline_registry import ITERATIONS_VARIABLE, pe_iterations
 from dp_synth.pipelines import pe_nodes
@@ -24,7 +25,8 @@ PE = {
     "sampling_iterations": 1,
     "variations_per_survivor": 3,
 }
-DP = {"epsilon": 1.0, "delta": "auto", "class_proportions": "dp", "seed": 0}
+DP = {"epsilon": 1.0, "delta": "auto", "class_proportions": "dp", "generator_share": 0, "seed": 0}
+RELEASE = {"rows": "auto", "vary": False}
 
 
 def test_tabular_dag_has_one_namespaced_iteration_per_t():
@@ -48,7 +50,8 @@ def test_dag_inputs_and_outputs():
     pipeline = create_pipeline(2)
     assert pipeline.inputs() == {
         "tabular.schema", "tabular.private_data", "tabular.reference_data",
-        "params:tabular.dp", "params:tabular.pe", "params:tabular.generator", "params:tabular.evaluation",
+        "params:tabular.dp", "params:tabular.pe", "params:tabular.release", "params:tabular.generator",
+        "params:tabular.evaluation",
     }
     assert pipeline.outputs() == {"tabular.evaluation_metrics"} | {
         f"tabular.{name}" for name in ("iter_001.metrics", "iter_002.metrics")
@@ -80,6 +83,13 @@ class PointModality:
     classes: tuple[str, ...] = ("left", "right")
     public_row_count: int | None = 400
     public_class_proportions: dict | None = None
+    statistics_sensitivity: float = 0.0
+
+    def with_statistics(self, private, sigma, rng):
+        raise AssertionError("a generator without statistics is never fitted")
+
+    def reweight(self, population, weights):
+        return weights
 
     def random_population(self, class_sizes, rng):
         size = sum(class_sizes.values())
@@ -111,7 +121,8 @@ def test_template_runs_any_modality_and_moves_towards_private_data():
     pipeline = Pipeline(private_evolution_pipeline(4), namespace="points")
     catalog = DataCatalog()
     for name, value in {
-        "modality": modality,
+        "public_modality": modality,
+        "private_table": private,
         "private_embeddings": embeddings,
         "private_labels": labels,
         "reference_summary": modality.summarise_reference(private),
@@ -119,9 +130,10 @@ def test_template_runs_any_modality_and_moves_towards_private_data():
         catalog[f"points.{name}"] = value
     catalog["params:points.pe"] = PE
     catalog["params:points.dp"] = {**DP, "epsilon": 20.0}
+    catalog["params:points.release"] = {"rows": 100, "vary": False}
     outputs = SequentialRunner().run(pipeline, catalog)
     synthetic = outputs["points.synthetic_data"].load()
-    assert len(synthetic) == 40
+    assert len(synthetic) == 100
     means = synthetic.groupby("label")["x"].mean()
     assert means["left"] == pytest.approx(0.2, abs=0.05)
     assert means["right"] == pytest.approx(0.8, abs=0.05)
@@ -131,7 +143,7 @@ def test_template_runs_any_modality_and_moves_towards_private_data():
 
 def test_population_schedule_sizes():
     modality = PointModality()
-    plan = pe_nodes.calibrate_privacy(modality, DP, PE, iterations=3)
+    plan = pe_nodes.calibrate_privacy(modality, DP, PE, RELEASE, iterations=3)
     survivors = modality.random_population({"left": 30, "right": 10}, np.random.default_rng(0))
     assert len(pe_nodes.vary(modality, survivors, plan, PE, iteration=1)) == 40  # sampling: replace
     grown = pe_nodes.vary(modality, survivors, plan, PE, iteration=2)  # after: keep + 3 variations
@@ -141,33 +153,54 @@ def test_population_schedule_sizes():
 
 
 @pytest.mark.parametrize(
-    ("dp", "pe", "error", "message"),
+    ("dp", "pe", "release", "error", "message"),
     [
-        ({"epsilon": 0}, {}, PrivacyConfigError, "epsilon"),
-        ({"delta": 1.0}, {}, PrivacyConfigError, "delta"),
-        ({"class_proportions": "public"}, {}, PrivacyConfigError, "declares no class_proportions"),
-        ({"class_proportions": "guess"}, {}, PrivacyConfigError, "'dp' or 'public'"),
-        ({}, {"population_size": 1}, ValueError, "smaller than the number of classes"),
-        ({}, {"iterations": 5}, PrivacyConfigError, "DP_SYNTH_ITERATIONS"),
-        ({}, {"nearest_neighbors": 2}, ValueError, "unknown pe settings"),
-        ({}, {"nearest_neighbours": 0}, ValueError, "nearest_neighbours must be an integer >= 1"),
+        ({"epsilon": 0}, {}, {}, PrivacyConfigError, "epsilon"),
+        ({"delta": 1.0}, {}, {}, PrivacyConfigError, "delta"),
+        ({"class_proportions": "public"}, {}, {}, PrivacyConfigError, "declares no class_proportions"),
+        ({"class_proportions": "guess"}, {}, {}, PrivacyConfigError, "'dp' or 'public'"),
+        ({}, {"population_size": 1}, {}, ValueError, "smaller than the number of classes"),
+        ({}, {"iterations": 5}, {}, PrivacyConfigError, "DP_SYNTH_ITERATIONS"),
+        ({}, {"nearest_neighbors": 2}, {}, ValueError, "unknown pe settings"),
+        ({}, {"nearest_neighbours": 0}, {}, ValueError, "nearest_neighbours must be an integer >= 1"),
+        ({}, {}, {"rows": 1}, ValueError, "release.rows must be 'auto' or an integer >= the number of classes"),
+        ({}, {}, {"vary": "yes"}, ValueError, "release.vary must be true or false"),
+        ({"generator_share": 0.2}, {}, {}, PrivacyConfigError, "this generator uses no DP statistics"),
+        ({"generator_share": 1.0}, {}, {}, PrivacyConfigError, "generator_share must be a number in"),
     ],
 )
-def test_bad_settings_stop_the_run_before_any_private_data_is_used(dp, pe, error, message):
+def test_bad_settings_stop_the_run_before_any_private_data_is_used(dp, pe, release, error, message):
     with pytest.raises(error, match=message):
-        pe_nodes.calibrate_privacy(PointModality(), {**DP, **dp}, {**PE, **pe}, iterations=3)
+        pe_nodes.calibrate_privacy(PointModality(), {**DP, **dp}, {**PE, **pe}, {**RELEASE, **release}, iterations=3)
 
 
 def test_auto_delta_needs_a_public_row_count():
     with pytest.raises(PrivacyConfigError, match="public_row_count"):
-        pe_nodes.calibrate_privacy(PointModality(public_row_count=None), DP, PE, iterations=3)
-    plan = pe_nodes.calibrate_privacy(PointModality(), {**DP, "delta": 1e-4}, PE, iterations=3)
+        pe_nodes.calibrate_privacy(PointModality(public_row_count=None), DP, PE, RELEASE, iterations=3)
+    plan = pe_nodes.calibrate_privacy(PointModality(), {**DP, "delta": 1e-4}, PE, RELEASE, iterations=3)
     assert plan.delta == 1e-4
 
 
 def test_public_class_proportions_cost_no_release():
     modality = PointModality(public_class_proportions={"left": 3, "right": 1})
-    plan = pe_nodes.calibrate_privacy(modality, {**DP, "class_proportions": "public"}, PE, iterations=3)
+    plan = pe_nodes.calibrate_privacy(modality, {**DP, "class_proportions": "public"}, PE, RELEASE, iterations=3)
     assert plan.releases == 3
-    sizes = pe_nodes.dp_class_sizes(modality, np.array(["left"] * 5), plan, PE)
-    assert sizes == {"left": 30, "right": 10}
+    weights = pe_nodes.measure_class_distribution(modality, np.array(["left"] * 5), plan)
+    assert pe_nodes.allocate_population(weights, PE) == {"left": 30, "right": 10}
+
+
+def test_release_size_is_free_of_private_counts_and_follows_the_histogram():
+    modality = PointModality()
+    plan = pe_nodes.calibrate_privacy(modality, DP, PE, RELEASE, iterations=3)
+    candidates = pd.DataFrame({"x": [0.1, 0.2, 0.3, 0.9], "label": ["left", "left", "right", "right"]})
+    histogram = dp_hist.NoisyHistogram(noisy=np.array([3.0, -1.0, 1.0, 3.0]), thresholded=np.array([3.0, 0.0, 1.0, 3.0]))
+    weights = {"left": 310.4, "right": 99.2}
+    assert pe_nodes.released_row_count(modality, weights, RELEASE) == 400  # the public row count
+    no_public_count = PointModality(public_row_count=None)
+    assert pe_nodes.released_row_count(no_public_count, weights, RELEASE) == 410  # DP estimate
+    released = pe_nodes.release_synthetic_data(modality, candidates, histogram, weights, plan, {"rows": 2000, "vary": False})
+    assert len(released) == 2000
+    counts = released.groupby("label")["x"].value_counts()
+    assert set(released.loc[released["label"] == "left", "x"]) == {0.1}  # zero weight: never drawn
+    assert counts["right"][0.9] / counts["right"].sum() == pytest.approx(0.75, abs=0.05)
+    assert counts["left"].sum() == pytest.approx(2000 * 310.4 / 409.6, abs=2)

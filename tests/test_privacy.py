@@ -80,3 +80,22 @@ def test_seeded_noise_is_reproducible_and_unseeded_is_fresh():
     assert seeded.noise_generator(1, 0).normal() != seeded.noise_generator(2, 0).normal()
     fresh = calibrate(1.0, 1e-5, 3)
     assert fresh.noise_generator(1, 0).normal() != fresh.noise_generator(1, 0).normal()
+
+
+@pytest.mark.parametrize(("share", "sensitivity"), [(0.25, math.sqrt(14)), (0.5, 3.0)])
+def test_generator_statistics_share_is_accounted_exactly(share, sensitivity):
+    plan = calibrate(1.0, 1e-5, 10, 1, statistics_sensitivity=sensitivity, statistics_share=share)
+    accountant = pld_privacy_accountant.PLDAccountant(value_discretization_interval=1e-4)
+    accountant.compose(dp_accounting.GaussianDpEvent(noise_multiplier=plan.sigma), count=plan.releases)
+    accountant.compose(dp_accounting.GaussianDpEvent(noise_multiplier=plan.statistics_sigma / sensitivity))
+    assert accountant.get_epsilon(1e-5) == pytest.approx(1.0, rel=1e-3)
+    assert plan.statistics_mu_squared == pytest.approx(share * plan.mu**2)
+    assert plan.epsilon_spent(0) > 0  # the statistics are released before the first iteration
+    assert plan.epsilon_spent(10) == pytest.approx(1.0, rel=1e-6)
+
+
+def test_statistics_share_needs_statistics_and_the_reverse():
+    with pytest.raises(PrivacyConfigError, match="budget share"):
+        calibrate(1.0, 1e-5, 3, statistics_share=0.2)
+    with pytest.raises(PrivacyConfigError, match="budget share"):
+        calibrate(1.0, 1e-5, 3, statistics_sensitivity=2.0)

@@ -84,3 +84,55 @@ def test_selection_respects_class_sizes_and_weights():
     assert np.count_nonzero(drawn == 0) == 0
     assert np.count_nonzero(drawn == 1) == pytest.approx(5 / 6 * 1000, rel=0.1)
     assert set(drawn[1000:]) <= {3, 4}
+
+
+def test_marginal_counts_move_by_exactly_sqrt_d_when_a_record_is_removed(modality, tiny_table):
+    full = modality.marginal_counts(tiny_table)
+    assert full.sum() == len(tiny_table) * len(modality.schema.features)
+    for row in range(len(tiny_table)):
+        without = modality.marginal_counts(tiny_table.drop(index=row))
+        assert np.linalg.norm(full - without) == pytest.approx(modality.statistics_sensitivity)
+    assert modality.statistics_sensitivity == pytest.approx(np.sqrt(3))
+
+
+def test_cell_grid_round_trips_and_keeps_atoms_on_the_bounds():
+    from dp_synth.core.schema import Column
+    from dp_synth.core.tabular import CellGrid
+
+    wide = CellGrid(Column("gain", "integer", low=0, high=99999), bins=8)
+    values = pd.Series([0, 1, 50000, 99998, 99999])
+    cells = wide.cells(values)
+    assert cells.tolist() == [0, 1, 5, 8, 9] and wide.size == 10
+    redrawn = wide.values(cells, np.random.default_rng(0))
+    assert redrawn[0] == 0 and redrawn[-1] == 99999
+    assert (wide.cells(pd.Series(redrawn)) == cells).all()
+    narrow = CellGrid(Column("age", "integer", low=18, high=90), bins=8)
+    assert narrow.size == 73 and narrow.cells(pd.Series([18, 90])).tolist() == [0, 72]
+
+
+def test_generator_with_noiseless_statistics_reproduces_class_conditional_marginals(modality):
+    rng = np.random.default_rng(0)
+    private = modality.random_population({"no": 3000, "yes": 1000}, rng)
+    private.loc[private["label"] == "yes", "colour"] = "blue"
+    private.loc[private["label"] == "no", "age"] = 30
+    fitted = modality.with_statistics(private, sigma=1e-9, rng=rng)
+    synthetic = fitted.random_population({"no": 2000, "yes": 2000}, rng)
+    assert set(synthetic.loc[synthetic["label"] == "yes", "colour"]) == {"blue"}
+    assert set(synthetic.loc[synthetic["label"] == "no", "age"]) == {30}
+    varied = fitted.vary(synthetic, 1, 10, rng)
+    assert within_domain(varied, fitted)
+    assert set(varied.loc[varied["label"] == "yes", "colour"]) == {"blue"}  # redraws follow the marginal
+
+
+def test_reweighting_matches_the_noisy_marginals(modality):
+    rng = np.random.default_rng(1)
+    private = modality.random_population({"no": 4000, "yes": 1000}, rng)
+    private.loc[: 2999, "colour"] = "red"
+    fitted = modality.with_statistics(private, sigma=1e-9, rng=rng)
+    population = modality.random_population({"no": 500, "yes": 500}, rng)
+    weights = fitted.reweight(population, np.ones(len(population)))
+    is_no = (population["label"] == "no").to_numpy()
+    red_share = weights[is_no & (population["colour"] == "red").to_numpy()].sum() / weights[is_no].sum()
+    true_share = (private.loc[private["label"] == "no", "colour"] == "red").mean()
+    assert red_share == pytest.approx(true_share, abs=0.01)
+    assert np.array_equal(modality.reweight(population, np.ones(3)), np.ones(3))  # no statistics: unchanged

@@ -9,11 +9,11 @@ from kedro.pipeline import Pipeline
 from dp_synth.pipelines import tabular_pipeline
 
 ITERATIONS_VARIABLE = "DP_SYNTH_ITERATIONS"
-DEFAULT_ITERATIONS = 30
+DEFAULT_ITERATIONS = 10
 
 
 def pe_iterations() -> int:
-    """T, from ``DP_SYNTH_ITERATIONS`` (default 30). The same value builds the DAG and
+    """T, from ``DP_SYNTH_ITERATIONS`` (default 10). The same value builds the DAG and
     calibrates the noise, so the budget pays for exactly the histograms that are released."""
     raw = os.environ.get(ITERATIONS_VARIABLE, str(DEFAULT_ITERATIONS))
     try:

@@ -22,12 +22,20 @@ class Modality(Protocol):
         classes: The public list of classes.
         public_row_count: The private row count, if declared public (for the default delta).
         public_class_proportions: Class proportions, if declared public.
+        statistics_sensitivity: L2 sensitivity of the DP statistics ``with_statistics`` measures
+            for the generator; 0 for a generator that uses none.
     """
 
     label_column: str
     classes: tuple[str, ...]
     public_row_count: int | None
     public_class_proportions: Mapping[str, float] | None
+    statistics_sensitivity: float
+
+    def with_statistics(self, private: pd.DataFrame, sigma: float, rng: np.random.Generator) -> Modality:
+        """Return a copy whose generator uses a statistic of ``private`` plus N(0, sigma^2) noise
+        (a Gaussian mechanism of sensitivity ``statistics_sensitivity``)."""
+        ...
 
     def random_population(self, class_sizes: Mapping[str, int], rng: np.random.Generator) -> pd.DataFrame:
         """Random API: ``class_sizes[c]`` fresh candidates of each class, from public knowledge only."""
@@ -37,6 +45,10 @@ class Modality(Protocol):
         self, survivors: pd.DataFrame, iteration: int, iterations: int, rng: np.random.Generator
     ) -> pd.DataFrame:
         """Variation API: one variation of every survivor, same label, degree set by the schedule."""
+        ...
+
+    def reweight(self, population: pd.DataFrame, weights: np.ndarray) -> np.ndarray:
+        """Release weights of a population's candidates, adjusted by post-processing only."""
         ...
 
     def embed(self, population: pd.DataFrame) -> np.ndarray:

@@ -1,10 +1,12 @@
 """Privacy accounting for Private Evolution with Gaussian noise.
 
-Every DP release in a PE run is a Gaussian mechanism with L2 sensitivity 1 and the same
-noise multiplier ``sigma``: one noisy nearest-neighbour histogram per iteration, plus
-(optionally) one noisy class count before the first iteration. ``r`` such releases compose
-exactly to mu-Gaussian DP with ``mu = sqrt(r) / sigma`` (Dong, Roth and Su, 2019), and mu-GDP
-implies (epsilon, delta)-DP for every pair on the curve
+Every DP release in a PE run is a Gaussian mechanism: one noisy nearest-neighbour histogram
+per iteration and (optionally) one noisy class count, each with L2 sensitivity 1 and noise
+``sigma``, plus (optionally) one release of generator statistics with sensitivity ``s`` and
+noise ``sigma_s``. Gaussian mechanisms compose exactly in Gaussian DP (Dong, Roth and Su,
+2019): ``r`` sensitivity-1 releases and the statistics give mu-GDP with
+``mu**2 = r / sigma**2 + (s / sigma_s)**2``, and mu-GDP implies (epsilon, delta)-DP for every
+pair on the curve
 
     delta(epsilon) = Phi(-epsilon / mu + mu / 2) - exp(epsilon) * Phi(-epsilon / mu - mu / 2).
 
@@ -97,14 +99,21 @@ def default_delta(row_count: int) -> float:
 class GaussianPrivacyPlan:
     """The calibrated noise of a run and the budget it spends.
 
+    A run makes, in order: an optional release of generator statistics (one Gaussian
+    mechanism with L2 sensitivity ``statistics_sensitivity`` and noise ``statistics_sigma``),
+    ``preliminary_releases`` sensitivity-1 releases (the DP class count), then one
+    sensitivity-1 histogram per iteration with noise ``sigma``. Together they are mu-GDP with
+    ``mu**2 = releases / sigma**2 + (statistics_sensitivity / statistics_sigma)**2``.
+
     Attributes:
         epsilon: Total epsilon of the run (all releases).
         delta: Total delta of the run.
-        sigma: Noise multiplier of every Gaussian release (sensitivity 1).
-        releases: Number of Gaussian releases the run makes, in order:
-            ``preliminary_releases`` first, then one histogram per iteration.
-        preliminary_releases: Releases made before the first iteration (the DP class count).
+        sigma: Noise of every sensitivity-1 release (class count, histograms).
+        releases: Number of sensitivity-1 releases: preliminary ones plus one per iteration.
+        preliminary_releases: Sensitivity-1 releases made before the first iteration.
         seed: Seed of the noise generator, or ``None`` for fresh OS entropy.
+        statistics_sigma: Noise of the generator-statistics release (``inf`` when there is none).
+        statistics_sensitivity: L2 sensitivity of that release (0 when there is none).
     """
 
     epsilon: float
@@ -113,11 +122,18 @@ class GaussianPrivacyPlan:
     releases: int
     preliminary_releases: int
     seed: int | None
+    statistics_sigma: float = math.inf
+    statistics_sensitivity: float = 0.0
+
+    @property
+    def statistics_mu_squared(self) -> float:
+        """The generator-statistics release's share of mu squared (0 when there is none)."""
+        return (self.statistics_sensitivity / self.statistics_sigma) ** 2
 
     @property
     def mu(self) -> float:
         """GDP parameter of the whole run."""
-        return math.sqrt(self.releases) / self.sigma
+        return math.sqrt(self.releases / self.sigma**2 + self.statistics_mu_squared)
 
     @property
     def iterations(self) -> int:
@@ -127,16 +143,16 @@ class GaussianPrivacyPlan:
     def epsilon_spent(self, iterations_done: int) -> float:
         """Epsilon spent (at this plan's delta) after ``iterations_done`` histograms.
 
-        The preliminary releases are counted from the start.
+        The statistics and preliminary releases are counted from the start.
         """
         if not 0 <= iterations_done <= self.iterations:
             raise ValueError(
                 f"iterations_done must be in [0, {self.iterations}], got {iterations_done}"
             )
-        releases_done = self.preliminary_releases + iterations_done
-        if releases_done == 0:
+        mu_squared = (self.preliminary_releases + iterations_done) / self.sigma**2 + self.statistics_mu_squared
+        if mu_squared == 0:
             return 0.0
-        return gdp_epsilon_for(math.sqrt(releases_done) / self.sigma, self.delta)
+        return gdp_epsilon_for(math.sqrt(mu_squared), self.delta)
 
     def noise_generator(self, *stream: int) -> np.random.Generator:
         """Return the generator of one noise stream.
@@ -155,15 +171,19 @@ def calibrate(
     iterations: int,
     preliminary_releases: int = 0,
     seed: int | None = None,
+    statistics_sensitivity: float = 0.0,
+    statistics_share: float = 0.0,
 ) -> GaussianPrivacyPlan:
-    """Calibrate the noise multiplier so the whole run is exactly (epsilon, delta)-DP.
+    """Calibrate the noise so the whole run is exactly (epsilon, delta)-DP.
 
     Args:
         epsilon: Total epsilon, > 0.
         delta: Total delta, in (0, 1).
         iterations: Number of PE iterations T (one histogram each), >= 1.
-        preliminary_releases: Extra releases before the loop (1 for a DP class count).
+        preliminary_releases: Extra sensitivity-1 releases before the loop (1 for a DP class count).
         seed: Seed for the noise generators, or ``None`` for OS entropy.
+        statistics_sensitivity: L2 sensitivity of the generator-statistics release, or 0 for none.
+        statistics_share: Share of mu squared spent on that release, in [0, 1); 0 when there is none.
 
     Returns:
         The calibrated plan.
@@ -171,13 +191,25 @@ def calibrate(
     validate_budget(epsilon, delta)
     if not isinstance(iterations, int) or iterations < 1:
         raise PrivacyConfigError(f"the number of iterations T must be >= 1, got {iterations!r}")
+    if not 0.0 <= statistics_share < 1.0:
+        raise PrivacyConfigError(f"the generator statistics' budget share must be in [0, 1), got {statistics_share!r}")
+    if (statistics_share > 0) != (statistics_sensitivity > 0):
+        raise PrivacyConfigError(
+            "a budget share for generator statistics needs a generator that measures statistics, "
+            f"and the reverse (share {statistics_share}, sensitivity {statistics_sensitivity})"
+        )
     releases = iterations + preliminary_releases
     mu = gdp_mu_for(epsilon, delta)
+    statistics_sigma = (
+        statistics_sensitivity / (math.sqrt(statistics_share) * mu) if statistics_share > 0 else math.inf
+    )
     return GaussianPrivacyPlan(
         epsilon=float(epsilon),
         delta=float(delta),
-        sigma=math.sqrt(releases) / mu,
+        sigma=math.sqrt(releases) / (math.sqrt(1.0 - statistics_share) * mu),
         releases=releases,
         preliminary_releases=preliminary_releases,
         seed=seed,
+        statistics_sigma=statistics_sigma,
+        statistics_sensitivity=float(statistics_sensitivity),
     )

@@ -1,10 +1,16 @@
 """Tabular modality: random and variation APIs over a public schema, and the row embedding.
 
-Nothing here reads private rows: every bound and category comes from the ``TableSchema``.
+Every bound and category comes from the ``TableSchema``. Optionally the generator is
+informed by DP statistics: class-conditional one-way marginals of every feature, measured
+once with the Gaussian mechanism (``with_statistics``) and paid from the run's budget. With
+them, the random API draws each feature from its noisy marginal instead of uniformly, the
+variation API redraws cells from it, and the release is re-weighted to match it.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -13,15 +19,21 @@ import pandas as pd
 
 from dp_synth.core.schema import Column, TableSchema
 
-_QUALITY_BINS = 20
+EXACT_INTEGER_CELLS = 128
+"""Integer columns with at most this many values get one marginal cell per value."""
+
+RAKING_SWEEPS = 10
+"""Sweeps of iterative proportional fitting when the release is re-weighted to the marginals."""
 
 
 @dataclass(frozen=True)
 class VariationSchedule:
     """Degree of variation over iterations: r(t) = r0 - (r0 - rf) (t / T) ** gamma.
 
-    A categorical cell is redrawn with probability r(t); a numeric cell moves by
-    U(-r(t), r(t)) x (max - min), then is clipped (and rounded for integers).
+    Without statistics, a categorical cell is redrawn uniformly with probability r(t) and a
+    numeric cell moves by U(-r(t), r(t)) x (max - min), then is clipped (and rounded for
+    integers). With statistics, every cell is redrawn from its noisy marginal with
+    probability r(t).
     """
 
     r0: float = 0.5
@@ -33,13 +45,63 @@ class VariationSchedule:
         return self.r0 - (self.r0 - self.rf) * (iteration / iterations) ** self.gamma
 
 
-def _draw_column(column: Column, size: int, rng: np.random.Generator) -> np.ndarray:
-    """Draw ``size`` values uniformly from a column's public domain."""
-    if column.kind == "categorical":
-        return np.asarray(column.categories, dtype=object)[rng.integers(len(column.categories), size=size)]
-    if column.kind == "integer":
-        return rng.integers(int(column.low), int(column.high), endpoint=True, size=size)
-    return rng.uniform(column.low, column.high, size=size)
+@dataclass(frozen=True)
+class CellGrid:
+    """The public grid of marginal cells of one column.
+
+    Categorical: one cell per category. Integer with at most ``EXACT_INTEGER_CELLS`` values:
+    one cell per value. Other numeric columns: a cell for the exact lower bound, ``bins``
+    equal-width cells, a cell for the exact upper bound (censored columns such as a capital
+    gain put much mass exactly on a bound).
+    """
+
+    column: Column
+    bins: int
+
+    @property
+    def exact(self) -> bool:
+        """Whether each integer value has its own cell."""
+        return self.column.kind == "integer" and self.column.high - self.column.low < EXACT_INTEGER_CELLS
+
+    @property
+    def size(self) -> int:
+        """Number of cells."""
+        if not self.column.is_numeric:
+            return len(self.column.categories)
+        return int(self.column.high - self.column.low) + 1 if self.exact else self.bins + 2
+
+    def cells(self, values: pd.Series) -> np.ndarray:
+        """Cell index of each value."""
+        column = self.column
+        if not column.is_numeric:
+            return pd.Categorical(values, categories=column.categories).codes.astype(np.int64)
+        numbers = values.to_numpy(dtype=np.float64)
+        if self.exact:
+            return (numbers - column.low).astype(np.int64)
+        inner = np.clip(((numbers - column.low) / column.span * self.bins).astype(np.int64), 0, self.bins - 1) + 1
+        return np.where(numbers <= column.low, 0, np.where(numbers >= column.high, self.bins + 1, inner))
+
+    def values(self, cells: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """A value for each cell index: the category, the integer, or a uniform draw in the bin."""
+        column = self.column
+        if not column.is_numeric:
+            return np.asarray(column.categories, dtype=object)[cells]
+        if self.exact:
+            return (cells + int(column.low)).astype(np.int64)
+        width = column.span / self.bins
+        lower = column.low + (cells - 1) * width
+        drawn = rng.uniform(lower, lower + width)
+        drawn = np.where(cells == 0, column.low, np.where(cells == self.bins + 1, column.high, drawn))
+        return np.round(drawn).astype(np.int64) if column.kind == "integer" else drawn
+
+    def uniform(self, size: int, rng: np.random.Generator) -> np.ndarray:
+        """``size`` values drawn uniformly from the column's public domain."""
+        column = self.column
+        if not column.is_numeric:
+            return np.asarray(column.categories, dtype=object)[rng.integers(len(column.categories), size=size)]
+        if column.kind == "integer":
+            return rng.integers(int(column.low), int(column.high), endpoint=True, size=size)
+        return rng.uniform(column.low, column.high, size=size)
 
 
 def _move_numeric(values: np.ndarray, column: Column, degree: float, rng: np.random.Generator) -> np.ndarray:
@@ -47,18 +109,9 @@ def _move_numeric(values: np.ndarray, column: Column, degree: float, rng: np.ran
     return np.round(moved).astype(np.int64) if column.kind == "integer" else moved
 
 
-def _category_codes(values: pd.Series, column: Column) -> np.ndarray:
-    return pd.Categorical(values, categories=column.categories).codes
-
-
-def _marginal(values: pd.Series, column: Column) -> np.ndarray:
-    """Empirical distribution of one column over its public domain (numeric: equal-width bins)."""
-    if column.is_numeric:
-        edges = np.linspace(column.low, column.high, _QUALITY_BINS + 1)
-        counts, _ = np.histogram(values.to_numpy(dtype=float), bins=edges)
-    else:
-        counts = np.bincount(_category_codes(values, column), minlength=len(column.categories))
-    return counts / max(counts.sum(), 1)
+def _distribution(cells: np.ndarray, size: int, weights: np.ndarray | None = None) -> np.ndarray:
+    counts = np.bincount(cells, weights=weights, minlength=size)
+    return counts / max(counts.sum(), 1e-300)
 
 
 @dataclass(frozen=True)
@@ -69,11 +122,16 @@ class TabularModality:
         schema: The public domain of every column.
         schedule: Variation degree over iterations.
         categorical_weight: Scale of one-hot blocks in the embedding (numeric columns span [0, 1]).
+        marginal_bins: Equal-width bins of a numeric column's marginal cells (see ``CellGrid``).
+        marginals: Noisy class-conditional marginals, ``marginals[label][column]`` a probability
+            vector over the column's cells; ``None`` until ``with_statistics`` measures them.
     """
 
     schema: TableSchema
     schedule: VariationSchedule
     categorical_weight: float = 1.0 / 3.0
+    marginal_bins: int = 32
+    marginals: Mapping[str, Mapping[str, np.ndarray]] | None = None
 
     @property
     def label_column(self) -> str:
@@ -95,53 +153,140 @@ class TabularModality:
         """Class proportions if the schema declares them public."""
         return self.schema.class_proportions
 
+    @property
+    def grids(self) -> tuple[CellGrid, ...]:
+        """The marginal cell grid of every feature."""
+        return tuple(CellGrid(column, self.marginal_bins) for column in self.schema.features)
+
+    @property
+    def statistics_sensitivity(self) -> float:
+        """L2 sensitivity of ``marginal_counts``: a record adds 1 to one cell of each feature."""
+        return math.sqrt(len(self.schema.features))
+
+    def marginal_counts(self, private: pd.DataFrame) -> np.ndarray:
+        """Class-conditional one-way counts of every feature, concatenated (class-major).
+
+        One record falls in exactly one class and in one cell of each of the d features, so
+        adding or removing it changes this vector by exactly sqrt(d) in L2 norm.
+        """
+        labels = private[self.label_column].to_numpy()
+        blocks = []
+        for label in self.classes:
+            rows = private[labels == label]
+            blocks.extend(np.bincount(grid.cells(rows[grid.column.name]), minlength=grid.size) for grid in self.grids)
+        return np.concatenate(blocks).astype(np.float64)
+
+    def with_statistics(self, private: pd.DataFrame, sigma: float, rng: np.random.Generator) -> TabularModality:
+        """Return a copy whose generator uses the Gaussian-noised class-conditional marginals.
+
+        The release is ``marginal_counts(private) + N(0, sigma^2)``; negative cells are set to 0
+        and each marginal is normalised (uniform if nothing is left): post-processing.
+        """
+        noisy = self.marginal_counts(private) + rng.normal(0.0, sigma, size=self._counts_size)
+        marginals: dict[str, dict[str, np.ndarray]] = {}
+        offset = 0
+        for label in self.classes:
+            marginals[label] = {}
+            for grid in self.grids:
+                cells = np.maximum(noisy[offset : offset + grid.size], 0.0)
+                offset += grid.size
+                total = cells.sum()
+                marginals[label][grid.column.name] = cells / total if total > 0 else np.full(grid.size, 1.0 / grid.size)
+        return dataclasses.replace(self, marginals=marginals)
+
+    @property
+    def _counts_size(self) -> int:
+        return len(self.classes) * sum(grid.size for grid in self.grids)
+
+    def _draw(self, grid: CellGrid, label: str, size: int, rng: np.random.Generator) -> np.ndarray:
+        """``size`` values of one feature for class ``label``: from its marginal, else uniform."""
+        if self.marginals is None:
+            return grid.uniform(size, rng)
+        probabilities = self.marginals[label][grid.column.name]
+        return grid.values(rng.choice(grid.size, size=size, p=probabilities), rng)
+
     def random_population(self, class_sizes: Mapping[str, int], rng: np.random.Generator) -> pd.DataFrame:
-        """Draw every feature uniformly from its public domain, ``class_sizes[c]`` rows per class."""
-        size = sum(class_sizes.values())
-        columns = {column.name: _draw_column(column, size, rng) for column in self.schema.features}
-        columns[self.label_column] = np.repeat(list(class_sizes), list(class_sizes.values()))
-        return pd.DataFrame(columns)[self.schema.names]
+        """Draw ``class_sizes[c]`` rows per class, each feature independently from its public
+        domain (uniformly, or from its noisy class-conditional marginal)."""
+        parts = []
+        for label, size in class_sizes.items():
+            columns = {grid.column.name: self._draw(grid, label, size, rng) for grid in self.grids}
+            columns[self.label_column] = np.repeat(np.array([label], dtype=object), size)
+            parts.append(pd.DataFrame(columns))
+        return pd.concat(parts, ignore_index=True)[self.schema.names]
 
     def vary(
         self, survivors: pd.DataFrame, iteration: int, iterations: int, rng: np.random.Generator
     ) -> pd.DataFrame:
-        """Return one variation per survivor; the label is never changed."""
+        """Return one variation per survivor; the label is never changed.
+
+        Each cell is redrawn with probability r(t) (from its marginal with statistics, else
+        uniformly); without statistics a numeric cell instead moves by U(-r, r) x span.
+        """
         degree = self.schedule.degree(iteration, iterations)
-        size = len(survivors)
+        labels = survivors[self.label_column].to_numpy()
         varied = {}
-        for column in self.schema.features:
-            values = survivors[column.name].to_numpy()
-            if column.is_numeric:
-                varied[column.name] = _move_numeric(values, column, degree, rng)
-            else:
-                redraw = rng.random(size) < degree
-                values = values.copy()
-                values[redraw] = _draw_column(column, int(redraw.sum()), rng)
-                varied[column.name] = values
-        varied[self.label_column] = survivors[self.label_column].to_numpy()
+        for grid in self.grids:
+            values = survivors[grid.column.name].to_numpy()
+            if grid.column.is_numeric and self.marginals is None:
+                varied[grid.column.name] = _move_numeric(values, grid.column, degree, rng)
+                continue
+            values = values.copy()
+            redraw = rng.random(len(values)) < degree
+            for label in self.classes:
+                chosen = redraw & (labels == label)
+                values[chosen] = self._draw(grid, label, int(chosen.sum()), rng)
+            varied[grid.column.name] = values
+        varied[self.label_column] = labels
         return pd.DataFrame(varied)[self.schema.names]
+
+    def reweight(self, population: pd.DataFrame, weights: np.ndarray) -> np.ndarray:
+        """Re-weight a population so its class-conditional marginals match the noisy ones.
+
+        Iterative proportional fitting from ``weights`` (the released histogram), over the
+        cells the population covers; without statistics the weights are returned unchanged.
+        Post-processing: it reads only DP releases and the public population.
+        """
+        if self.marginals is None:
+            return weights
+        fitted = np.asarray(weights, dtype=np.float64).copy()
+        labels = population[self.label_column].to_numpy()
+        members = {label: np.flatnonzero(labels == label) for label in self.classes}
+        cells = {grid.column.name: grid.cells(population[grid.column.name]) for grid in self.grids}
+        for _ in range(RAKING_SWEEPS):
+            for label, rows in members.items():
+                for grid in self.grids:
+                    row_cells = cells[grid.column.name][rows]
+                    current = np.bincount(row_cells, weights=fitted[rows], minlength=grid.size)
+                    covered = current > 0
+                    target = self.marginals[label][grid.column.name] * covered
+                    if target.sum() == 0:
+                        continue
+                    target *= current.sum() / target.sum()
+                    fitted[rows] *= np.where(covered, target / np.where(covered, current, 1.0), 1.0)[row_cells]
+        return fitted
 
     def embed(self, population: pd.DataFrame) -> np.ndarray:
         """Numeric features min-max scaled on public bounds; categoricals one-hot x weight."""
         blocks = []
-        for column in self.schema.features:
-            values = population[column.name]
-            if column.is_numeric:
-                blocks.append(((values.to_numpy(dtype=np.float32) - column.low) / column.span)[:, None])
+        for grid in self.grids:
+            values = population[grid.column.name]
+            if grid.column.is_numeric:
+                blocks.append(((values.to_numpy(dtype=np.float32) - grid.column.low) / grid.column.span)[:, None])
             else:
-                one_hot = np.zeros((len(values), len(column.categories)), dtype=np.float32)
-                one_hot[np.arange(len(values)), _category_codes(values, column)] = self.categorical_weight
+                one_hot = np.zeros((len(values), grid.size), dtype=np.float32)
+                one_hot[np.arange(len(values)), grid.cells(values)] = self.categorical_weight
                 blocks.append(one_hot)
         return np.hstack(blocks).astype(np.float32, copy=False)
 
     def summarise_reference(self, reference: pd.DataFrame) -> dict[str, np.ndarray]:
-        """One-way marginals of the held-out reference table, per column."""
-        return {column.name: _marginal(reference[column.name], column) for column in self.schema.columns}
+        """One-way distributions of the held-out reference table over every feature's cells."""
+        return {grid.column.name: _distribution(grid.cells(reference[grid.column.name]), grid.size) for grid in self.grids}
 
     def quality(self, population: pd.DataFrame, reference_summary: Mapping[str, np.ndarray]) -> dict[str, float]:
-        """Mean one-way total variation distance to the reference (lower is better)."""
+        """Mean one-way total variation distance to the reference over the features' cells."""
         distances = [
-            0.5 * np.abs(_marginal(population[column.name], column) - reference_summary[column.name]).sum()
-            for column in self.schema.columns
+            0.5 * np.abs(_distribution(grid.cells(population[grid.column.name]), grid.size) - reference_summary[grid.column.name]).sum()
+            for grid in self.grids
         ]
         return {"tvd_1way": float(np.mean(distances))}

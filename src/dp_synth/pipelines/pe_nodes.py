@@ -27,10 +27,11 @@ PE_SETTINGS = {
     "sampling_iterations",
     "variations_per_survivor",
 }
-DP_SETTINGS = {"epsilon", "delta", "class_proportions", "seed"}
+DP_SETTINGS = {"epsilon", "delta", "class_proportions", "generator_share", "seed"}
+RELEASE_SETTINGS = {"rows", "vary"}
 
 # Stream numbers of the plan's generators: (iteration, stream).
-_HISTOGRAM_NOISE, _SELECTION, _GENERATION = 0, 1, 2
+_HISTOGRAM_NOISE, _SELECTION, _GENERATION, _STATISTICS_NOISE = 0, 1, 2, 3
 _CLASS_COUNT_ITERATION = 0
 
 
@@ -63,8 +64,31 @@ def _check_population_settings(pe: Mapping[str, Any], classes: int) -> None:
         raise ValueError(f"pe.threshold must be a number >= 0, got {pe['threshold']!r}")
 
 
+def _check_release_settings(modality: Modality, release: Mapping[str, Any], class_proportions: str) -> None:
+    _check_keys("release", release, RELEASE_SETTINGS)
+    rows = release["rows"]
+    if rows == "auto":
+        if class_proportions == "public" and modality.public_row_count is None:
+            raise ValueError(
+                "release.rows is 'auto' but there is neither a public row count in the schema nor a "
+                "DP class count to estimate it from; set release.rows to a number"
+            )
+    elif not isinstance(rows, int) or rows < len(modality.classes):
+        raise ValueError(
+            f"release.rows must be 'auto' or an integer >= the number of classes ({len(modality.classes)}), "
+            f"got {rows!r}"
+        )
+    if not isinstance(release["vary"], bool):
+        raise ValueError(f"release.vary must be true or false, got {release['vary']!r}")
+
+
 def calibrate_privacy(
-    modality: Modality, dp: Mapping[str, Any], pe: Mapping[str, Any], *, iterations: int
+    modality: Modality,
+    dp: Mapping[str, Any],
+    pe: Mapping[str, Any],
+    release: Mapping[str, Any],
+    *,
+    iterations: int,
 ) -> GaussianPrivacyPlan:
     """Calibrate the noise of the whole run before any private data is touched.
 
@@ -72,8 +96,11 @@ def calibrate_privacy(
         modality: Supplies the public row count and class proportions, if declared.
         dp: ``epsilon``, ``delta`` (a number, or ``"auto"`` for 1/(n ln n) with the public row
             count), ``class_proportions`` (``"dp"``: a noisy count paid from the budget, or
-            ``"public"``: declared in the schema) and ``seed`` (``null`` for OS entropy).
+            ``"public"``: declared in the schema), ``generator_share`` (share of the budget, in
+            mu squared, spent on DP statistics for the generator; 0 for none) and ``seed``
+            (``null`` for OS entropy).
         pe: Population settings, validated here so a bad setting stops the run first.
+        release: Release settings, validated here for the same reason.
         iterations: T, bound when the DAG is built, so it is the number of histograms the run
             really releases.
 
@@ -96,22 +123,44 @@ def calibrate_privacy(
         raise PrivacyConfigError(
             "dp.class_proportions is 'public' but the schema declares no class_proportions"
         )
+    _check_release_settings(modality, release, dp["class_proportions"])
     seed = dp.get("seed")
     if seed is not None and not isinstance(seed, int):
         raise PrivacyConfigError(f"dp.seed must be an integer or null, got {seed!r}")
+    share = dp["generator_share"]
+    if not isinstance(share, (int, float)) or not 0 <= share < 1:
+        raise PrivacyConfigError(f"dp.generator_share must be a number in [0, 1), got {share!r}")
+    if share > 0 and modality.statistics_sensitivity == 0:
+        raise PrivacyConfigError("dp.generator_share must be 0: this generator uses no DP statistics")
     plan = calibrate(
         epsilon=dp["epsilon"],
         delta=delta,
         iterations=iterations,
         preliminary_releases=1 if dp["class_proportions"] == "dp" else 0,
         seed=seed,
+        statistics_sensitivity=modality.statistics_sensitivity if share > 0 else 0.0,
+        statistics_share=float(share),
     )
     logger.info(
-        "Privacy plan: (epsilon=%.4g, delta=%.3g) over %d Gaussian releases, sigma=%.4g, noise %s",
+        "Privacy plan: (epsilon=%.4g, delta=%.3g): %d histogram/count releases with sigma=%.4g%s; noise %s",
         plan.epsilon, plan.delta, plan.releases, plan.sigma,
+        f", generator statistics with sigma={plan.statistics_sigma:.4g}" if share > 0 else "",
         "seeded" if seed is not None else "from OS entropy",
     )
     return plan
+
+
+def fit_generator(modality: Modality, private_table: pd.DataFrame, plan: GaussianPrivacyPlan) -> Modality:
+    """Give the generator its DP statistics of the private data, if the plan pays for them.
+
+    This is the plan's first release: a Gaussian mechanism with the modality's stated
+    sensitivity and the plan's ``statistics_sigma``.
+    """
+    if plan.statistics_sensitivity == 0:
+        return modality
+    return modality.with_statistics(
+        private_table, plan.statistics_sigma, plan.noise_generator(0, _STATISTICS_NOISE)
+    )
 
 
 def embed_private_data(modality: Modality, private_table: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
@@ -119,26 +168,28 @@ def embed_private_data(modality: Modality, private_table: pd.DataFrame) -> tuple
     return modality.embed(private_table), private_table[modality.label_column].to_numpy()
 
 
-def dp_class_sizes(
-    modality: Modality,
-    private_labels: np.ndarray,
-    plan: GaussianPrivacyPlan,
-    pe: Mapping[str, Any],
-) -> dict[str, int]:
-    """Return the synthetic rows per class, from a DP class count or public proportions.
+def measure_class_distribution(
+    modality: Modality, private_labels: np.ndarray, plan: GaussianPrivacyPlan
+) -> dict[str, float]:
+    """Return a weight per class: a DP count of private rows, or the declared public proportions.
 
     With a DP count, each class count gets N(0, sigma^2) noise (sensitivity 1: one record is in
-    one class); this is the plan's preliminary release.
+    one class); this is the plan's preliminary release. Negative noisy counts are kept as they
+    are (they are a release); allocation raises them to a floor.
     """
     if plan.preliminary_releases == 0:
-        weights = dict(modality.public_class_proportions or {})
-    else:
-        counts = np.array([np.sum(private_labels == label) for label in modality.classes], dtype=float)
-        noisy = counts + plan.noise_generator(_CLASS_COUNT_ITERATION, _HISTOGRAM_NOISE).normal(
-            0.0, plan.sigma, size=len(counts)
-        )
-        weights = dict(zip(modality.classes, noisy, strict=True))
-    return allocate_class_sizes(pe["population_size"], {label: weights[label] for label in modality.classes})
+        public = modality.public_class_proportions or {}
+        return {label: float(public[label]) for label in modality.classes}
+    counts = np.array([np.sum(private_labels == label) for label in modality.classes], dtype=float)
+    noisy = counts + plan.noise_generator(_CLASS_COUNT_ITERATION, _HISTOGRAM_NOISE).normal(
+        0.0, plan.sigma, size=len(counts)
+    )
+    return dict(zip(modality.classes, noisy.tolist(), strict=True))
+
+
+def allocate_population(class_weights: Mapping[str, float], pe: Mapping[str, Any]) -> dict[str, int]:
+    """Split the population size N across classes in proportion to the class weights."""
+    return allocate_class_sizes(pe["population_size"], class_weights)
 
 
 def generate_initial_population(
@@ -252,6 +303,43 @@ def summarise_iteration(
     return metrics
 
 
-def release_synthetic_data(survivors: pd.DataFrame) -> pd.DataFrame:
-    """The final synthetic table: the last iteration's survivors, with a fresh index."""
-    return survivors.reset_index(drop=True)
+def released_row_count(
+    modality: Modality, class_weights: Mapping[str, float], release: Mapping[str, Any]
+) -> int:
+    """Rows to release: the number asked for, or with ``auto`` the public row count if declared,
+    else the DP class counts' total (already released, so free to use)."""
+    if release["rows"] != "auto":
+        return int(release["rows"])
+    if modality.public_row_count is not None:
+        return modality.public_row_count
+    return max(round(sum(max(weight, 0.0) for weight in class_weights.values())), len(modality.classes))
+
+
+def release_synthetic_data(
+    modality: Modality,
+    candidates: pd.DataFrame,
+    histogram: dp_hist.NoisyHistogram,
+    class_weights: Mapping[str, float],
+    plan: GaussianPrivacyPlan,
+    release: Mapping[str, Any],
+) -> pd.DataFrame:
+    """Release any number of rows from the last iteration, at no extra privacy cost.
+
+    Rows are drawn per class, with replacement, in proportion to the last released
+    (thresholded) histogram over the last population, as re-weighted by the modality (to its
+    DP statistics, if it has any); with ``release.vary`` each drawn row is then passed once
+    through the public variation API at the last iteration's degree. Every step only reads DP
+    releases (histogram, class weights, statistics) and public knowledge: post-processing.
+    """
+    rows = released_row_count(modality, class_weights, release)
+    rng = plan.noise_generator(plan.iterations + 1, _SELECTION)
+    chosen = sample_proportional(
+        modality.reweight(candidates, histogram.thresholded),
+        candidates[modality.label_column].to_numpy(),
+        allocate_class_sizes(rows, class_weights),
+        rng,
+    )
+    drawn = candidates.iloc[chosen].reset_index(drop=True)
+    if release["vary"]:
+        return modality.vary(drawn, plan.iterations, plan.iterations, rng)
+    return drawn

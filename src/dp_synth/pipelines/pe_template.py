@@ -2,12 +2,13 @@
 
 ``private_evolution_pipeline(T)`` expects these datasets from the modality's own pipeline:
 
-- ``modality``: an object implementing ``dp_synth.core.modality.Modality``;
-- ``private_embeddings`` and ``private_labels``: in memory only, never saved;
+- ``public_modality``: an object implementing ``dp_synth.core.modality.Modality``, built from
+  public knowledge only (the loop uses ``modality``: the same with its DP statistics, if any);
+- ``private_table``, ``private_embeddings`` and ``private_labels``: in memory only, never saved;
 - ``reference_summary``: what the modality's quality diagnostic compares against;
 
-and the parameters ``params:dp`` and ``params:pe``. It produces ``privacy_plan``,
-``class_sizes``, ``initial_population``, for each iteration ``iter_NNN.histogram``,
+and the parameters ``params:dp``, ``params:pe`` and ``params:release``. It produces ``privacy_plan``,
+``class_weights``, ``class_sizes``, ``initial_population``, for each iteration ``iter_NNN.histogram``,
 ``iter_NNN.survivors``, ``iter_NNN.metrics`` and (but the last) ``iter_NNN.population``, and
 finally ``synthetic_data``. The caller wraps it in the modality's namespace.
 """
@@ -28,10 +29,11 @@ SHARED_INPUTS = {
     "private_embeddings",
     "private_labels",
     "privacy_plan",
+    "class_weights",
     "class_sizes",
     "reference_summary",
 }
-SHARED_PARAMETERS = {"params:pe"}
+SHARED_PARAMETERS = {"params:pe", "params:release"}
 
 
 def _bind(function: Callable[..., Any], **bound: Any) -> Callable[..., Any]:
@@ -49,8 +51,8 @@ def iteration_template(iteration: int, *, final: bool) -> Pipeline:
 
     Args:
         iteration: t, from 1.
-        final: The last iteration releases its survivors as ``synthetic_data`` instead of
-            varying them.
+        final: The last iteration releases ``synthetic_data`` (drawn from its candidates by its
+            histogram) instead of varying its survivors.
     """
     nodes = [
         Node(pe_nodes.embed_population, ["modality", "candidates"], "candidate_embeddings", name="embed"),
@@ -76,7 +78,12 @@ def iteration_template(iteration: int, *, final: bool) -> Pipeline:
     ]
     if final:
         nodes.append(
-            Node(pe_nodes.release_synthetic_data, "survivors", "synthetic_data", name="release_synthetic_data")
+            Node(
+                pe_nodes.release_synthetic_data,
+                ["modality", "candidates", "histogram", "class_weights", "privacy_plan", "params:release"],
+                "synthetic_data",
+                name="release_synthetic_data",
+            )
         )
     else:
         nodes.append(
@@ -87,6 +94,7 @@ def iteration_template(iteration: int, *, final: bool) -> Pipeline:
                 name="vary",
             )
         )
+    used = {name for node in nodes for name in node.inputs}
     previous = "initial_population" if iteration == 1 else f"{iteration_namespace(iteration - 1)}.population"
     with warnings.catch_warnings():
         # Kedro warns when a node reads a dotted name from a sibling namespace; reading the
@@ -95,9 +103,9 @@ def iteration_template(iteration: int, *, final: bool) -> Pipeline:
         return Pipeline(
             nodes,
             namespace=iteration_namespace(iteration),
-            inputs={"candidates": previous, **{name: name for name in SHARED_INPUTS}},
+            inputs={"candidates": previous, **{name: name for name in SHARED_INPUTS & used}},
             outputs={"synthetic_data": "synthetic_data"} if final else None,
-            parameters=SHARED_PARAMETERS,
+            parameters=SHARED_PARAMETERS & used,
         )
 
 
@@ -114,16 +122,23 @@ def private_evolution_pipeline(iterations: int) -> Pipeline:
         [
             Node(
                 _bind(pe_nodes.calibrate_privacy, iterations=iterations),
-                ["modality", "params:dp", "params:pe"],
+                ["public_modality", "params:dp", "params:pe", "params:release"],
                 "privacy_plan",
                 name="calibrate_privacy",
             ),
             Node(
-                pe_nodes.dp_class_sizes,
-                ["modality", "private_labels", "privacy_plan", "params:pe"],
-                "class_sizes",
-                name="dp_class_sizes",
+                pe_nodes.fit_generator,
+                ["public_modality", "private_table", "privacy_plan"],
+                "modality",
+                name="fit_generator",
             ),
+            Node(
+                pe_nodes.measure_class_distribution,
+                ["modality", "private_labels", "privacy_plan"],
+                "class_weights",
+                name="dp_class_counts",
+            ),
+            Node(pe_nodes.allocate_population, ["class_weights", "params:pe"], "class_sizes", name="allocate_population"),
             Node(
                 pe_nodes.generate_initial_population,
                 ["modality", "class_sizes", "privacy_plan"],

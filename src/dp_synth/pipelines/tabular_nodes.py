@@ -21,13 +21,15 @@ def build_modality(schema_json: Mapping[str, Any], generator: Mapping[str, Any])
 
     Args:
         schema_json: The public schema (see ``dp_synth.core.schema``).
-        generator: ``variation`` (``r0``, ``rf``, ``gamma``) and ``categorical_weight``.
+        generator: ``variation`` (``r0``, ``rf``, ``gamma``), ``categorical_weight`` and
+            ``marginal_bins`` (bins of a wide numeric column's DP marginal).
     """
     schema = parse_schema(schema_json)
     return TabularModality(
         schema=schema,
         schedule=VariationSchedule(**generator["variation"]),
         categorical_weight=float(generator["categorical_weight"]),
+        marginal_bins=int(generator["marginal_bins"]),
     )
 
 

@@ -18,28 +18,30 @@ def create_pipeline(iterations: int) -> Pipeline:
     """
     prepare = Pipeline(
         [
-            Node(tabular_nodes.build_modality, ["schema", "params:generator"], "modality", name="build_modality"),
+            Node(
+                tabular_nodes.build_modality, ["schema", "params:generator"], "public_modality", name="build_modality"
+            ),
             Node(
                 tabular_nodes.load_private_data,
-                ["private_data", "modality"],
+                ["private_data", "public_modality"],
                 "private_table",
                 name="load_private_data",
             ),
             Node(
                 pe_nodes.embed_private_data,
-                ["modality", "private_table"],
+                ["public_modality", "private_table"],
                 ["private_embeddings", "private_labels"],
                 name="embed_private_data",
             ),
             Node(
                 tabular_nodes.load_reference_data,
-                ["reference_data", "modality"],
+                ["reference_data", "public_modality"],
                 "reference_table",
                 name="load_reference_data",
             ),
             Node(
                 tabular_nodes.summarise_reference,
-                ["modality", "reference_table"],
+                ["public_modality", "reference_table"],
                 "reference_summary",
                 name="summarise_reference",
             ),
@@ -49,7 +51,7 @@ def create_pipeline(iterations: int) -> Pipeline:
         [
             Node(
                 tabular_nodes.evaluate_synthetic_data,
-                ["synthetic_data", "reference_table", "modality", "params:evaluation"],
+                ["synthetic_data", "reference_table", "public_modality", "params:evaluation"],
                 "evaluation_metrics",
                 name="evaluate",
             )
