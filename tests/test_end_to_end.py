@@ -100,9 +100,26 @@ def test_kedro_run_releases_versioned_synthetic_data_and_tracks_epsilon(project)
         history = client.get_metric_history(run.info.run_id, "epsilon_spent")
         assert [metric.step for metric in sorted(history, key=lambda m: m.step)] == [1, 2]
         assert max(metric.value for metric in history) == pytest.approx(1.0)
-        assert 0.5 < run.data.metrics["final_gbm_accuracy"] <= 1.0
+        assert 0.5 < run.data.metrics["final.utility.synthetic.gbm.accuracy"] <= 1.0
+        assert run.data.metrics["final.utility.real_train.gbm.accuracy"] > 0.85
+        assert run.data.metrics["final.rows"] == 500
         assert {"tvd_1way", "distinct_survivors", "histogram_mass_above_threshold"} <= set(run.data.metrics)
-        assert client.list_artifacts(run.info.run_id) == []
+        assert {"final.fidelity.tvd_2way", "final.privacy.exact_copy_share"} <= set(run.data.metrics)
+        reports = {artifact.path for artifact in client.list_artifacts(run.info.run_id, "reports")}
+        assert reports == {
+            f"reports/{name}" for name in ("evaluation_report.json", "iterations.png", "marginals.png", "associations.png")
+        }
+
+    # The report holds aggregates only: numbers under fixed keys, no rows.
+    report_paths = list((project / "data/08_reporting/tabular/evaluation_report.json").glob("*/evaluation_report.json"))
+    assert len(report_paths) == 2
+    for report_path in report_paths:
+        report = json.loads(report_path.read_text())
+        assert set(report) == {"rows", "fidelity", "utility", "privacy"}
+        assert set(report["utility"]) == {"synthetic", "real_train", "uniform_random"}
+    iterations = pd.read_csv(next((project / "data/08_reporting/tabular/iteration_metrics.csv").glob("*/*.csv")))
+    assert iterations["iteration"].tolist() == [1, 2]
+    assert iterations["epsilon_spent"].iloc[-1] == pytest.approx(1.0)
 
 
 @pytest.mark.parametrize(

@@ -39,7 +39,8 @@ def test_tabular_dag_has_one_namespaced_iteration_per_t():
     assert "tabular.iter_003.vary" not in names  # the last survivors are the release
     assert "tabular.iter_003.release_synthetic_data" in names
     assert not any(name.startswith("tabular.iter_004") for name in names)
-    for stage in ("load_private_data", "embed_private_data", "generate_initial_population", "evaluate"):
+    for stage in ("load_private_data", "embed_private_data", "fit_generator", "generate_initial_population",
+                  "evaluate", "plot_reports", "collect_iteration_metrics"):
         assert f"tabular.{stage}" in names
     assert {n.namespace for n in pipeline.nodes if ".iter_" in n.name} == {
         "tabular.iter_001", "tabular.iter_002", "tabular.iter_003"
@@ -53,8 +54,9 @@ def test_dag_inputs_and_outputs():
         "params:tabular.dp", "params:tabular.pe", "params:tabular.release", "params:tabular.generator",
         "params:tabular.evaluation",
     }
-    assert pipeline.outputs() == {"tabular.evaluation_metrics"} | {
-        f"tabular.{name}" for name in ("iter_001.metrics", "iter_002.metrics")
+    assert pipeline.outputs() == {
+        f"tabular.{name}"
+        for name in ("evaluation_report", "iterations_plot", "marginals_plot", "associations_plot")
     }
     assert "tabular.synthetic_data" in pipeline.all_outputs()
     assert "tabular.iter_001.population" in pipeline.all_outputs()
@@ -137,8 +139,10 @@ def test_template_runs_any_modality_and_moves_towards_private_data():
     means = synthetic.groupby("label")["x"].mean()
     assert means["left"] == pytest.approx(0.2, abs=0.05)
     assert means["right"] == pytest.approx(0.8, abs=0.05)
-    final_metrics = outputs["points.iter_004.metrics"].load()
-    assert final_metrics["epsilon_spent"] == pytest.approx(20.0)
+    iteration_metrics = outputs["points.iteration_metrics"].load()
+    assert iteration_metrics["iteration"].tolist() == [1, 2, 3, 4]
+    assert iteration_metrics["epsilon_spent"].is_monotonic_increasing
+    assert iteration_metrics["epsilon_spent"].iloc[-1] == pytest.approx(20.0)
 
 
 def test_population_schedule_sizes():

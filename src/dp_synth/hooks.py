@@ -11,10 +11,12 @@ import logging
 import re
 import time
 from collections import defaultdict
+from collections.abc import Mapping
 from typing import Any
 
 import mlflow
 from kedro.framework.hooks import hook_impl
+from matplotlib.figure import Figure
 from kedro.pipeline import Node
 
 from dp_synth.core.privacy import GaussianPrivacyPlan
@@ -22,11 +24,18 @@ from dp_synth.core.privacy import GaussianPrivacyPlan
 logger = logging.getLogger(__name__)
 
 _ITERATION_METRICS = re.compile(r"\.iter_(\d+)\.metrics$")
+REPORTS = "reports"
+"""MLflow artifact folder of the reports."""
 _ITERATION_NAMESPACE = re.compile(r"\.iter_\d+")
 
 
 def _tracking() -> bool:
     return mlflow.active_run() is not None
+
+
+def _short(dataset_name: str) -> str:
+    """``tabular.evaluation_report`` -> ``evaluation_report``."""
+    return dataset_name.rsplit(".", 1)[-1]
 
 
 def plan_parameters(plan: GaussianPrivacyPlan) -> dict[str, Any]:
@@ -42,8 +51,21 @@ def plan_parameters(plan: GaussianPrivacyPlan) -> dict[str, Any]:
     }
 
 
+def numeric_leaves(tree: Mapping[str, Any], prefix: str) -> dict[str, float]:
+    """Flatten the numbers of a nested report: ``{"a": {"b": 1}}`` -> ``{"prefix.a.b": 1.0}``."""
+    leaves: dict[str, float] = {}
+    for key, value in tree.items():
+        name = f"{prefix}.{key}"
+        if isinstance(value, Mapping):
+            leaves.update(numeric_leaves(value, name))
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            leaves[name] = float(value)
+    return leaves
+
+
 class PrivateEvolutionTrackingHook:
-    """Logs the privacy plan, per-iteration metrics (with ``step=t``) and final metrics."""
+    """Logs the privacy plan, per-iteration metrics (with ``step=t``), the final report's
+    numbers (as ``final.<section>.<metric>``) and the report files (under ``reports/``)."""
 
     @hook_impl
     def after_node_run(self, node: Node, outputs: dict[str, Any]) -> None:
@@ -56,8 +78,11 @@ class PrivateEvolutionTrackingHook:
             elif match := _ITERATION_METRICS.search(name):
                 step = int(match.group(1))
                 mlflow.log_metrics({k: v for k, v in value.items() if k != "iteration"}, step=step)
-            elif name.endswith(".evaluation_metrics"):
-                mlflow.log_metrics(value)
+            elif name.endswith(".evaluation_report"):
+                mlflow.log_metrics(numeric_leaves(value, prefix="final"))
+                mlflow.log_dict(value, f"{REPORTS}/{_short(name)}.json")
+            elif isinstance(value, Figure):
+                mlflow.log_figure(value, f"{REPORTS}/{_short(name).removesuffix('_plot')}.png")
 
 
 def stage_of(node_name: str) -> str:

@@ -343,3 +343,8 @@ def release_synthetic_data(
     if release["vary"]:
         return modality.vary(drawn, plan.iterations, plan.iterations, rng)
     return drawn
+
+
+def collect_iteration_metrics(*metrics: Mapping[str, float]) -> pd.DataFrame:
+    """One row per iteration, in order, for reports."""
+    return pd.DataFrame(list(metrics)).sort_values("iteration", ignore_index=True)

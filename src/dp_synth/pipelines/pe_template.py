@@ -9,14 +9,15 @@
 
 and the parameters ``params:dp``, ``params:pe`` and ``params:release``. It produces ``privacy_plan``,
 ``class_weights``, ``class_sizes``, ``initial_population``, for each iteration ``iter_NNN.histogram``,
-``iter_NNN.survivors``, ``iter_NNN.metrics`` and (but the last) ``iter_NNN.population``, and
-finally ``synthetic_data``. The caller wraps it in the modality's namespace.
+``iter_NNN.survivors``, ``iter_NNN.metrics`` and (but the last) ``iter_NNN.population``, then
+``synthetic_data`` and ``iteration_metrics`` (one row per iteration). The caller wraps it in the modality's namespace.
 """
 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import partial, update_wrapper
 from typing import Any
 
@@ -39,6 +40,15 @@ SHARED_PARAMETERS = {"params:pe", "params:release"}
 def _bind(function: Callable[..., Any], **bound: Any) -> Callable[..., Any]:
     """``partial`` that keeps the function's name and docstring (Kedro and kedro-viz show them)."""
     return update_wrapper(partial(function, **bound), function)
+
+
+@contextmanager
+def _reading_sibling_namespaces() -> Iterator[None]:
+    """Silence Kedro's warning about dotted dataset names while building nodes that read an
+    iteration's outputs (``iter_001.population``, ``iter_001.metrics``): that is intended."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="One or more dataset names contain '.'", category=UserWarning)
+        yield
 
 
 def iteration_namespace(iteration: int) -> str:
@@ -96,10 +106,7 @@ def iteration_template(iteration: int, *, final: bool) -> Pipeline:
         )
     used = {name for node in nodes for name in node.inputs}
     previous = "initial_population" if iteration == 1 else f"{iteration_namespace(iteration - 1)}.population"
-    with warnings.catch_warnings():
-        # Kedro warns when a node reads a dotted name from a sibling namespace; reading the
-        # previous iteration's population is exactly that, and is intended.
-        warnings.filterwarnings("ignore", message="One or more dataset names contain '.'", category=UserWarning)
+    with _reading_sibling_namespaces():
         return Pipeline(
             nodes,
             namespace=iteration_namespace(iteration),
@@ -148,4 +155,11 @@ def private_evolution_pipeline(iterations: int) -> Pipeline:
         ]
     )
     loop = [iteration_template(t, final=t == iterations) for t in range(1, iterations + 1)]
-    return Pipeline([setup, *loop])
+    with _reading_sibling_namespaces():
+        collect = Node(
+            pe_nodes.collect_iteration_metrics,
+            [f"{iteration_namespace(t)}.metrics" for t in range(1, iterations + 1)],
+            "iteration_metrics",
+            name="collect_iteration_metrics",
+        )
+    return Pipeline([setup, *loop, collect])

@@ -14,7 +14,9 @@ def create_pipeline(iterations: int) -> Pipeline:
     """The tabular job under the ``tabular`` namespace.
 
     Catalog inputs: ``tabular.schema`` (public), ``tabular.private_data`` (private) and
-    ``tabular.reference_data`` (held-out, used only by diagnostics).
+    ``tabular.reference_data`` (held-out, used only by diagnostics). Outputs besides the
+    versioned populations: ``tabular.synthetic_data`` (the release), ``tabular.evaluation_report``
+    and three figures (diagnostics for the data owner).
     """
     prepare = Pipeline(
         [
@@ -51,10 +53,16 @@ def create_pipeline(iterations: int) -> Pipeline:
         [
             Node(
                 tabular_nodes.evaluate_synthetic_data,
-                ["synthetic_data", "reference_table", "public_modality", "params:evaluation"],
-                "evaluation_metrics",
+                ["synthetic_data", "private_table", "reference_table", "public_modality", "params:evaluation"],
+                "evaluation_report",
                 name="evaluate",
-            )
+            ),
+            Node(
+                tabular_nodes.plot_reports,
+                ["iteration_metrics", "synthetic_data", "reference_table", "public_modality", "params:evaluation"],
+                ["iterations_plot", "marginals_plot", "associations_plot"],
+                name="plot_reports",
+            ),
         ]
     )
     return Pipeline([prepare, private_evolution_pipeline(iterations), evaluate], namespace=NAMESPACE)
