@@ -166,3 +166,17 @@ def test_kedro_viz_shows_each_iteration_as_a_modular_pipeline(project):
     modular = set(graph["modular_pipelines"])
     assert {"tabular", "tabular.iter_001", "tabular.iter_002", "tabular.iter_003"} <= modular
     assert "tabular.iter_004" not in modular
+
+
+def test_comparison_notebook_runs_against_a_tracking_store(project, monkeypatch):
+    """The notebook's code, executed in order against the runs of a real `kedro run`."""
+    result = kedro(project, "run", "--params", "tabular.pe.population_size=40,tabular.release.rows=300", iterations=1)
+    assert result.returncode == 0, result.stderr[-3000:]
+    notebook = json.loads((PROJECT_ROOT / "notebooks" / "compare_runs.ipynb").read_text())
+    monkeypatch.chdir(project)
+    namespace: dict = {}
+    for cell in notebook["cells"]:
+        if cell["cell_type"] == "code":
+            exec(compile("".join(cell["source"]), "compare_runs.ipynb", "exec"), namespace)
+    assert len(namespace["table"]) == 1
+    assert namespace["table"]["rows"].iloc[0] == 300
