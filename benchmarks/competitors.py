@@ -37,8 +37,10 @@ import json
 import math
 import time
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import numpy as np
 import pandas as pd
@@ -146,6 +148,22 @@ def decode(codes: pd.DataFrame, schema: TableSchema, rng: np.random.Generator) -
     return conform(pd.DataFrame(table), schema)
 
 
+@contextlib.contextmanager
+def _sampling_independently(synthesizer: Any) -> Iterator[None]:
+    """Make the fitted graphical model sample rows i.i.d. instead of by randomized rounding.
+
+    mbi 1.1.0's default ``synthetic_data(method="round")`` draws each column's uniforms from
+    the rows' rank inside their parent group, in row order, so every sampled column becomes
+    correlated with the row index and so with each other (on the binary XOR table, MST's
+    output had |correlation| 0.98 between independent columns, 2-way TVD 0.18). ``"sample"``
+    draws from the same fitted model without that defect.
+    """
+    model_type = type(synthesizer.synthesizer)
+    draw = model_type.synthetic_data
+    with mock.patch.object(model_type, "synthetic_data", lambda model, rows=None: draw(model, rows=rows, method="sample")):
+        yield
+
+
 def run_competitor(
     name: str, train: pd.DataFrame, schema_json: dict[str, Any], epsilon: float, delta: float, seed: int | None = None
 ) -> tuple[pd.DataFrame, float]:
@@ -180,7 +198,8 @@ def run_competitor(
     with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Pandas dataframe inputs are deprecated")
         synthesizer.fit(codes, transformer=transformer)
-        synthetic_codes = synthesizer.sample(schema.public_row_count or len(train))
+        with _sampling_independently(synthesizer):
+            synthetic_codes = synthesizer.sample(schema.public_row_count or len(train))
     synthetic = decode(synthetic_codes, schema, np.random.default_rng(seed))
     return synthetic, time.perf_counter() - started
 
