@@ -34,7 +34,6 @@ import argparse
 import contextlib
 import io
 import json
-import math
 import time
 import warnings
 from collections.abc import Iterator
