@@ -26,6 +26,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, f1_score
 
 from dp_synth.core.schema import Column, SchemaError, TableSchema
+from dp_synth.core.tabular import encode_rows
 
 DEFAULT_BINS = 10
 """Equal-width bins per numeric column. With k = 3 and three numeric columns this makes
@@ -227,14 +228,7 @@ def _gbm_features(table: pd.DataFrame, schema: TableSchema) -> np.ndarray:
 
 def _linear_features(table: pd.DataFrame, schema: TableSchema) -> np.ndarray:
     """Numeric columns min-max scaled on public bounds, categoricals one-hot on declared lists."""
-    blocks = []
-    for column in schema.features:
-        values = table[column.name]
-        if column.is_numeric:
-            blocks.append(_scaled(values, column)[:, None])
-        else:
-            blocks.append(np.eye(len(column.categories))[_category_codes(values, column)])
-    return np.hstack(blocks)
+    return encode_rows(table, schema.features, categorical_weight=1.0)
 
 
 def classifier_utility(
@@ -296,14 +290,7 @@ def _row_hashes(table: pd.DataFrame, schema: TableSchema) -> np.ndarray:
 
 def _dcr_embedding(table: pd.DataFrame, schema: TableSchema, categorical_weight: float) -> np.ndarray:
     """All columns, label included: numeric scaled on public bounds, categoricals one-hot x weight."""
-    blocks = []
-    for column in schema.columns:
-        values = table[column.name]
-        if column.is_numeric:
-            blocks.append(_scaled(values, column)[:, None])
-        else:
-            blocks.append(np.eye(len(column.categories))[_category_codes(values, column)] * categorical_weight)
-    return np.ascontiguousarray(np.hstack(blocks), dtype=np.float32)
+    return np.ascontiguousarray(encode_rows(table, schema.columns, categorical_weight))
 
 
 def _closest_private(

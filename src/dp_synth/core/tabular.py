@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from dp_synth.core.schema import Column, TableSchema
+from dp_synth.core.schema import Column, SchemaError, TableSchema
 
 EXACT_INTEGER_CELLS = 128
 """Integer columns with at most this many values get one marginal cell per value."""
@@ -102,6 +102,28 @@ class CellGrid:
         if column.kind == "integer":
             return rng.integers(int(column.low), int(column.high), endpoint=True, size=size)
         return rng.uniform(column.low, column.high, size=size)
+
+
+def encode_rows(table: pd.DataFrame, columns: Sequence[Column], categorical_weight: float) -> np.ndarray:
+    """Rows as float32 vectors: numeric columns min-max scaled on their public bounds,
+    categoricals one-hot on their declared categories, times ``categorical_weight``.
+
+    Raises:
+        SchemaError: if a categorical value is not a declared category.
+    """
+    blocks = []
+    for column in columns:
+        values = table[column.name]
+        if column.is_numeric:
+            blocks.append(((values.to_numpy(dtype=np.float32) - column.low) / column.span)[:, None])
+            continue
+        codes = pd.Categorical(values, categories=column.categories).codes
+        if (codes < 0).any():
+            raise SchemaError(f"column {column.name!r} has values outside the declared categories")
+        one_hot = np.zeros((len(values), len(column.categories)), dtype=np.float32)
+        one_hot[np.arange(len(values)), codes] = categorical_weight
+        blocks.append(one_hot)
+    return np.hstack(blocks)
 
 
 def _move_numeric(values: np.ndarray, column: Column, degree: float, rng: np.random.Generator) -> np.ndarray:
@@ -268,16 +290,7 @@ class TabularModality:
 
     def embed(self, population: pd.DataFrame) -> np.ndarray:
         """Numeric features min-max scaled on public bounds; categoricals one-hot x weight."""
-        blocks = []
-        for grid in self.grids:
-            values = population[grid.column.name]
-            if grid.column.is_numeric:
-                blocks.append(((values.to_numpy(dtype=np.float32) - grid.column.low) / grid.column.span)[:, None])
-            else:
-                one_hot = np.zeros((len(values), grid.size), dtype=np.float32)
-                one_hot[np.arange(len(values)), grid.cells(values)] = self.categorical_weight
-                blocks.append(one_hot)
-        return np.hstack(blocks).astype(np.float32, copy=False)
+        return encode_rows(population, self.schema.features, self.categorical_weight)
 
     def summarise_reference(self, reference: pd.DataFrame) -> dict[str, np.ndarray]:
         """One-way distributions of the held-out reference table over every feature's cells."""
