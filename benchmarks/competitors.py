@@ -50,7 +50,7 @@ from snsynth.transform.definitions import ColumnType
 from snsynth.transform.table import TableTransformer
 
 from dp_synth.core.evaluation import classifier_utility
-from dp_synth.core.schema import Column, TableSchema, conform, parse_schema
+from dp_synth.core.schema import Column, TableSchema, category_codes, conform, parse_schema
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 ADULT = PROJECT_ROOT / "data" / "01_raw" / "adult"
@@ -120,7 +120,7 @@ def encode(table: pd.DataFrame, schema: TableSchema) -> pd.DataFrame:
     for column in schema.columns:
         values = table[column.name]
         if not column.is_numeric:
-            codes[column.name] = pd.Categorical(values, categories=column.categories).codes.astype(np.int64)
+            codes[column.name] = category_codes(values, column)
         elif column.kind == "integer":
             starts = _integer_bin_starts(column)
             codes[column.name] = np.searchsorted(starts, values.to_numpy(), side="right") - 1

@@ -25,7 +25,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, f1_score
 
-from dp_synth.core.schema import Column, SchemaError, TableSchema
+from dp_synth.core.schema import Column, TableSchema, category_codes
 from dp_synth.core.tabular import encode_rows
 
 DEFAULT_BINS = 10
@@ -48,14 +48,6 @@ same as a numeric column moved across its whole public span (as in the Wasserste
 MODELS = ("gbm", "logreg")
 _MAX_CELLS = 1 << 22
 _LOGREG_MAX_ITER = 2000
-
-
-def _category_codes(values: pd.Series, column: Column) -> np.ndarray:
-    """Index of each value in the column's declared categories."""
-    codes = pd.Categorical(values, categories=column.categories).codes.astype(np.int64)
-    if (codes < 0).any():
-        raise SchemaError(f"column {column.name!r} has values outside the declared categories")
-    return codes
 
 
 def _scaled(values: pd.Series, column: Column) -> np.ndarray:
@@ -95,7 +87,7 @@ def discretise(table: pd.DataFrame, schema: TableSchema, bins: int = DEFAULT_BIN
         if column.is_numeric:
             codes[:, j] = np.clip(np.floor(_scaled(values, column) * bins), 0, bins - 1)
         else:
-            codes[:, j] = _category_codes(values, column)
+            codes[:, j] = category_codes(values, column)
     return codes
 
 
@@ -149,7 +141,7 @@ def marginal_tvd(
 def _transport_frame(table: pd.DataFrame, schema: TableSchema) -> np.ndarray:
     """Numeric columns scaled to [0, 1] on public bounds, categoricals as declared index."""
     values = [
-        _scaled(table[column.name], column) if column.is_numeric else _category_codes(table[column.name], column)
+        _scaled(table[column.name], column) if column.is_numeric else category_codes(table[column.name], column)
         for column in schema.columns
     ]
     return np.column_stack(values).astype(np.float64)
@@ -220,7 +212,7 @@ def _gbm_features(table: pd.DataFrame, schema: TableSchema) -> np.ndarray:
         [
             table[column.name].to_numpy(dtype=np.float64)
             if column.is_numeric
-            else _category_codes(table[column.name], column).astype(np.float64)
+            else category_codes(table[column.name], column).astype(np.float64)
             for column in schema.features
         ]
     )
@@ -256,8 +248,8 @@ def classifier_utility(
         raise ValueError(f"model must be one of {MODELS}, got {model!r}")
     if len(train) == 0 or len(test) == 0:
         raise ValueError("train and test need at least one row")
-    y_train = _category_codes(train[schema.label_column], schema.label)
-    y_test = _category_codes(test[schema.label_column], schema.label)
+    y_train = category_codes(train[schema.label_column], schema.label)
+    y_test = category_codes(test[schema.label_column], schema.label)
     features = _gbm_features if model == "gbm" else _linear_features
     if len(np.unique(y_train)) == 1:
         predicted = np.full(len(test), y_train[0])

@@ -222,6 +222,18 @@ def _conform_categorical(values: pd.Series, column: Column) -> pd.Series:
     return text.reset_index(drop=True)
 
 
+def category_codes(values: pd.Series, column: Column) -> np.ndarray:
+    """Index of each value in the column's declared categories (int64).
+
+    Raises:
+        SchemaError: if a value is not a declared category.
+    """
+    codes = pd.Categorical(values, categories=column.categories).codes.astype(np.int64)
+    if (codes < 0).any():
+        raise SchemaError(f"column {column.name!r} has values outside the declared categories")
+    return codes
+
+
 def check_every_class_present(labels: pd.Series, schema: TableSchema) -> None:
     """Raise ``SchemaError`` if a declared class has no private rows.
 

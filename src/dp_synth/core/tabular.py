@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from dp_synth.core.schema import Column, SchemaError, TableSchema
+from dp_synth.core.schema import Column, TableSchema, category_codes
 
 EXACT_INTEGER_CELLS = 128
 """Integer columns with at most this many values get one marginal cell per value."""
@@ -74,7 +74,7 @@ class CellGrid:
         """Cell index of each value."""
         column = self.column
         if not column.is_numeric:
-            return pd.Categorical(values, categories=column.categories).codes.astype(np.int64)
+            return category_codes(values, column)
         numbers = values.to_numpy(dtype=np.float64)
         if self.exact:
             return (numbers - column.low).astype(np.int64)
@@ -117,9 +117,7 @@ def encode_rows(table: pd.DataFrame, columns: Sequence[Column], categorical_weig
         if column.is_numeric:
             blocks.append(((values.to_numpy(dtype=np.float32) - column.low) / column.span)[:, None])
             continue
-        codes = pd.Categorical(values, categories=column.categories).codes
-        if (codes < 0).any():
-            raise SchemaError(f"column {column.name!r} has values outside the declared categories")
+        codes = category_codes(values, column)
         one_hot = np.zeros((len(values), len(column.categories)), dtype=np.float32)
         one_hot[np.arange(len(values)), codes] = categorical_weight
         blocks.append(one_hot)
@@ -131,8 +129,8 @@ def _move_numeric(values: np.ndarray, column: Column, degree: float, rng: np.ran
     return np.round(moved).astype(np.int64) if column.kind == "integer" else moved
 
 
-def _distribution(cells: np.ndarray, size: int, weights: np.ndarray | None = None) -> np.ndarray:
-    counts = np.bincount(cells, weights=weights, minlength=size)
+def _distribution(cells: np.ndarray, size: int) -> np.ndarray:
+    counts = np.bincount(cells, minlength=size)
     return counts / max(counts.sum(), 1e-300)
 
 
@@ -204,7 +202,8 @@ class TabularModality:
         The release is ``marginal_counts(private) + N(0, sigma^2)``; negative cells are set to 0
         and each marginal is normalised (uniform if nothing is left): post-processing.
         """
-        noisy = self.marginal_counts(private) + rng.normal(0.0, sigma, size=self._counts_size)
+        counts = self.marginal_counts(private)
+        noisy = counts + rng.normal(0.0, sigma, size=counts.size)
         marginals: dict[str, dict[str, np.ndarray]] = {}
         offset = 0
         for label in self.classes:
@@ -215,10 +214,6 @@ class TabularModality:
                 total = cells.sum()
                 marginals[label][grid.column.name] = cells / total if total > 0 else np.full(grid.size, 1.0 / grid.size)
         return dataclasses.replace(self, marginals=marginals)
-
-    @property
-    def _counts_size(self) -> int:
-        return len(self.classes) * sum(grid.size for grid in self.grids)
 
     def _draw(self, grid: CellGrid, label: str, size: int, rng: np.random.Generator) -> np.ndarray:
         """``size`` values of one feature for class ``label``: from its marginal, else uniform."""
