@@ -22,6 +22,7 @@ from dp_synth.pipeline_registry import pe_iterations
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 PE_STAGES = (
     "embed_private_data",
+    "dp_generator_statistics",
     "fit_generator",
     "dp_class_counts",
     "generate_initial_population",

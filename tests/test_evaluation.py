@@ -15,7 +15,8 @@ from dp_synth.core.evaluation import (
     wasserstein_kway,
 )
 from dp_synth.core.schema import TableSchema, conform, parse_schema
-from dp_synth.core.tabular import TabularModality, VariationSchedule
+from dp_synth.core.schedule import VariationSchedule
+from dp_synth.core.tabular import TabularModality
 
 from .conftest import ADULT_DIR
 

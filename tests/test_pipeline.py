@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import pytest
-from kedro.io import DataCatalog
+from kedro.io import DataCatalog, MemoryDataset
 from kedro.pipeline import Pipeline
 from kedro.runner import SequentialRunner
 
@@ -15,7 +15,8 @@ from dp_synth.core import histogram as dp_hist
 from dp_synth.core.privacy import PrivacyConfigError
 from dp_synth.pipeline_registry import ITERATIONS_VARIABLE, pe_iterations
 from dp_synth.pipelines import pe_nodes
-from dp_synth.pipelines.pe_template import private_evolution_pipeline
+from dp_synth.pipelines.pe_template import ResumePoint, parse_resume_point, private_evolution_pipeline
+from dp_synth.pipelines import text_pipeline
 from dp_synth.pipelines.tabular_pipeline import create_pipeline
 
 PE = {
@@ -87,7 +88,10 @@ class PointModality:
     public_class_proportions: dict | None = None
     statistics_sensitivity: float = 0.0
 
-    def with_statistics(self, private, sigma, rng):
+    def measure_statistics(self, private, sigma, rng):
+        raise AssertionError("a generator without statistics is never measured")
+
+    def with_statistics(self, statistics):
         raise AssertionError("a generator without statistics is never fitted")
 
     def reweight(self, population, weights):
@@ -112,15 +116,14 @@ class PointModality:
         return {"mean_gap": float((means - reference_summary).abs().max())}
 
 
-def test_template_runs_any_modality_and_moves_towards_private_data():
-    """The PE loop, unchanged, under another namespace with a non-tabular modality."""
+def points_catalog() -> DataCatalog:
+    """The toy modality's inputs of the PE template, under the ``points`` namespace."""
     rng = np.random.default_rng(0)
     private = pd.DataFrame(
         {"x": np.r_[rng.normal(0.2, 0.02, 200), rng.normal(0.8, 0.02, 200)], "label": ["left"] * 200 + ["right"] * 200}
     )
     modality = PointModality()
     embeddings, labels = pe_nodes.embed_private_data(modality, private)
-    pipeline = Pipeline(private_evolution_pipeline(4), namespace="points")
     catalog = DataCatalog()
     for name, value in {
         "public_modality": modality,
@@ -133,7 +136,13 @@ def test_template_runs_any_modality_and_moves_towards_private_data():
     catalog["params:points.pe"] = PE
     catalog["params:points.dp"] = {**DP, "epsilon": 20.0}
     catalog["params:points.release"] = {"rows": 100, "vary": False}
-    outputs = SequentialRunner().run(pipeline, catalog)
+    return catalog
+
+
+def test_template_runs_any_modality_and_moves_towards_private_data():
+    """The PE loop, unchanged, under another namespace with a non-tabular modality."""
+    pipeline = Pipeline(private_evolution_pipeline(4), namespace="points")
+    outputs = SequentialRunner().run(pipeline, points_catalog())
     synthetic = outputs["points.synthetic_data"].load()
     assert len(synthetic) == 100
     means = synthetic.groupby("label")["x"].mean()
@@ -208,3 +217,66 @@ def test_release_size_is_free_of_private_counts_and_follows_the_histogram():
     assert set(released.loc[released["label"] == "left", "x"]) == {0.1}  # zero weight: never drawn
     assert counts["right"][0.9] / counts["right"].sum() == pytest.approx(0.75, abs=0.05)
     assert counts["left"].sum() == pytest.approx(2000 * 310.4 / 409.6, abs=2)
+
+
+SAVED_BY_A_RUN = ("privacy_plan", "generator_statistics", "class_weights", "class_sizes")
+
+
+class SavedDataset(MemoryDataset):
+    """Stands in for a persisted catalog dataset: the runner's release keeps its data."""
+
+    def _release(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("resume_from", ["initial_population", "iter_001.population", "iter_002.survivors"])
+def test_a_resumed_run_releases_only_the_missing_histograms_and_matches_an_uninterrupted_one(resume_from):
+    """With a seed, resuming from any saved dataset gives the uninterrupted run's release."""
+    point = parse_resume_point(resume_from, 3)
+    full = points_catalog()
+    for name in (*SAVED_BY_A_RUN, point.dataset, "synthetic_data"):
+        full[f"points.{name}"] = SavedDataset()
+    SequentialRunner().run(Pipeline(private_evolution_pipeline(3), namespace="points"), full)
+    resumed_pipeline = Pipeline(private_evolution_pipeline(3, point), namespace="points")
+    histograms = sorted(node.name for node in resumed_pipeline.nodes if node.name.endswith("dp_histogram"))
+    assert histograms == [f"points.iter_{t:03d}.dp_histogram" for t in range(point.iteration + 1, 4)]
+    assert not {"calibrate_privacy", "dp_class_counts", "dp_generator_statistics", "generate_initial_population"} & {
+        node.name.rsplit(".", 1)[-1] for node in resumed_pipeline.nodes
+    }
+    saved = {f"points.{name}" for name in (*SAVED_BY_A_RUN, point.dataset)}
+    assert saved <= resumed_pipeline.inputs()
+
+    resumed = points_catalog()
+    for name in saved:
+        resumed[name] = full[name].load()
+    outputs = SequentialRunner().run(resumed_pipeline, resumed)
+    assert outputs["points.synthetic_data"].load().equals(full["points.synthetic_data"].load())
+    assert outputs["points.iteration_metrics"].load()["iteration"].tolist() == list(range(point.iteration + 1, 4))
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [("iter_3.population", "cannot resume from"), ("iter_003.population", "T=3"), ("iter_000.survivors", "T=3"),
+     ("histogram", "name a saved dataset")],
+)
+def test_bad_resume_points_are_refused(text, message):
+    with pytest.raises(ValueError, match=message):
+        parse_resume_point(text, 3)
+    assert parse_resume_point(" iter_002.survivors ", 3) == ResumePoint(2, "survivors")
+
+
+def test_a_saved_plan_for_another_t_is_refused():
+    plan = pe_nodes.calibrate_privacy(PointModality(), DP, PE, RELEASE, iterations=3)
+    with pytest.raises(PrivacyConfigError, match="T=3 iterations but this DAG has T=5"):
+        pe_nodes.check_resumed_plan(plan, iterations=5)
+
+
+def test_text_dag_reuses_the_template_and_reads_only_its_declared_inputs():
+    pipeline = text_pipeline.create_pipeline(2)
+    assert pipeline.inputs() == {
+        "text.schema", "text.private_data", "text.reference_data", "text.llm_api_key",
+        *(f"params:text.{section}" for section in ("dp", "pe", "release", "generator", "embedding", "evaluation")),
+    }
+    template_stages = {node.name.split(".", 2)[-1] for node in create_pipeline(2).nodes if ".iter_" in node.name}
+    assert {node.name.split(".", 2)[-1] for node in pipeline.nodes if ".iter_" in node.name} == template_stages
+    assert pipeline.outputs() == {"text.evaluation_report", "text.synthetic_samples", "text.iterations_plot"}

@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 
 from dp_synth.core.selection import allocate_class_sizes, sample_proportional, top_by_count
-from dp_synth.core.tabular import TabularModality, VariationSchedule
+from dp_synth.core.schedule import VariationSchedule
+from dp_synth.core.tabular import TabularModality
 
 
 @pytest.fixture
@@ -115,7 +116,7 @@ def test_generator_with_noiseless_statistics_reproduces_class_conditional_margin
     private = modality.random_population({"no": 3000, "yes": 1000}, rng)
     private.loc[private["label"] == "yes", "colour"] = "blue"
     private.loc[private["label"] == "no", "age"] = 30
-    fitted = modality.with_statistics(private, sigma=1e-9, rng=rng)
+    fitted = modality.with_statistics(modality.measure_statistics(private, sigma=1e-9, rng=rng))
     synthetic = fitted.random_population({"no": 2000, "yes": 2000}, rng)
     assert set(synthetic.loc[synthetic["label"] == "yes", "colour"]) == {"blue"}
     assert set(synthetic.loc[synthetic["label"] == "no", "age"]) == {30}
@@ -128,7 +129,7 @@ def test_reweighting_matches_the_noisy_marginals(modality):
     rng = np.random.default_rng(1)
     private = modality.random_population({"no": 4000, "yes": 1000}, rng)
     private.loc[: 2999, "colour"] = "red"
-    fitted = modality.with_statistics(private, sigma=1e-9, rng=rng)
+    fitted = modality.with_statistics(modality.measure_statistics(private, sigma=1e-9, rng=rng))
     population = modality.random_population({"no": 500, "yes": 500}, rng)
     weights = fitted.reweight(population, np.ones(len(population)))
     is_no = (population["label"] == "no").to_numpy()

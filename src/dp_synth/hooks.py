@@ -20,6 +20,7 @@ from matplotlib.figure import Figure
 from kedro.pipeline import Node
 
 from dp_synth.core.privacy import GaussianPrivacyPlan
+from dp_synth.pipeline_registry import pe_iterations
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +68,19 @@ class PrivateEvolutionTrackingHook:
     """Logs the privacy plan, per-iteration metrics (with ``step=t``), the final report's
     numbers (as ``final.<section>.<metric>``) and the report files (under ``reports/``)."""
 
+    def __init__(self) -> None:
+        self._plan_logged = False
+
+    @hook_impl
+    def before_pipeline_run(self) -> None:
+        """A new run has not logged its privacy plan yet."""
+        self._plan_logged = False
+
+    def _log_plan(self, plan: GaussianPrivacyPlan, *, resumed: bool) -> None:
+        if not self._plan_logged:
+            mlflow.log_params({**plan_parameters(plan), "dp_resumed": resumed})
+            self._plan_logged = True
+
     @hook_impl
     def after_node_run(self, node: Node, outputs: dict[str, Any]) -> None:
         """Log recognised outputs of a node to the active MLflow run, if there is one."""
@@ -74,15 +88,65 @@ class PrivateEvolutionTrackingHook:
             return
         for name, value in outputs.items():
             if isinstance(value, GaussianPrivacyPlan):
-                mlflow.log_params(plan_parameters(value))
+                self._log_plan(value, resumed=False)
             elif match := _ITERATION_METRICS.search(name):
                 step = int(match.group(1))
                 mlflow.log_metrics({k: v for k, v in value.items() if k != "iteration"}, step=step)
             elif name.endswith(".evaluation_report"):
                 mlflow.log_metrics(numeric_leaves(value, prefix="final"))
                 mlflow.log_dict(value, f"{REPORTS}/{_short(name)}.json")
+            elif name.endswith(".synthetic_samples"):
+                mlflow.log_dict(value, f"{REPORTS}/{_short(name)}.json")
             elif isinstance(value, Figure):
                 mlflow.log_figure(value, f"{REPORTS}/{_short(name).removesuffix('_plot')}.png")
+
+
+    @hook_impl
+    def after_dataset_loaded(self, dataset_name: str, data: Any) -> None:
+        """A resumed run loads its saved privacy plan before any node makes one: log it, marked
+        as resumed (a fresh run logs the plan its calibration node returns)."""
+        if _tracking() and isinstance(data, GaussianPrivacyPlan):
+            self._log_plan(data, resumed=True)
+
+
+_SAVED_RESUME_POINT = re.compile(r"^(?:(\w+)\.)?(initial_population|iter_\d{3}\.(?:population|survivors))$")
+
+
+class ResumeHintHook:
+    """When a run fails, says which saved dataset it can resume from, and the command.
+
+    Tracks the latest population or survivors saved; every histogram released before them is
+    counted by the saved privacy plan, which the resumed run loads.
+    """
+
+    def __init__(self) -> None:
+        self.latest: str | None = None
+        self.pipeline_names: list[str] = []
+
+    @hook_impl
+    def before_pipeline_run(self, run_params: dict[str, Any]) -> None:
+        """Start tracking a new run."""
+        self.latest, self.pipeline_names = None, list(run_params.get("pipeline_names") or [])
+
+    @hook_impl
+    def after_dataset_saved(self, dataset_name: str) -> None:
+        """Remember the latest saved population or survivors."""
+        if match := _SAVED_RESUME_POINT.match(dataset_name):
+            self.latest = match.group(2)
+
+    @hook_impl
+    def on_pipeline_error(self, error: Exception) -> None:
+        """Log how to resume, if the loop got far enough to have saved something."""
+        if self.latest is None:
+            return
+        pipeline = f" --pipelines={','.join(self.pipeline_names)}" if self.pipeline_names else ""
+        logger.error(
+            "The run failed (%s) after saving %s. Nothing before it is lost: resume with\n"
+            "    DP_SYNTH_RESUME=%s DP_SYNTH_ITERATIONS=%d kedro run%s\n"
+            "with the same --params as this run. It loads the saved privacy plan, DP class counts and "
+            "generator statistics, and releases only the histograms not yet released.",
+            type(error).__name__, self.latest, self.latest, pe_iterations(), pipeline,
+        )
 
 
 def stage_of(node_name: str) -> str:

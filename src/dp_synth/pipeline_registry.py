@@ -6,9 +6,11 @@ import os
 
 from kedro.pipeline import Pipeline
 
-from dp_synth.pipelines import tabular_pipeline
+from dp_synth.pipelines import tabular_pipeline, text_pipeline
+from dp_synth.pipelines.pe_template import ResumePoint, parse_resume_point
 
 ITERATIONS_VARIABLE = "DP_SYNTH_ITERATIONS"
+RESUME_VARIABLE = "DP_SYNTH_RESUME"
 DEFAULT_ITERATIONS = 10
 
 
@@ -25,7 +27,17 @@ def pe_iterations() -> int:
     return iterations
 
 
+def resume_point(iterations: int) -> ResumePoint | None:
+    """Where to resume a failed run, from ``DP_SYNTH_RESUME`` (unset: a fresh run). The failed
+    run's log names the value, e.g. ``DP_SYNTH_RESUME=iter_003.survivors``."""
+    raw = os.environ.get(RESUME_VARIABLE, "").strip()
+    return parse_resume_point(raw, iterations) if raw else None
+
+
 def register_pipelines() -> dict[str, Pipeline]:
     """Register the project's pipelines; ``__default__`` is the tabular job."""
-    tabular = tabular_pipeline.create_pipeline(pe_iterations())
-    return {"tabular": tabular, "__default__": tabular}
+    iterations = pe_iterations()
+    resume = resume_point(iterations)
+    tabular = tabular_pipeline.create_pipeline(iterations, resume)
+    text = text_pipeline.create_pipeline(iterations, resume)
+    return {"tabular": tabular, "text": text, "__default__": tabular}

@@ -2,9 +2,9 @@
 
 from kedro.config import OmegaConfigLoader
 
-from dp_synth.hooks import PrivateEvolutionTrackingHook, StageTimingHook
+from dp_synth.hooks import PrivateEvolutionTrackingHook, ResumeHintHook, StageTimingHook
 
-HOOKS = (PrivateEvolutionTrackingHook(), StageTimingHook())
+HOOKS = (PrivateEvolutionTrackingHook(), StageTimingHook(), ResumeHintHook())
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {

@@ -22,7 +22,7 @@ class Modality(Protocol):
         classes: The public list of classes.
         public_row_count: The private row count, if declared public (for the default delta).
         public_class_proportions: Class proportions, if declared public.
-        statistics_sensitivity: L2 sensitivity of the DP statistics ``with_statistics`` measures
+        statistics_sensitivity: L2 sensitivity of the DP statistics ``measure_statistics`` releases
             for the generator; 0 for a generator that uses none.
     """
 
@@ -32,9 +32,14 @@ class Modality(Protocol):
     public_class_proportions: Mapping[str, float] | None
     statistics_sensitivity: float
 
-    def with_statistics(self, private: pd.DataFrame, sigma: float, rng: np.random.Generator) -> Modality:
-        """Return a copy whose generator uses a statistic of ``private`` plus N(0, sigma^2) noise
-        (a Gaussian mechanism of sensitivity ``statistics_sensitivity``)."""
+    def measure_statistics(self, private: pd.DataFrame, sigma: float, rng: np.random.Generator) -> dict[str, Any]:
+        """Release a statistic of ``private`` plus N(0, sigma^2) noise (a Gaussian mechanism of
+        sensitivity ``statistics_sensitivity``) for the generator. The result is a DP release:
+        it is saved, so a resumed run reuses it instead of measuring again."""
+        ...
+
+    def with_statistics(self, statistics: Mapping[str, Any]) -> Modality:
+        """Return a copy whose generator uses released statistics (``measure_statistics``)."""
         ...
 
     def random_population(self, class_sizes: Mapping[str, int], rng: np.random.Generator) -> pd.DataFrame:

@@ -234,16 +234,16 @@ def category_codes(values: pd.Series, column: Column) -> np.ndarray:
     return codes
 
 
-def check_every_class_present(labels: pd.Series, schema: TableSchema) -> None:
+def check_every_class_present(labels: pd.Series, classes: Sequence[str]) -> None:
     """Raise ``SchemaError`` if a declared class has no private rows.
 
     Per-class PE cannot vote for a class with no private records; the data owner must drop
     the class from the schema (the check's outcome is shown only to the owner).
     """
     present = set(labels.unique())
-    absent = [label for label in schema.classes if label not in present]
+    absent = [label for label in classes if label not in present]
     if absent:
         raise SchemaError(
-            f"label column {schema.label_column!r}: classes {absent} have no private rows; "
-            "remove them from the schema's categories"
+            f"label column {labels.name!r}: classes {absent} have no private rows; "
+            "remove them from the schema's classes"
         )

@@ -2,7 +2,7 @@
 
 Every bound and category comes from the ``TableSchema``. Optionally the generator is
 informed by DP statistics: class-conditional one-way marginals of every feature, measured
-once with the Gaussian mechanism (``with_statistics``) and paid from the run's budget. With
+once with the Gaussian mechanism (``measure_statistics``) and paid from the run's budget. With
 them, the random API draws each feature from its noisy marginal instead of uniformly, the
 variation API redraws cells from it, and the release is re-weighted to match it.
 """
@@ -13,10 +13,12 @@ import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from dp_synth.core.schedule import VariationSchedule
 from dp_synth.core.schema import Column, TableSchema, category_codes
 
 EXACT_INTEGER_CELLS = 128
@@ -24,25 +26,6 @@ EXACT_INTEGER_CELLS = 128
 
 RAKING_SWEEPS = 10
 """Sweeps of iterative proportional fitting when the release is re-weighted to the marginals."""
-
-
-@dataclass(frozen=True)
-class VariationSchedule:
-    """Degree of variation over iterations: r(t) = r0 - (r0 - rf) (t / T) ** gamma.
-
-    Without statistics, a categorical cell is redrawn uniformly with probability r(t) and a
-    numeric cell moves by U(-r(t), r(t)) x (max - min), then is clipped (and rounded for
-    integers). With statistics, every cell is redrawn from its noisy marginal with
-    probability r(t).
-    """
-
-    r0: float = 0.5
-    rf: float = 0.01
-    gamma: float = 0.2
-
-    def degree(self, iteration: int, iterations: int) -> float:
-        """Return r(t) for iteration ``iteration`` of ``iterations``."""
-        return self.r0 - (self.r0 - self.rf) * (iteration / iterations) ** self.gamma
 
 
 @dataclass(frozen=True)
@@ -144,7 +127,7 @@ class TabularModality:
         categorical_weight: Scale of one-hot blocks in the embedding (numeric columns span [0, 1]).
         marginal_bins: Equal-width bins of a numeric column's marginal cells (see ``CellGrid``).
         marginals: Noisy class-conditional marginals, ``marginals[label][column]`` a probability
-            vector over the column's cells; ``None`` until ``with_statistics`` measures them.
+            vector over the column's cells; ``None`` until ``with_statistics`` sets them.
     """
 
     schema: TableSchema
@@ -196,11 +179,12 @@ class TabularModality:
             blocks.extend(np.bincount(grid.cells(rows[grid.column.name]), minlength=grid.size) for grid in self.grids)
         return np.concatenate(blocks).astype(np.float64)
 
-    def with_statistics(self, private: pd.DataFrame, sigma: float, rng: np.random.Generator) -> TabularModality:
-        """Return a copy whose generator uses the Gaussian-noised class-conditional marginals.
+    def measure_statistics(self, private: pd.DataFrame, sigma: float, rng: np.random.Generator) -> dict[str, Any]:
+        """Release the class-conditional marginals with the Gaussian mechanism.
 
         The release is ``marginal_counts(private) + N(0, sigma^2)``; negative cells are set to 0
-        and each marginal is normalised (uniform if nothing is left): post-processing.
+        and each marginal is normalised (uniform if nothing is left): post-processing. Returns
+        ``{"marginals": {label: {column: probabilities}}}``.
         """
         counts = self.marginal_counts(private)
         noisy = counts + rng.normal(0.0, sigma, size=counts.size)
@@ -213,7 +197,11 @@ class TabularModality:
                 offset += grid.size
                 total = cells.sum()
                 marginals[label][grid.column.name] = cells / total if total > 0 else np.full(grid.size, 1.0 / grid.size)
-        return dataclasses.replace(self, marginals=marginals)
+        return {"marginals": marginals}
+
+    def with_statistics(self, statistics: Mapping[str, Any]) -> TabularModality:
+        """Return a copy whose generator draws from released marginals (``measure_statistics``)."""
+        return dataclasses.replace(self, marginals=statistics["marginals"])
 
     def _draw(self, grid: CellGrid, label: str, size: int, rng: np.random.Generator) -> np.ndarray:
         """``size`` values of one feature for class ``label``: from its marginal, else uniform."""

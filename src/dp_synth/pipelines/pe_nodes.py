@@ -150,22 +150,49 @@ def calibrate_privacy(
     return plan
 
 
-def fit_generator(modality: Modality, private_table: pd.DataFrame, plan: GaussianPrivacyPlan) -> Modality:
-    """Give the generator its DP statistics of the private data, if the plan pays for them.
+def measure_generator_statistics(
+    modality: Modality, private_table: pd.DataFrame, plan: GaussianPrivacyPlan
+) -> dict[str, Any]:
+    """Release the generator's DP statistics of the private data, if the plan pays for them.
 
     This is the plan's first release: a Gaussian mechanism with the modality's stated
-    sensitivity and the plan's ``statistics_sigma``.
+    sensitivity and the plan's ``statistics_sigma``. Returns ``{}`` when the plan has none.
     """
     if plan.statistics_sensitivity == 0:
-        return modality
-    return modality.with_statistics(
-        private_table, plan.statistics_sigma, plan.noise_generator(0, _STATISTICS_NOISE)
+        return {}
+    return modality.measure_statistics(private_table, plan.statistics_sigma, plan.noise_generator(0, _STATISTICS_NOISE))
+
+
+def apply_generator_statistics(modality: Modality, generator_statistics: Mapping[str, Any]) -> Modality:
+    """The generator the loop uses: the public one, given the released statistics if any."""
+    return modality.with_statistics(generator_statistics) if generator_statistics else modality
+
+
+def check_resumed_plan(plan: GaussianPrivacyPlan, *, iterations: int) -> None:
+    """Refuse to resume a run whose saved privacy plan paid for a different number of iterations.
+
+    Raises:
+        PrivacyConfigError: if the saved plan's T differs from the DAG's T.
+    """
+    if plan.iterations != iterations:
+        raise PrivacyConfigError(
+            f"the saved privacy plan pays for T={plan.iterations} iterations but this DAG has T={iterations}; "
+            "resume with the DP_SYNTH_ITERATIONS of the run you are resuming"
+        )
+    logger.info(
+        "Resuming with the saved privacy plan (epsilon=%.4g, delta=%.3g, sigma=%.4g, T=%d): histograms "
+        "already released count in every epsilon reported", plan.epsilon, plan.delta, plan.sigma, plan.iterations,
     )
 
 
 def embed_private_data(modality: Modality, private_table: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """Embed the private rows once; return (embeddings, labels). Both stay in memory only."""
     return modality.embed(private_table), private_table[modality.label_column].to_numpy()
+
+
+def summarise_reference(modality: Modality, reference_table: pd.DataFrame) -> Any:
+    """Precompute the held-out statistics of the per-iteration quality diagnostic."""
+    return modality.summarise_reference(reference_table)
 
 
 def measure_class_distribution(

@@ -7,17 +7,21 @@
 - ``private_table``, ``private_embeddings`` and ``private_labels``: in memory only, never saved;
 - ``reference_summary``: what the modality's quality diagnostic compares against;
 
-and the parameters ``params:dp``, ``params:pe`` and ``params:release``. It produces ``privacy_plan``,
-``class_weights``, ``class_sizes``, ``initial_population``, for each iteration ``iter_NNN.histogram``,
+and the parameters ``params:dp``, ``params:pe`` and ``params:release``. It produces
+``privacy_plan``, ``generator_statistics``, ``class_weights``, ``class_sizes`` (saved: a resumed
+run loads them), ``initial_population``, for each iteration ``iter_NNN.histogram``,
 ``iter_NNN.survivors``, ``iter_NNN.metrics`` and (but the last) ``iter_NNN.population``, then
-``synthetic_data`` and ``iteration_metrics`` (one row per iteration). The caller wraps it in the modality's namespace.
+``synthetic_data`` and ``iteration_metrics`` (one row per iteration run). The caller wraps it in
+the modality's namespace.
 """
 
 from __future__ import annotations
 
+import re
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from functools import partial, update_wrapper
 from typing import Any
 
@@ -54,6 +58,71 @@ def _reading_sibling_namespaces() -> Iterator[None]:
 def iteration_namespace(iteration: int) -> str:
     """Namespace of iteration ``iteration``: ``iter_001``, ``iter_002``, ..."""
     return f"iter_{iteration:03d}"
+
+
+@dataclass(frozen=True)
+class ResumePoint:
+    """Where a resumed run starts: after a saved population or a saved set of survivors.
+
+    Attributes:
+        iteration: t of the saved dataset (0 for the initial population).
+        stage: ``"population"`` (iteration t is finished: start at t + 1) or ``"survivors"``
+            (iteration t released its histogram: vary its survivors, then go on at t + 1).
+    """
+
+    iteration: int
+    stage: str
+
+    @property
+    def dataset(self) -> str:
+        """The saved dataset the run starts from, e.g. ``iter_003.survivors``."""
+        if self.iteration == 0:
+            return "initial_population"
+        return f"{iteration_namespace(self.iteration)}.{self.stage}"
+
+
+_RESUME_POINT = re.compile(r"^(?:(initial_population)|iter_(\d{3})\.(population|survivors))$")
+
+
+def parse_resume_point(text: str, iterations: int) -> ResumePoint:
+    """Parse ``initial_population``, ``iter_NNN.population`` or ``iter_NNN.survivors``.
+
+    Raises:
+        ValueError: for another text, or a point this DAG of ``iterations`` iterations cannot
+            start from (the last iteration has no population; its survivors end the run).
+    """
+    match = _RESUME_POINT.match(text.strip())
+    if match is None:
+        raise ValueError(
+            f"cannot resume from {text!r}: name a saved dataset, 'initial_population', "
+            "'iter_NNN.population' or 'iter_NNN.survivors' (the failed run's log names the right one)"
+        )
+    point = ResumePoint(0, "population") if match.group(1) else ResumePoint(int(match.group(2)), match.group(3))
+    if not 0 <= point.iteration < iterations or (point.iteration == 0 and point.stage != "population"):
+        raise ValueError(f"cannot resume from {text!r} in a run of T={iterations} iterations")
+    return point
+
+
+def _vary_node(iteration: int) -> Node:
+    return Node(
+        _bind(pe_nodes.vary, iteration=iteration),
+        ["modality", "survivors", "privacy_plan", "params:pe"],
+        "population",
+        name="vary",
+    )
+
+
+def _namespaced(nodes: list[Node], iteration: int, inputs: dict[str, str], final: bool) -> Pipeline:
+    """Wrap one iteration's nodes in its namespace; shared inputs keep their names."""
+    used = {name for node in nodes for name in node.inputs}
+    with _reading_sibling_namespaces():
+        return Pipeline(
+            nodes,
+            namespace=iteration_namespace(iteration),
+            inputs={**inputs, **{name: name for name in SHARED_INPUTS & used}},
+            outputs={"synthetic_data": "synthetic_data"} if final else None,
+            parameters=SHARED_PARAMETERS & used,
+        )
 
 
 def iteration_template(iteration: int, *, final: bool) -> Pipeline:
@@ -96,36 +165,15 @@ def iteration_template(iteration: int, *, final: bool) -> Pipeline:
             )
         )
     else:
-        nodes.append(
-            Node(
-                _bind(pe_nodes.vary, iteration=iteration),
-                ["modality", "survivors", "privacy_plan", "params:pe"],
-                "population",
-                name="vary",
-            )
-        )
-    used = {name for node in nodes for name in node.inputs}
+        nodes.append(_vary_node(iteration))
     previous = "initial_population" if iteration == 1 else f"{iteration_namespace(iteration - 1)}.population"
-    with _reading_sibling_namespaces():
-        return Pipeline(
-            nodes,
-            namespace=iteration_namespace(iteration),
-            inputs={"candidates": previous, **{name: name for name in SHARED_INPUTS & used}},
-            outputs={"synthetic_data": "synthetic_data"} if final else None,
-            parameters=SHARED_PARAMETERS & used,
-        )
+    return _namespaced(nodes, iteration, {"candidates": previous}, final)
 
 
-def private_evolution_pipeline(iterations: int) -> Pipeline:
-    """Calibration, class sizes, initial population, T iterations and the release.
-
-    Args:
-        iterations: T. It is bound into the calibration node, so the budget pays for exactly
-            the histograms this DAG releases.
-    """
-    if not isinstance(iterations, int) or iterations < 1:
-        raise ValueError(f"the number of iterations T must be an integer >= 1, got {iterations!r}")
-    setup = Pipeline(
+def _measured_setup(iterations: int) -> Pipeline:
+    """A fresh run's setup: calibrate, release the generator statistics and the class counts,
+    draw the initial population."""
+    return Pipeline(
         [
             Node(
                 _bind(pe_nodes.calibrate_privacy, iterations=iterations),
@@ -134,14 +182,14 @@ def private_evolution_pipeline(iterations: int) -> Pipeline:
                 name="calibrate_privacy",
             ),
             Node(
-                pe_nodes.fit_generator,
+                pe_nodes.measure_generator_statistics,
                 ["public_modality", "private_table", "privacy_plan"],
-                "modality",
-                name="fit_generator",
+                "generator_statistics",
+                name="dp_generator_statistics",
             ),
             Node(
                 pe_nodes.measure_class_distribution,
-                ["modality", "private_labels", "privacy_plan"],
+                ["public_modality", "private_labels", "privacy_plan"],
                 "class_weights",
                 name="dp_class_counts",
             ),
@@ -154,12 +202,81 @@ def private_evolution_pipeline(iterations: int) -> Pipeline:
             ),
         ]
     )
-    loop = [iteration_template(t, final=t == iterations) for t in range(1, iterations + 1)]
+
+
+def preparation_pipeline(
+    build_modality: Node,
+    load_private_data: Callable[..., Any],
+    load_reference_data: Callable[..., Any],
+    reference_settings: tuple[str, ...] = (),
+) -> Pipeline:
+    """The modality's inputs of the loop: its public object, the private data (checked and
+    embedded, in memory only) and the held-out data's summary.
+
+    Args:
+        build_modality: The node producing ``public_modality`` from public knowledge.
+        load_private_data: ``(private_data, public_modality) -> private_table``: checks the
+            private file against the public schema.
+        load_reference_data: The same for the held-out file, ``reference_data``; it also takes
+            the ``reference_settings`` datasets, if any.
+        reference_settings: Extra inputs of ``load_reference_data`` (e.g. ``params:evaluation``).
+    """
+    return Pipeline(
+        [
+            build_modality,
+            Node(load_private_data, ["private_data", "public_modality"], "private_table", name="load_private_data"),
+            Node(
+                pe_nodes.embed_private_data,
+                ["public_modality", "private_table"],
+                ["private_embeddings", "private_labels"],
+                name="embed_private_data",
+            ),
+            Node(
+                load_reference_data,
+                ["reference_data", "public_modality", *reference_settings],
+                "reference_table",
+                name="load_reference_data",
+            ),
+            Node(
+                pe_nodes.summarise_reference,
+                ["public_modality", "reference_table"],
+                "reference_summary",
+                name="summarise_reference",
+            ),
+        ]
+    )
+
+
+def private_evolution_pipeline(iterations: int, resume: ResumePoint | None = None) -> Pipeline:
+    """Calibration, class sizes, initial population, T iterations and the release.
+
+    Args:
+        iterations: T. It is bound into the calibration node, so the budget pays for exactly
+            the histograms this DAG releases.
+        resume: Start after this saved dataset of a failed run instead of from scratch. The
+            privacy plan, generator statistics, class weights and sizes are then loaded (they
+            are saved releases, never measured again) and only the histograms not yet
+            released are released, so the run as a whole still spends exactly its budget.
+    """
+    if not isinstance(iterations, int) or iterations < 1:
+        raise ValueError(f"the number of iterations T must be an integer >= 1, got {iterations!r}")
+    generator = Node(
+        pe_nodes.apply_generator_statistics, ["public_modality", "generator_statistics"], "modality", name="fit_generator"
+    )
+    if resume is None:
+        setup, first = _measured_setup(iterations), 1
+    else:
+        checks = Node(_bind(pe_nodes.check_resumed_plan, iterations=iterations), "privacy_plan", None,
+                      name="check_resumed_plan")
+        setup, first = Pipeline([checks]), resume.iteration + 1
+        if resume.stage == "survivors":
+            setup += _namespaced([_vary_node(resume.iteration)], resume.iteration, {}, final=False)
+    loop = [iteration_template(t, final=t == iterations) for t in range(first, iterations + 1)]
     with _reading_sibling_namespaces():
         collect = Node(
             pe_nodes.collect_iteration_metrics,
-            [f"{iteration_namespace(t)}.metrics" for t in range(1, iterations + 1)],
+            [f"{iteration_namespace(t)}.metrics" for t in range(first, iterations + 1)],
             "iteration_metrics",
             name="collect_iteration_metrics",
         )
-    return Pipeline([setup, *loop, collect])
+    return Pipeline([setup, generator, *loop, collect])

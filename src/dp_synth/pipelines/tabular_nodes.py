@@ -21,7 +21,8 @@ from dp_synth.core.evaluation import (
 from dp_synth.core.plots import plot_association_difference, plot_iteration_metrics, plot_marginals
 from dp_synth.core.schema import TableSchema, check_every_class_present, conform, parse_schema
 from dp_synth.core.selection import allocate_class_sizes
-from dp_synth.core.tabular import TabularModality, VariationSchedule
+from dp_synth.core.schedule import VariationSchedule
+from dp_synth.core.tabular import TabularModality
 
 logger = logging.getLogger(__name__)
 
@@ -51,18 +52,13 @@ def load_private_data(private_raw: pd.DataFrame, modality: TabularModality) -> p
             domain, or a declared class with no private rows.
     """
     table = conform(private_raw, modality.schema)
-    check_every_class_present(table[modality.label_column], modality.schema)
+    check_every_class_present(table[modality.label_column], modality.classes)
     return table
 
 
 def load_reference_data(reference_raw: pd.DataFrame, modality: TabularModality) -> pd.DataFrame:
     """Check the held-out evaluation table against the public schema."""
     return conform(reference_raw, modality.schema)
-
-
-def summarise_reference(modality: TabularModality, reference_table: pd.DataFrame) -> Any:
-    """Precompute the reference statistics of the per-iteration quality diagnostic."""
-    return modality.summarise_reference(reference_table)
 
 
 def _utility(train: pd.DataFrame, test: pd.DataFrame, schema: TableSchema, seed: int) -> dict[str, dict[str, float]]:

@@ -4,50 +4,28 @@ from __future__ import annotations
 
 from kedro.pipeline import Node, Pipeline
 
-from dp_synth.pipelines import pe_nodes, tabular_nodes
-from dp_synth.pipelines.pe_template import private_evolution_pipeline
+from dp_synth.pipelines import tabular_nodes
+from dp_synth.pipelines.pe_template import ResumePoint, preparation_pipeline, private_evolution_pipeline
 
 NAMESPACE = "tabular"
 
 
-def create_pipeline(iterations: int) -> Pipeline:
+def create_pipeline(iterations: int, resume: ResumePoint | None = None) -> Pipeline:
     """The tabular job under the ``tabular`` namespace.
 
     Catalog inputs: ``tabular.schema`` (public), ``tabular.private_data`` (private) and
     ``tabular.reference_data`` (held-out, used only by diagnostics). Outputs besides the
     versioned populations: ``tabular.synthetic_data`` (the release), ``tabular.evaluation_report``
     and three figures (diagnostics for the data owner).
+
+    Args:
+        iterations: T, the number of PE iterations.
+        resume: Where to resume a failed run, or ``None`` for a fresh run.
     """
-    prepare = Pipeline(
-        [
-            Node(
-                tabular_nodes.build_modality, ["schema", "params:generator"], "public_modality", name="build_modality"
-            ),
-            Node(
-                tabular_nodes.load_private_data,
-                ["private_data", "public_modality"],
-                "private_table",
-                name="load_private_data",
-            ),
-            Node(
-                pe_nodes.embed_private_data,
-                ["public_modality", "private_table"],
-                ["private_embeddings", "private_labels"],
-                name="embed_private_data",
-            ),
-            Node(
-                tabular_nodes.load_reference_data,
-                ["reference_data", "public_modality"],
-                "reference_table",
-                name="load_reference_data",
-            ),
-            Node(
-                tabular_nodes.summarise_reference,
-                ["public_modality", "reference_table"],
-                "reference_summary",
-                name="summarise_reference",
-            ),
-        ]
+    prepare = preparation_pipeline(
+        Node(tabular_nodes.build_modality, ["schema", "params:generator"], "public_modality", name="build_modality"),
+        tabular_nodes.load_private_data,
+        tabular_nodes.load_reference_data,
     )
     evaluate = Pipeline(
         [
@@ -65,4 +43,4 @@ def create_pipeline(iterations: int) -> Pipeline:
             ),
         ]
     )
-    return Pipeline([prepare, private_evolution_pipeline(iterations), evaluate], namespace=NAMESPACE)
+    return Pipeline([prepare, private_evolution_pipeline(iterations, resume), evaluate], namespace=NAMESPACE)
