@@ -3,6 +3,7 @@ VENV ?= .venv
 PYTHON := $(VENV)/bin/python
 KEDRO := $(VENV)/bin/kedro
 STAMP := $(VENV)/.installed
+TEST_STAMP := $(VENV)/.test-installed
 
 # Never prompt, never phone home (CI and scripts have no terminal).
 export DO_NOT_TRACK := 1
@@ -10,26 +11,42 @@ export KEDRO_DISABLE_TELEMETRY := 1
 
 BENCH_STAMP := $(VENV)/.bench-installed
 
-.PHONY: install run test bench bench-compare bench-deps viz mlflow-ui clean-outputs
+.PHONY: install install-all run run-image test bench bench-text bench-image bench-compare bench-deps viz mlflow-ui clean-outputs
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
 	$(PYTHON) -m pip install --quiet --upgrade pip
-	$(PYTHON) -m pip install --quiet -e ".[test]"
+	$(PYTHON) -m pip install --quiet -e .
 	touch $(STAMP)
 
-install: $(STAMP)  ## Create .venv and install the project with its test tools
+$(TEST_STAMP): $(STAMP)
+	$(PYTHON) -m pip install --quiet -e ".[test,text,image]"
+	touch $(TEST_STAMP)
+
+install: $(STAMP)  ## Create .venv and install the project (tabular PE)
+
+install-all: $(TEST_STAMP)  ## Also the text and image extras (torch, transformers, diffusers) and test tools
 
 run: $(STAMP)  ## Tabular PE on the bundled Adult data
 	$(KEDRO) run --pipelines=tabular
 
-test: $(STAMP)  ## The whole test suite
+run-image: $(TEST_STAMP)  ## Image PE on scikit-learn's digits with the glyph simulator (offline)
+	$(KEDRO) run --pipelines=image
+
+test: $(TEST_STAMP)  ## The whole test suite (installs the text and image extras: no test is skipped)
 	$(PYTHON) -m pytest
 
 bench: $(STAMP)  ## Wall time per stage of the default tabular job (3 runs of kedro run)
-	$(PYTHON) benchmarks/bench_tabular.py --repeats 3
+	$(PYTHON) benchmarks/bench.py --pipeline tabular --repeats 3
 
-$(BENCH_STAMP): $(STAMP)
+bench-text: $(TEST_STAMP)  ## The text job's machinery on the tests' tiny GPT-2 (T=2, N=100, 500 reference texts)
+	DP_SYNTH_ITERATIONS=2 $(PYTHON) benchmarks/bench.py --pipeline text --tiny-text-model \
+		--params text.pe.population_size=100,text.release.rows=100,text.evaluation.reference_rows=500
+
+bench-image: $(TEST_STAMP)  ## The default image job (glyph simulator on the digits), 3 runs
+	$(PYTHON) benchmarks/bench.py --pipeline image --repeats 3
+
+$(BENCH_STAMP): $(TEST_STAMP)
 	$(PYTHON) -m pip install --quiet torch==2.13.0
 	$(PYTHON) -m pip install --quiet -e ".[test,bench]"
 	$(PYTHON) -m pip install --quiet --no-deps smartnoise-synth==1.0.8 smartnoise-sql==1.0.10

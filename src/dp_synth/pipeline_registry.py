@@ -6,7 +6,7 @@ import os
 
 from kedro.pipeline import Pipeline
 
-from dp_synth.pipelines import tabular_pipeline, text_pipeline
+from dp_synth.pipelines import image_pipeline, tabular_pipeline, text_pipeline
 from dp_synth.pipelines.pe_template import ResumePoint, parse_resume_point
 
 ITERATIONS_VARIABLE = "DP_SYNTH_ITERATIONS"
@@ -39,5 +39,9 @@ def register_pipelines() -> dict[str, Pipeline]:
     iterations = pe_iterations()
     resume = resume_point(iterations)
     tabular = tabular_pipeline.create_pipeline(iterations, resume)
-    text = text_pipeline.create_pipeline(iterations, resume)
-    return {"tabular": tabular, "text": text, "__default__": tabular}
+    return {
+        "tabular": tabular,
+        "text": text_pipeline.create_pipeline(iterations, resume),
+        "image": image_pipeline.create_pipeline(iterations, resume),
+        "__default__": tabular,
+    }

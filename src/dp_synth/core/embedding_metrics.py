@@ -31,6 +31,26 @@ class GaussianFit:
         return cls(embeddings.mean(axis=0), np.cov(embeddings, rowvar=False))
 
 
+@dataclass(frozen=True)
+class EmbeddedReference:
+    """Held-out real data as the diagnostics use it: embedded once.
+
+    Attributes:
+        embeddings: One row per held-out record.
+        labels: Their classes.
+        fit: The Gaussian fit of the embeddings (what a Frechet distance compares with).
+    """
+
+    embeddings: np.ndarray
+    labels: np.ndarray
+    fit: GaussianFit
+
+    @classmethod
+    def of(cls, embeddings: np.ndarray, labels: np.ndarray) -> EmbeddedReference:
+        """Embeddings and labels, with their Gaussian fit."""
+        return cls(embeddings, labels, GaussianFit.of(embeddings))
+
+
 def frechet_distance(first: GaussianFit, second: GaussianFit) -> float:
     """Squared Frechet distance ||m1 - m2||^2 + tr(C1 + C2 - 2 (C1 C2)^(1/2)).
 

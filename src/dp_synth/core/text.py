@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from dp_synth.core.embedding_metrics import GaussianFit, frechet_distance
+from dp_synth.core.embedding_metrics import EmbeddedReference, GaussianFit, frechet_distance
 from dp_synth.core.llm import GeneratorConfigError, TextGenerator
 from dp_synth.core.schedule import VariationSchedule
 from dp_synth.core.schema import SchemaError, check_every_class_present
@@ -227,21 +227,6 @@ class SentenceEmbedder:
 
 
 @dataclass(frozen=True)
-class EmbeddedCorpus:
-    """Held-out texts as the diagnostics use them.
-
-    Attributes:
-        embeddings: One row per text.
-        labels: The texts' classes.
-        fit: The Gaussian fit of the embeddings (what a Frechet distance compares with).
-    """
-
-    embeddings: np.ndarray
-    labels: np.ndarray
-    fit: GaussianFit
-
-
-@dataclass(frozen=True)
 class TextModality:
     """Aug-PE over a labelled corpus.
 
@@ -351,12 +336,11 @@ class TextModality:
         """Sentence embeddings of the texts (unit norm: L2 distance ranks like cosine)."""
         return self.embedder.encode(population[TEXT].tolist())
 
-    def summarise_reference(self, reference: pd.DataFrame) -> EmbeddedCorpus:
+    def summarise_reference(self, reference: pd.DataFrame) -> EmbeddedReference:
         """The held-out texts' embeddings (embedded once for every diagnostic) and labels."""
-        embeddings = self.embed(reference)
-        return EmbeddedCorpus(embeddings, reference[LABEL].to_numpy(), GaussianFit.of(embeddings))
+        return EmbeddedReference.of(self.embed(reference), reference[LABEL].to_numpy())
 
-    def quality(self, population: pd.DataFrame, reference_summary: EmbeddedCorpus) -> dict[str, float]:
+    def quality(self, population: pd.DataFrame, reference_summary: EmbeddedReference) -> dict[str, float]:
         """Frechet distance of the population's embeddings to the held-out texts, mean words."""
         return {
             "frechet_distance": frechet_distance(GaussianFit.of(self.embed(population)), reference_summary.fit),

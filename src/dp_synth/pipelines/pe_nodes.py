@@ -10,11 +10,14 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib.figure import Figure
 
 from dp_synth.core import histogram as dp_hist
 from dp_synth.core.modality import Modality
+from dp_synth.core.plots import plot_iteration_metrics
 from dp_synth.core.privacy import GaussianPrivacyPlan, PrivacyConfigError, calibrate, default_delta
 from dp_synth.core.selection import allocate_class_sizes, sample_proportional, top_by_count
 
@@ -375,3 +378,10 @@ def release_synthetic_data(
 def collect_iteration_metrics(*metrics: Mapping[str, float]) -> pd.DataFrame:
     """One row per iteration, in order, for reports."""
     return pd.DataFrame(list(metrics)).sort_values("iteration", ignore_index=True)
+
+
+def plot_iterations(iteration_metrics: pd.DataFrame) -> Figure:
+    """Metrics per iteration (epsilon spent, histogram statistics, the quality diagnostic)."""
+    figure = plot_iteration_metrics(iteration_metrics)
+    plt.close("all")  # the catalog saves the figure; pyplot must not keep it alive
+    return figure

@@ -6,19 +6,21 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure
 
-from dp_synth.core.embedding_metrics import GaussianFit, classifier_accuracy, frechet_distance, precision_recall
+from dp_synth.core.embedding_metrics import (
+    EmbeddedReference,
+    GaussianFit,
+    classifier_accuracy,
+    frechet_distance,
+    precision_recall,
+)
 from dp_synth.core.llm import Secret, build_generator
-from dp_synth.core.plots import plot_iteration_metrics
 from dp_synth.core.schedule import VariationSchedule
 from dp_synth.core.text import (
     LABEL,
     TEXT,
-    EmbeddedCorpus,
     PromptTemplates,
     SentenceEmbedder,
     TextModality,
@@ -89,7 +91,7 @@ def evaluate_synthetic_texts(
     synthetic_data: pd.DataFrame,
     private_embeddings: np.ndarray,
     private_labels: np.ndarray,
-    reference_summary: EmbeddedCorpus,
+    reference_summary: EmbeddedReference,
     reference_table: pd.DataFrame,
     modality: TextModality,
     evaluation: Mapping[str, Any],
@@ -143,10 +145,3 @@ def sample_synthetic_texts(synthetic_data: pd.DataFrame, evaluation: Mapping[str
         count = min(len(texts), evaluation["samples_per_class"])
         samples[str(label)] = texts.iloc[np.sort(rng.choice(len(texts), size=count, replace=False))].tolist()
     return samples
-
-
-def plot_iterations(iteration_metrics: pd.DataFrame) -> Figure:
-    """Metrics per iteration (epsilon spent, histogram statistics, Frechet distance)."""
-    figure = plot_iteration_metrics(iteration_metrics)
-    plt.close("all")  # the catalog saves the figure; pyplot must not keep it alive
-    return figure

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from kedro.pipeline import Node, Pipeline
 
-from dp_synth.pipelines import text_nodes
+from dp_synth.pipelines import pe_nodes, text_nodes
 from dp_synth.pipelines.pe_template import ResumePoint, preparation_pipeline, private_evolution_pipeline
 
 NAMESPACE = "text"
@@ -49,7 +49,7 @@ def create_pipeline(iterations: int, resume: ResumePoint | None = None) -> Pipel
                 "synthetic_samples",
                 name="sample_synthetic_texts",
             ),
-            Node(text_nodes.plot_iterations, "iteration_metrics", "iterations_plot", name="plot_reports"),
+            Node(pe_nodes.plot_iterations, "iteration_metrics", "iterations_plot", name="plot_reports"),
         ]
     )
     return Pipeline([prepare, private_evolution_pipeline(iterations, resume), evaluate], namespace=NAMESPACE)
