@@ -17,6 +17,7 @@ from dp_synth.core.image import (
     LOOKAHEAD,
     DiffusionGenerator,
     GlyphSimulator,
+    ImageEncoder,
     ImageModality,
     check_images,
     images_of,
@@ -29,6 +30,7 @@ from dp_synth.datasets import DigitsDataset, ImageFolderDataset
 
 from .conftest import PROJECT_ROOT
 from .tiny_diffusion import build_tiny_diffusion_model
+from .tiny_models import build_tiny_image_encoder
 
 DIGITS_SCHEMA = json.loads((PROJECT_ROOT / "data/01_raw/digits/schema.json").read_text())
 SCHEDULE = VariationSchedule(r0=0.5, rf=0.05, gamma=1.0)
@@ -148,3 +150,16 @@ def test_the_diffusion_generator_serves_the_modality(schema, tmp_path):
     assert not np.array_equal(images_of(varied, schema), images)
     population.to_parquet(tmp_path / "population.parquet")  # what the catalog saves for a resume
     assert np.array_equal(images_of(pd.read_parquet(tmp_path / "population.parquet"), schema), images)
+
+
+def test_a_local_pretrained_encoder_embeds_offline_and_serves_lookahead(schema, simulator, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    encoder = ImageEncoder(model=str(build_tiny_image_encoder(tmp_path / "vit")), batch_size=7)
+    modality = ImageModality(schema=schema, generator=simulator, schedule=SCHEDULE, lookahead=2, encoder=encoder)
+    population = modality.random_population(dict.fromkeys(schema.classes, 2), np.random.default_rng(0))
+    own = modality.features(population)
+    assert own.shape == (20, 32) and np.allclose(np.linalg.norm(own, axis=1), 1.0, atol=1e-5)
+    assert np.array_equal(own, encoder.encode(images_of(population, schema)))  # batching changes nothing
+    assert modality.embed(population).shape == (20, 32)  # the lookahead mean, in the encoder's space
+    with pytest.raises(ValueError, match="not a local directory"):
+        ImageEncoder(model=str(tmp_path / "absent"))

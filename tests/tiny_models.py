@@ -1,11 +1,12 @@
-"""Tiny, randomly initialised language models for tests: built locally, nothing is downloaded."""
+"""Tiny, randomly initialised models for tests (a causal LM, an image encoder): built locally,
+nothing is downloaded."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast, ViTConfig, ViTImageProcessorPil, ViTModel
 
 END_OF_TEXT = "<|endoftext|>"
 
@@ -73,4 +74,19 @@ def build_tiny_causal_lm(directory: Path, *, seed: int = 0) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(directory)
     tokenizer.save_pretrained(directory)
+    return directory
+
+
+def build_tiny_image_encoder(directory: Path, *, seed: int = 0) -> Path:
+    """Save a tiny randomly initialised ViT (one layer, width 32, 16x16 inputs) with its image
+    processor in ``directory``, as a user's local pretrained encoder would be saved."""
+    import torch
+
+    torch.manual_seed(seed)
+    config = ViTConfig(
+        image_size=16, patch_size=4, num_channels=3, hidden_size=32, num_hidden_layers=1,
+        num_attention_heads=2, intermediate_size=64,
+    )
+    ViTModel(config).save_pretrained(directory)
+    ViTImageProcessorPil(size={"height": 16, "width": 16}).save_pretrained(directory)
     return directory

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -221,6 +222,61 @@ def pixel_embedding(images: np.ndarray, pool: int) -> np.ndarray:
     return images.reshape(n, -1).astype(np.float32)
 
 
+@dataclass
+class ImageEncoder:
+    """A pretrained image encoder from a local transformers directory (a ViT, DINOv2, CLIP...),
+    loaded offline on first use; embeddings are L2-normalised.
+
+    Attributes:
+        model: The local model directory (with its image processor's configuration).
+        batch_size: Images per forward pass.
+        device: ``"cpu"``, ``"cuda"``, ...
+    """
+
+    model: str
+    batch_size: int = 64
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        if not Path(self.model).expanduser().is_dir():
+            raise ValueError(
+                f"embedding.encoder {self.model!r} is not a local directory; point it at a saved transformers "
+                "image model with its image processor, or set it to null for the pixel embedding"
+            )
+        if not isinstance(self.batch_size, int) or self.batch_size < 1:
+            raise ValueError(f"embedding.batch_size must be an integer >= 1, got {self.batch_size!r}")
+
+    @cached_property
+    def _loaded(self) -> tuple[Any, Any]:
+        from transformers import AutoImageProcessor, AutoModel
+
+        path = str(Path(self.model).expanduser())
+        processor = AutoImageProcessor.from_pretrained(path, local_files_only=True)
+        return processor, AutoModel.from_pretrained(path, local_files_only=True).to(self.device).eval()
+
+    def _features(self, batch: np.ndarray) -> np.ndarray:
+        import torch
+
+        processor, model = self._loaded
+        rgb = np.repeat(batch, 3, axis=-1) if batch.shape[-1] == 1 else batch
+        inputs = processor(images=list((rgb * 255).round().astype(np.uint8)), return_tensors="pt").to(self.device)
+        with torch.inference_mode():
+            if hasattr(model, "get_image_features"):
+                features = model.get_image_features(**inputs)
+            else:
+                output = model(**inputs)
+                pooled = getattr(output, "pooler_output", None)
+                features = pooled if pooled is not None else output.last_hidden_state[:, 0]
+        return features.float().cpu().numpy()
+
+    def encode(self, images: np.ndarray) -> np.ndarray:
+        """Embeddings of images (n, H, W, C) in [0, 1], float32, unit L2 norm."""
+        features = np.concatenate(
+            [self._features(images[start : start + self.batch_size]) for start in range(0, len(images), self.batch_size)]
+        )
+        return (features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+
+
 @dataclass(frozen=True)
 class ImageModality:
     """PE over labelled images.
@@ -232,6 +288,7 @@ class ImageModality:
         lookahead: L: a candidate's vote embedding is the mean embedding of L variations of it
             at the next variation's degree (0: its own embedding).
         pool: Average-pooling factor of the pixel embedding (1: raw pixels).
+        encoder: A pretrained image encoder for the embedding, or ``None`` for pixels.
     """
 
     schema: ImageSchema
@@ -239,6 +296,7 @@ class ImageModality:
     schedule: VariationSchedule
     lookahead: int = 0
     pool: int = 1
+    encoder: ImageEncoder | None = None
     label_column: str = field(default=LABEL, init=False)
     statistics_sensitivity: float = field(default=0.0, init=False)
 
@@ -272,18 +330,24 @@ class ImageModality:
         raise ValueError("the image generators use no DP statistics; set dp.generator_share to 0")
 
     def pixels(self, population: pd.DataFrame) -> np.ndarray:
-        """The pixel embedding of the population's own images."""
+        """The pixel embedding of the population's own images (what the classifier reads)."""
         return pixel_embedding(images_of(population, self.schema), self.pool)
+
+    def features(self, population: pd.DataFrame) -> np.ndarray:
+        """The embedding of the population's own images: the encoder's, else pixels."""
+        if self.encoder is None:
+            return self.pixels(population)
+        return self.encoder.encode(images_of(population, self.schema))
 
     def _with_lookahead(self, candidates: pd.DataFrame, degree: float, rng: np.random.Generator) -> pd.DataFrame:
         """Add the mean embedding of L variations of each candidate (only candidates' embeddings
         change: each private record still casts one vote, so the histogram's sensitivity stays 1)."""
         if self.lookahead == 0:
             return candidates
-        total = np.zeros((len(candidates), self.pixels(candidates.iloc[:1]).shape[1]), dtype=np.float64)
+        total = 0.0
         for _ in range(self.lookahead):
             variations = self.generator.vary(candidates, degree, rng).assign(**{LABEL: candidates[LABEL].to_numpy()})
-            total += self.pixels(variations)
+            total = total + self.features(variations).astype(np.float64)
         return candidates.assign(**{LOOKAHEAD: list((total / self.lookahead).astype(np.float32))})
 
     def random_population(self, class_sizes: Mapping[str, int], rng: np.random.Generator) -> pd.DataFrame:
@@ -304,15 +368,15 @@ class ImageModality:
         return weights
 
     def embed(self, population: pd.DataFrame) -> np.ndarray:
-        """The vote embedding: the lookahead mean if the population carries one, else pixels."""
+        """The vote embedding: the lookahead mean if the population carries one, else its own."""
         if LOOKAHEAD in population.columns:
             return np.stack(population[LOOKAHEAD].to_numpy()).astype(np.float32)
-        return self.pixels(population)
+        return self.features(population)
 
     def summarise_reference(self, reference: pd.DataFrame) -> EmbeddedReference:
-        """The held-out images' pixel embeddings and labels."""
-        return EmbeddedReference.of(self.pixels(reference), reference[LABEL].to_numpy())
+        """The held-out images' embeddings and labels."""
+        return EmbeddedReference.of(self.features(reference), reference[LABEL].to_numpy())
 
     def quality(self, population: pd.DataFrame, reference_summary: EmbeddedReference) -> dict[str, float]:
-        """Frechet distance of the population's pixel embeddings to the held-out images."""
-        return {"frechet_distance": frechet_distance(GaussianFit.of(self.pixels(population)), reference_summary.fit)}
+        """Frechet distance of the population's embeddings to the held-out images."""
+        return {"frechet_distance": frechet_distance(GaussianFit.of(self.features(population)), reference_summary.fit)}

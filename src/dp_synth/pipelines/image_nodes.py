@@ -17,6 +17,7 @@ from dp_synth.core.image import (
     LABEL,
     DiffusionGenerator,
     GlyphSimulator,
+    ImageEncoder,
     ImageGenerator,
     ImageModality,
     ImageSchema,
@@ -64,15 +65,19 @@ def build_modality(schema_json: Mapping[str, Any], generator: Mapping[str, Any],
         schema_json: The public image schema (see ``dp_synth.core.image.parse_image_schema``).
         generator: ``backend`` (``simulator`` or ``diffusion``) and its settings, the
             ``variation`` schedule and ``lookahead`` (L).
-        embedding: ``pool``, the average-pooling factor of the pixel embedding.
+        embedding: ``pool``, the average-pooling factor of the pixel embedding, and ``encoder``:
+            a local pretrained image encoder directory (null: pixels) with its ``batch_size``
+            and ``device``.
     """
     schema = parse_image_schema(schema_json)
+    encoder = embedding["encoder"]
     modality = ImageModality(
         schema=schema,
         generator=_generator(schema, generator),
         schedule=VariationSchedule(**generator["variation"]),
         lookahead=generator["lookahead"],
         pool=embedding["pool"],
+        encoder=None if encoder["model"] is None else ImageEncoder(**encoder),
     )
     logger.info("Image generator: %s, lookahead L=%d", modality.generator.description, modality.lookahead)
     return modality
@@ -91,28 +96,33 @@ def load_reference_images(reference_raw: pd.DataFrame, modality: ImageModality) 
 def evaluate_synthetic_images(
     synthetic_data: pd.DataFrame,
     private_table: pd.DataFrame,
+    reference_table: pd.DataFrame,
     reference_summary: EmbeddedReference,
     modality: ImageModality,
     evaluation: Mapping[str, Any],
 ) -> dict[str, Any]:
     """Fidelity and utility of the released images (diagnostics for the data owner, not DP).
 
-    - fidelity: Frechet distance of pixel embeddings to the held-out images, beside the private
-      images' own distance (what real data reaches);
+    - fidelity: Frechet distance of embeddings (the encoder's, else pixels) to the held-out
+      images, beside the private images' own distance (what real data reaches);
     - utility: accuracy and macro-F1 on the held-out images of a logistic regression on pixels
       trained on the synthetic images, and on the private images (the non-private upper bound).
     """
-    synthetic, private = modality.pixels(synthetic_data), modality.pixels(private_table)
-    reference, reference_labels, seed = reference_summary.embeddings, reference_summary.labels, evaluation["seed"]
+    seed = evaluation["seed"]
+    pixels = {name: modality.pixels(table) for name, table in
+              (("synthetic", synthetic_data), ("real_train", private_table), ("reference", reference_table))}
+    reference_labels = reference_table[LABEL].to_numpy()
     report = {
         "rows": len(synthetic_data),
         "fidelity": {
-            "frechet_distance": frechet_distance(GaussianFit.of(synthetic), reference_summary.fit),
-            "frechet_distance_real_train": frechet_distance(GaussianFit.of(private), reference_summary.fit),
+            "frechet_distance": frechet_distance(GaussianFit.of(modality.features(synthetic_data)), reference_summary.fit),
+            "frechet_distance_real_train": frechet_distance(
+                GaussianFit.of(modality.features(private_table)), reference_summary.fit
+            ),
         },
         "utility": {
-            "synthetic": classifier_accuracy(synthetic, synthetic_data[LABEL].to_numpy(), reference, reference_labels, seed),
-            "real_train": classifier_accuracy(private, private_table[LABEL].to_numpy(), reference, reference_labels, seed),
+            name: classifier_accuracy(pixels[name], table[LABEL].to_numpy(), pixels["reference"], reference_labels, seed)
+            for name, table in (("synthetic", synthetic_data), ("real_train", private_table))
         },
     }
     logger.info(
