@@ -150,7 +150,7 @@ def test_variation_follows_the_schedule_keeps_labels_and_never_loses_a_candidate
 def test_the_text_generator_uses_no_dp_statistics():
     modality = make_modality(RecordingGenerator())
     assert modality.statistics_sensitivity == 0.0
-    with pytest.raises(GeneratorConfigError, match="generator_share to 0"):
+    with pytest.raises(ValueError, match="generator_share to 0"):
         modality.with_statistics({"anything": 1})
 
 

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from dp_synth.core.embedding_metrics import EmbeddedReference, GaussianFit, frechet_distance
+from dp_synth.core.modality import PublicSchemaFacts, WithoutStatistics
 from dp_synth.core.glyphs import PARAMETER_COLUMNS, GlyphBounds, perturb_parameters, random_parameters, render
 from dp_synth.core.schedule import VariationSchedule
 from dp_synth.core.schema import SchemaError, check_every_class_present
@@ -278,7 +279,7 @@ class ImageEncoder:
 
 
 @dataclass(frozen=True)
-class ImageModality:
+class ImageModality(PublicSchemaFacts, WithoutStatistics):
     """PE over labelled images.
 
     Attributes:
@@ -298,36 +299,12 @@ class ImageModality:
     pool: int = 1
     encoder: ImageEncoder | None = None
     label_column: str = field(default=LABEL, init=False)
-    statistics_sensitivity: float = field(default=0.0, init=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.lookahead, int) or self.lookahead < 0:
             raise ValueError(f"generator.lookahead must be an integer >= 0, got {self.lookahead!r}")
         if not isinstance(self.pool, int) or self.pool < 1:
             raise ValueError(f"embedding.pool must be an integer >= 1, got {self.pool!r}")
-
-    @property
-    def classes(self) -> tuple[str, ...]:
-        """The declared classes."""
-        return self.schema.classes
-
-    @property
-    def public_row_count(self) -> int | None:
-        """The image count if the schema declares it public."""
-        return self.schema.public_row_count
-
-    @property
-    def public_class_proportions(self) -> Mapping[str, float] | None:
-        """Class proportions if the schema declares them public."""
-        return self.schema.class_proportions
-
-    def measure_statistics(self, private: pd.DataFrame, sigma: float, rng: np.random.Generator) -> dict[str, Any]:
-        """Never called: the image generators use no DP statistics."""
-        raise ValueError("the image generators use no DP statistics; set dp.generator_share to 0")
-
-    def with_statistics(self, statistics: Mapping[str, Any]) -> ImageModality:
-        """Never called, for the same reason as ``measure_statistics``."""
-        raise ValueError("the image generators use no DP statistics; set dp.generator_share to 0")
 
     def pixels(self, population: pd.DataFrame) -> np.ndarray:
         """The pixel embedding of the population's own images (what the classifier reads)."""

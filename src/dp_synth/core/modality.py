@@ -67,3 +67,43 @@ class Modality(Protocol):
     def quality(self, population: pd.DataFrame, reference_summary: Any) -> dict[str, float]:
         """Cheap diagnostic metrics of a population against the reference summary."""
         ...
+
+
+class PublicSchemaFacts:
+    """Mixin: the public facts the loop needs (``classes``, ``public_row_count``,
+    ``public_class_proportions``), read from the modality's declared ``schema``."""
+
+    schema: Any
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        """The schema's declared classes."""
+        return self.schema.classes
+
+    @property
+    def public_row_count(self) -> int | None:
+        """The private record count, if the schema declares it public."""
+        return self.schema.public_row_count
+
+    @property
+    def public_class_proportions(self) -> Mapping[str, float] | None:
+        """Class proportions, if the schema declares them public."""
+        return self.schema.class_proportions
+
+
+class WithoutStatistics:
+    """Mixin of a generator that uses no DP statistics: the plan pays for none
+    (``calibrate_privacy`` refuses a ``generator_share``), so these are never called."""
+
+    @property
+    def statistics_sensitivity(self) -> float:
+        """No statistics, no sensitivity."""
+        return 0.0
+
+    def measure_statistics(self, private: pd.DataFrame, sigma: float, rng: np.random.Generator) -> dict[str, Any]:
+        """Refuse: there is nothing to measure."""
+        raise ValueError("this generator uses no DP statistics; set dp.generator_share to 0")
+
+    def with_statistics(self, statistics: Mapping[str, Any]) -> WithoutStatistics:
+        """Refuse, for the same reason."""
+        raise ValueError("this generator uses no DP statistics; set dp.generator_share to 0")

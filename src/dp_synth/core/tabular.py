@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from dp_synth.core.modality import PublicSchemaFacts
 from dp_synth.core.schedule import VariationSchedule
 from dp_synth.core.schema import Column, TableSchema, category_codes
 
@@ -118,7 +119,7 @@ def _distribution(cells: np.ndarray, size: int) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class TabularModality:
+class TabularModality(PublicSchemaFacts):
     """PE over rows of a table with a public schema.
 
     Attributes:
@@ -140,21 +141,6 @@ class TabularModality:
     def label_column(self) -> str:
         """The schema's label column."""
         return self.schema.label_column
-
-    @property
-    def classes(self) -> tuple[str, ...]:
-        """The schema's declared classes."""
-        return self.schema.classes
-
-    @property
-    def public_row_count(self) -> int | None:
-        """The row count if the schema declares it public."""
-        return self.schema.public_row_count
-
-    @property
-    def public_class_proportions(self) -> Mapping[str, float] | None:
-        """Class proportions if the schema declares them public."""
-        return self.schema.class_proportions
 
     @property
     def grids(self) -> tuple[CellGrid, ...]:

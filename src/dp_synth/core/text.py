@@ -23,6 +23,7 @@ import pandas as pd
 
 from dp_synth.core.embedding_metrics import EmbeddedReference, GaussianFit, frechet_distance
 from dp_synth.core.llm import GeneratorConfigError, TextGenerator
+from dp_synth.core.modality import PublicSchemaFacts, WithoutStatistics
 from dp_synth.core.schedule import VariationSchedule
 from dp_synth.core.schema import SchemaError, check_every_class_present
 
@@ -227,7 +228,7 @@ class SentenceEmbedder:
 
 
 @dataclass(frozen=True)
-class TextModality:
+class TextModality(PublicSchemaFacts, WithoutStatistics):
     """Aug-PE over a labelled corpus.
 
     Attributes:
@@ -252,7 +253,6 @@ class TextModality:
     paraphrase_share: float = 0.0
     max_new_tokens: int = 64
     label_column: str = field(default=LABEL, init=False)
-    statistics_sensitivity: float = field(default=0.0, init=False)
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.paraphrase_share <= 1.0:
@@ -261,29 +261,6 @@ class TextModality:
             raise GeneratorConfigError(f"max_new_tokens must be an integer >= 1, got {self.max_new_tokens!r}")
         if self.random_temperature <= 0:
             raise GeneratorConfigError(f"random_temperature must be > 0, got {self.random_temperature!r}")
-
-    @property
-    def classes(self) -> tuple[str, ...]:
-        """The declared classes."""
-        return self.schema.classes
-
-    @property
-    def public_row_count(self) -> int | None:
-        """The row count if the schema declares it public."""
-        return self.schema.public_row_count
-
-    @property
-    def public_class_proportions(self) -> Mapping[str, float] | None:
-        """Class proportions if the schema declares them public."""
-        return self.schema.class_proportions
-
-    def measure_statistics(self, private: pd.DataFrame, sigma: float, rng: np.random.Generator) -> dict[str, Any]:
-        """Never called: this generator uses no DP statistics (``statistics_sensitivity`` is 0)."""
-        raise GeneratorConfigError("the text generator uses no DP statistics; set dp.generator_share to 0")
-
-    def with_statistics(self, statistics: Mapping[str, Any]) -> TextModality:
-        """Never called, for the same reason as ``measure_statistics``."""
-        raise GeneratorConfigError("the text generator uses no DP statistics; set dp.generator_share to 0")
 
     def _fields(self, label: str) -> dict[str, str]:
         return {"label": label, "description": self.schema.class_descriptions[label], "domain": self.schema.domain}
