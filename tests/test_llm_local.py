@@ -147,3 +147,8 @@ def test_bad_settings_are_config_errors(tiny_lm: Path, setting: dict[str, object
 def test_bad_sampling_arguments_are_rejected(generator: HuggingFaceGenerator, call: dict[str, float]) -> None:
     with pytest.raises(ValueError):
         generator.generate(["Hi"], seed=0, **call)
+
+
+def test_a_prompt_longer_than_the_context_is_refused_with_a_clear_message(generator):
+    with pytest.raises(GeneratorConfigError, match="exceeds the model's context of 1024 tokens"):
+        generator.generate(["word " * 1000], temperature=1.0, max_new_tokens=100, seed=0)

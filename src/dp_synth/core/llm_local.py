@@ -239,8 +239,20 @@ def _sample(
     temperature: float,
     max_new_tokens: int,
 ) -> list[str]:
-    """One sampled completion per text: only the new tokens, decoded without special tokens, stripped."""
+    """One sampled completion per text: only the new tokens, decoded without special tokens, stripped.
+
+    Raises:
+        GeneratorConfigError: when a prompt plus ``max_new_tokens`` exceeds the model's context.
+    """
     inputs = tokenizer(texts, padding=True, return_tensors="pt", add_special_tokens=add_special_tokens).to(model.device)
+    context = getattr(model.config, "max_position_embeddings", None)
+    needed = inputs["input_ids"].shape[1] + max_new_tokens
+    if context is not None and needed > context:
+        raise GeneratorConfigError(
+            f"a prompt of {inputs['input_ids'].shape[1]} tokens plus max_new_tokens={max_new_tokens} exceeds the "
+            f"model's context of {context} tokens; shorten the prompt templates, lower text.generator.max_new_tokens "
+            "or use a model with a longer context"
+        )
     with torch.inference_mode():
         output = model.generate(
             **inputs,
