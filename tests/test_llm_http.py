@@ -168,6 +168,13 @@ def test_response_without_completion_raises(server):
         generate(make_generator(server), ["hi"])
 
 
+def test_a_refused_choice_is_an_empty_completion_not_a_failure(server, caplog):
+    refusal = {"choices": [{"index": 0, "message": {"role": "assistant", "content": None}, "finish_reason": "content_filter"}]}
+    server.script = [Reply(200, refusal)]
+    assert generate(make_generator(server, max_concurrency=1), ["hi", "there"]) == ["", "completion of there"]
+    assert "content_filter" in caplog.text
+
+
 def test_key_never_shows(server, caplog):
     caplog.set_level(logging.DEBUG)
     generator = make_generator(server)

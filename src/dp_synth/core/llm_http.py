@@ -197,16 +197,24 @@ class OpenAICompatibleGenerator:
         return headers
 
     def _completion_text(self, raw: bytes) -> str:
-        """The completion in a successful response body; ``GenerationError`` if there is none."""
+        """The completion in a successful response body.
+
+        A choice whose content is null (a refusal or a content filter) gives an empty completion,
+        which the modality treats as no rewrite, so one refusal does not stop a long run.
+
+        Raises:
+            GenerationError: if the body holds no choice at all (a server or proxy fault).
+        """
         try:
             choice = json.loads(raw)["choices"][0]
             text = choice["message"]["content"] if self.endpoint == "chat" else choice["text"]
         except (ValueError, KeyError, IndexError, TypeError):
-            text = None
-        if not isinstance(text, str):
             body = self._safe_message(raw.decode("utf-8", "replace"))
-            raise GenerationError(f"{self.url} answered without a completion: {body}")
-        return text
+            raise GenerationError(f"{self.url} answered without a completion: {body}") from None
+        if text is None:
+            logger.warning("%s returned an empty choice (finish reason %r)", self.url, choice.get("finish_reason"))
+            return ""
+        return str(text)
 
     def _retryable_http_failure(self, error: urllib.error.HTTPError) -> tuple[str, float | None]:
         """Describe an HTTP error worth retrying and its ``Retry-After`` seconds, or raise one that is not.
