@@ -205,3 +205,18 @@ def test_frechet_distance_precision_recall_and_classifier_on_known_clouds():
     labels = (cloud[:, 0] > 0).astype(int)
     assert classifier_accuracy(cloud, labels, cloud, labels, seed=0)["accuracy"] > 0.95
     assert classifier_accuracy(cloud, np.zeros(600), cloud, labels, seed=0)["accuracy"] == pytest.approx((labels == 0).mean())
+
+
+def test_a_missing_text_extra_is_named_with_the_install_command(monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def without_torch(name, *args, **kwargs):
+        if name == "torch" or name.startswith(("torch.", "dp_synth.core.llm_local")):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", without_torch)
+    with pytest.raises(GeneratorConfigError, match=r"needs the text extra .*pip install -e '.\[text\]'"):
+        build_generator("huggingface", {"huggingface": {"model": "/some/model"}}, None)

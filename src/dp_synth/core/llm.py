@@ -110,7 +110,13 @@ def build_generator(backend: str | None, settings: Mapping[str, Mapping[str, Any
         raise GeneratorConfigError(f"unknown text.generator.backend {backend!r}; choose one of {list(BACKENDS)}")
     options = dict(settings.get(backend) or {})
     if backend == "huggingface":
-        from dp_synth.core.llm_local import HuggingFaceGenerator as backend_class
+        try:
+            from dp_synth.core.llm_local import HuggingFaceGenerator as backend_class
+        except ImportError as error:
+            raise GeneratorConfigError(
+                f"the huggingface backend needs the text extra ({error.name} is missing): "
+                "pip install -e '.[text]', or make install-all"
+            ) from None
     else:
         from dp_synth.core.llm_http import OpenAICompatibleGenerator as backend_class
 

@@ -49,7 +49,13 @@ def _generator(schema: ImageSchema, generator: Mapping[str, Any]) -> ImageGenera
                 "image.generator.diffusion.model is not set: point it at a local diffusers pipeline directory "
                 "(a UNet2DModel with its scheduler, e.g. saved by DDPMPipeline.save_pretrained)"
             )
-        from dp_synth.core.diffusion import DiffusionImageGenerator
+        try:
+            from dp_synth.core.diffusion import DiffusionImageGenerator
+        except ImportError as error:
+            raise ValueError(
+                f"the diffusion backend needs the image extra ({error.name} is missing): "
+                "pip install -e '.[image]', or make install-all"
+            ) from None
 
         model = DiffusionImageGenerator(
             settings.pop("model"), image_size=(schema.height, schema.width), channels=schema.channels, **settings
