@@ -44,7 +44,7 @@ ADULT = PROJECT_ROOT / "data" / "01_raw" / "adult"
 TAB_PE_REFERENCE = {
     "iterations": 30,
     "dp": {"generator_share": 0.0},
-    "pe": {"population_size": 1000},
+    "pe": {"population_size": 1000, "merge_duplicates": False},
     "release": {"rows": 1000},
     "generator": {"variation": {"r0": 0.5, "rf": 0.01, "gamma": 0.2}},
 }
@@ -53,7 +53,8 @@ TAB_PE_REFERENCE = {
 VARIANTS: dict[str, dict[str, Any]] = {
     "dp-synth, Tab-PE reference settings": TAB_PE_REFERENCE,
     "+ release n rows from the last histogram": {**TAB_PE_REFERENCE, "release": {"rows": "auto"}},
-    "+ DP marginal generator and re-weighting (default)": {"iterations": 10},
+    "+ DP marginal generator and re-weighting": {"iterations": 10, "pe": {"merge_duplicates": False}},
+    "+ identical candidates share one histogram bin (default)": {"iterations": 10},
 }
 """dp-synth rows of the table: each adds one change to the previous one."""
 

@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dp_synth.core.histogram import class_conditional_votes, nearest_neighbour_votes, release
+from dp_synth.core.histogram import (
+    NoisyHistogram,
+    class_conditional_votes,
+    distinct_candidates,
+    nearest_neighbour_votes,
+    release,
+    spread_over_groups,
+)
 
 
 def test_each_record_votes_for_its_nearest_candidate():
@@ -60,3 +67,24 @@ def test_release_adds_gaussian_noise_of_the_plan_sigma_and_thresholds():
     assert histogram.noisy.mean() == pytest.approx(0.0, abs=0.03)
     assert (histogram.thresholded >= 0).all()
     assert np.array_equal(histogram.thresholded, np.maximum(histogram.noisy - 2.0, 0))
+
+
+def test_identical_candidates_share_one_bin_and_its_count():
+    candidates = np.array([[0.0], [0.0], [0.0], [5.0], [0.0]], dtype=np.float32)
+    labels = np.array(["a", "a", "a", "a", "b"])  # the last one matches the first three but is of class b
+    first, group = distinct_candidates(candidates, labels)
+    assert len(first) == 3 and len(set(group[[0, 1, 2]])) == 1 and group[4] != group[0]
+    private = np.array([[0.1], [0.2], [4.9], [0.0]], dtype=np.float32)
+    private_labels = np.array(["a", "a", "a", "b"])
+    votes = class_conditional_votes(private, private_labels, candidates[first], labels[first], k=1)
+    assert sorted(votes.tolist()) == [1.0, 1.0, 2.0]  # both records near 0 vote for the one group
+    for removed in range(len(private)):  # the release over groups keeps sensitivity 1
+        fewer = class_conditional_votes(
+            np.delete(private, removed, axis=0), np.delete(private_labels, removed), candidates[first], labels[first], 1
+        )
+        assert np.linalg.norm(votes - fewer) == pytest.approx(1.0)
+    released = NoisyHistogram(noisy=votes + 0.3, thresholded=votes)
+    spread = spread_over_groups(released, group)
+    assert spread.thresholded[:3].tolist() == pytest.approx([2 / 3] * 3)  # the group's 2 votes, shared
+    assert spread.thresholded.sum() == pytest.approx(votes.sum())
+    assert spread.noisy[:3].sum() == pytest.approx(released.noisy[group[0]])  # one noise draw per group

@@ -25,6 +25,7 @@ PE = {
     "threshold": 0.0,
     "sampling_iterations": 1,
     "variations_per_survivor": 3,
+    "merge_duplicates": False,
 }
 DP = {"epsilon": 1.0, "delta": "auto", "class_proportions": "dp", "generator_share": 0, "seed": 0}
 RELEASE = {"rows": "auto", "vary": False}

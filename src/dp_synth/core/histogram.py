@@ -73,3 +73,29 @@ def release(votes: np.ndarray, sigma: float, threshold: float, rng: np.random.Ge
     """Apply the Gaussian mechanism (sensitivity 1) and the threshold to a vote vector."""
     noisy = votes + rng.normal(0.0, sigma, size=votes.shape)
     return NoisyHistogram(noisy=noisy, thresholded=np.maximum(noisy - threshold, 0.0))
+
+
+def distinct_candidates(embeddings: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Group identical candidates (same class, same embedding), which a population often holds:
+    survivors drawn more than once, variations that changed nothing.
+
+    Returns:
+        ``(first, group)``: the index of one member of each group, and each candidate's group.
+    """
+    codes = np.unique(labels, return_inverse=True)[1].reshape(-1, 1)
+    keys = np.hstack([codes.astype(np.float64), embeddings.astype(np.float64)])
+    _, first, group = np.unique(keys, axis=0, return_index=True, return_inverse=True)
+    return first, group.ravel()
+
+
+def spread_over_groups(histogram: NoisyHistogram, group: np.ndarray) -> NoisyHistogram:
+    """A histogram released over groups of identical candidates, as a per-candidate histogram:
+    each member gets an equal share of its group's count (post-processing of the release).
+
+    Voting over groups keeps the sensitivity at 1 (a record votes for one group, or k) while a
+    group's votes no longer pile onto one member and its noise no longer adds up over copies.
+    """
+    sizes = np.bincount(group).astype(np.float64)
+    return NoisyHistogram(
+        noisy=histogram.noisy[group] / sizes[group], thresholded=histogram.thresholded[group] / sizes[group]
+    )

@@ -29,6 +29,7 @@ PE_SETTINGS = {
     "threshold",
     "sampling_iterations",
     "variations_per_survivor",
+    "merge_duplicates",
 }
 DP_SETTINGS = {"epsilon", "delta", "class_proportions", "generator_share", "seed"}
 RELEASE_SETTINGS = {"rows", "vary"}
@@ -65,6 +66,8 @@ def _check_population_settings(pe: Mapping[str, Any], classes: int) -> None:
         raise ValueError(f"pe.sampling_iterations must be an integer >= 0, got {pe['sampling_iterations']!r}")
     if not isinstance(pe["threshold"], (int, float)) or pe["threshold"] < 0:
         raise ValueError(f"pe.threshold must be a number >= 0, got {pe['threshold']!r}")
+    if not isinstance(pe["merge_duplicates"], bool):
+        raise ValueError(f"pe.merge_duplicates must be true or false, got {pe['merge_duplicates']!r}")
 
 
 def _check_release_settings(modality: Modality, release: Mapping[str, Any], class_proportions: str) -> None:
@@ -245,17 +248,22 @@ def dp_histogram(
     *,
     iteration: int,
 ) -> dp_hist.NoisyHistogram:
-    """Release iteration ``iteration``'s noisy nearest-neighbour histogram (one Gaussian release)."""
+    """Release iteration ``iteration``'s noisy nearest-neighbour histogram (one Gaussian release).
+
+    With ``pe.merge_duplicates``, identical candidates are one bin of the release, whose count
+    is then shared equally among them (see ``histogram.spread_over_groups``).
+    """
+    labels = candidates[modality.label_column].to_numpy()
+    first, group = (
+        dp_hist.distinct_candidates(candidate_embeddings, labels)
+        if pe["merge_duplicates"]
+        else (np.arange(len(labels)), np.arange(len(labels)))
+    )
     votes = dp_hist.class_conditional_votes(
-        private_embeddings,
-        private_labels,
-        candidate_embeddings,
-        candidates[modality.label_column].to_numpy(),
-        pe["nearest_neighbours"],
+        private_embeddings, private_labels, candidate_embeddings[first], labels[first], pe["nearest_neighbours"]
     )
-    return dp_hist.release(
-        votes, plan.sigma, pe["threshold"], plan.noise_generator(iteration, _HISTOGRAM_NOISE)
-    )
+    released = dp_hist.release(votes, plan.sigma, pe["threshold"], plan.noise_generator(iteration, _HISTOGRAM_NOISE))
+    return dp_hist.spread_over_groups(released, group)
 
 
 def resample(
