@@ -22,7 +22,7 @@ from dp_synth.core.embedding_metrics import EmbeddedReference, GaussianFit, frec
 from dp_synth.core.modality import PublicSchemaFacts, WithoutStatistics
 from dp_synth.core.glyphs import PARAMETER_COLUMNS, GlyphBounds, perturb_parameters, random_parameters, render
 from dp_synth.core.schedule import VariationSchedule
-from dp_synth.core.schema import SchemaError, check_every_class_present
+from dp_synth.core.schema import SchemaError, check_every_class_present, parse_declared_classes
 
 logger = logging.getLogger(__name__)
 
@@ -65,28 +65,22 @@ def parse_image_schema(raw: Mapping[str, Any]) -> ImageSchema:
     Raises:
         SchemaError: naming the missing or malformed entry.
     """
-    for key in ("classes", "image_size", "channels"):
-        if key not in raw:
-            raise SchemaError(f"image schema: missing {key!r}")
-    classes = raw["classes"]
-    if not isinstance(classes, Mapping) or len(classes) < 1:
-        raise SchemaError("image schema: 'classes' must map each class name to the glyph the simulator draws")
+    declared = parse_declared_classes(
+        raw, "image schema", ("image_size", "channels"), "the glyph the simulator draws"
+    )
     size = raw["image_size"]
     if not (isinstance(size, Sequence) and len(size) == 2 and all(isinstance(v, int) and v >= 1 for v in size)):
         raise SchemaError(f"image schema: 'image_size' must be [height, width] of positive integers, got {size!r}")
     if raw["channels"] not in (1, 3):
         raise SchemaError(f"image schema: 'channels' must be 1 or 3, got {raw['channels']!r}")
-    proportions = raw.get("class_proportions")
-    if proportions is not None and set(proportions) != set(classes):
-        raise SchemaError("image schema: 'class_proportions' must name exactly the declared classes")
     return ImageSchema(
-        classes=tuple(str(name) for name in classes),
-        glyphs={str(name): str(glyph) for name, glyph in classes.items()},
+        classes=tuple(declared.classes),
+        glyphs=declared.classes,
         height=size[0],
         width=size[1],
         channels=raw["channels"],
-        public_row_count=raw.get("public_row_count"),
-        class_proportions=proportions,
+        public_row_count=declared.public_row_count,
+        class_proportions=declared.class_proportions,
     )
 
 

@@ -247,3 +247,45 @@ def check_every_class_present(labels: pd.Series, classes: Sequence[str]) -> None
             f"label column {labels.name!r}: classes {absent} have no private rows; "
             "remove them from the schema's classes"
         )
+
+
+@dataclass(frozen=True)
+class DeclaredClasses:
+    """The entries every schema of labelled records declares.
+
+    Attributes:
+        classes: Each class name with its public note (a description, a glyph), in order.
+        public_row_count: The private record count, if declared public.
+        class_proportions: Class proportions, if declared public.
+    """
+
+    classes: Mapping[str, str]
+    public_row_count: int | None
+    class_proportions: Mapping[str, float] | None
+
+
+def parse_declared_classes(raw: Mapping[str, Any], what: str, required: Sequence[str], note: str) -> DeclaredClasses:
+    """Check a schema's required keys and its class entries.
+
+    Args:
+        raw: The schema's JSON form.
+        what: The kind of schema, for messages (``"text schema"``).
+        required: Keys besides ``classes`` that must be present.
+        note: What each class maps to, for messages (``"a short public description"``).
+
+    Raises:
+        SchemaError: naming the missing or malformed entry.
+    """
+    for key in ("classes", *required):
+        if key not in raw:
+            raise SchemaError(f"{what}: missing {key!r}")
+    classes = raw["classes"]
+    if not isinstance(classes, Mapping) or len(classes) < 1:
+        raise SchemaError(f"{what}: 'classes' must map each class name to {note}")
+    count = raw.get("public_row_count")
+    if count is not None and (not isinstance(count, int) or count < 2):
+        raise SchemaError(f"{what}: 'public_row_count' must be an integer >= 2, got {count!r}")
+    proportions = raw.get("class_proportions")
+    if proportions is not None and set(proportions) != set(classes):
+        raise SchemaError(f"{what}: 'class_proportions' must name exactly the declared classes")
+    return DeclaredClasses({str(name): str(value) for name, value in classes.items()}, count, proportions)

@@ -25,7 +25,7 @@ from dp_synth.core.embedding_metrics import EmbeddedReference, GaussianFit, frec
 from dp_synth.core.llm import GeneratorConfigError, TextGenerator
 from dp_synth.core.modality import PublicSchemaFacts, WithoutStatistics
 from dp_synth.core.schedule import VariationSchedule
-from dp_synth.core.schema import SchemaError, check_every_class_present
+from dp_synth.core.schema import SchemaError, check_every_class_present, parse_declared_classes
 
 logger = logging.getLogger(__name__)
 
@@ -72,29 +72,20 @@ def parse_corpus_schema(raw: Mapping[str, Any]) -> CorpusSchema:
     Raises:
         SchemaError: naming the missing or malformed entry.
     """
-    for key in ("label_column", "text_columns", "classes", "domain"):
-        if key not in raw:
-            raise SchemaError(f"text schema: missing {key!r}")
-    classes = raw["classes"]
-    if not isinstance(classes, Mapping) or len(classes) < 1:
-        raise SchemaError("text schema: 'classes' must map each class name to a short public description")
+    declared = parse_declared_classes(
+        raw, "text schema", ("label_column", "text_columns", "domain"), "a short public description"
+    )
     text_columns = raw["text_columns"]
     if isinstance(text_columns, str) or not text_columns:
         raise SchemaError("text schema: 'text_columns' must be a non-empty list of column names")
-    count = raw.get("public_row_count")
-    if count is not None and (not isinstance(count, int) or count < 2):
-        raise SchemaError(f"text schema: 'public_row_count' must be an integer >= 2, got {count!r}")
-    proportions = raw.get("class_proportions")
-    if proportions is not None and set(proportions) != set(classes):
-        raise SchemaError("text schema: 'class_proportions' must name exactly the declared classes")
     return CorpusSchema(
         label_column=str(raw["label_column"]),
         text_columns=tuple(str(column) for column in text_columns),
-        classes=tuple(str(name) for name in classes),
-        class_descriptions={str(name): str(description) for name, description in classes.items()},
+        classes=tuple(declared.classes),
+        class_descriptions=declared.classes,
         domain=str(raw["domain"]),
-        public_row_count=count,
-        class_proportions=proportions,
+        public_row_count=declared.public_row_count,
+        class_proportions=declared.class_proportions,
     )
 
 
