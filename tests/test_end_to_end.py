@@ -120,10 +120,11 @@ def test_project_declines_telemetry_without_any_environment_variable(monkeypatch
 def test_kedro_viz_shows_each_iteration_as_a_modular_pipeline(project):
     result = kedro(project, "viz", "build", iterations=3)
     assert result.returncode == 0, result.stderr[-3000:]
-    graph = json.loads((project / "build" / "api" / "main").read_text())
-    modular = set(graph["modular_pipelines"])
-    assert {"tabular", "tabular.iter_001", "tabular.iter_002", "tabular.iter_003"} <= modular
-    assert "tabular.iter_004" not in modular
+    for job in ("tabular", "text", "image"):  # every job reuses the one iteration template
+        graph = json.loads((project / "build" / "api" / "pipelines" / job).read_text())
+        modular = set(graph["modular_pipelines"])
+        assert {job, f"{job}.iter_001", f"{job}.iter_002", f"{job}.iter_003"} <= modular
+        assert f"{job}.iter_004" not in modular
 
 
 def test_comparison_notebook_runs_against_a_tracking_store(project, monkeypatch):

@@ -281,3 +281,36 @@ def test_text_dag_reuses_the_template_and_reads_only_its_declared_inputs():
     template_stages = {node.name.split(".", 2)[-1] for node in create_pipeline(2).nodes if ".iter_" in node.name}
     assert {node.name.split(".", 2)[-1] for node in pipeline.nodes if ".iter_" in node.name} == template_stages
     assert pipeline.outputs() == {"text.evaluation_report", "text.synthetic_samples", "text.iterations_plot"}
+
+
+def test_a_resumed_tabular_run_reuses_the_saved_generator_statistics(adult_schema_json):
+    """The tabular generator's DP marginals are a saved release: a resumed run loads them (never
+    measures again) and, with a seed, releases what the uninterrupted run released."""
+    import yaml
+
+    from .conftest import ADULT_DIR, PROJECT_ROOT
+
+    settings = yaml.safe_load((PROJECT_ROOT / "conf/base/parameters_tabular.yml").read_text())["tabular"]
+    settings["dp"]["seed"], settings["pe"]["population_size"], settings["release"]["rows"] = 5, 200, 300
+
+    def catalog(saved: dict | None = None) -> DataCatalog:
+        entries = DataCatalog()
+        entries["tabular.schema"] = adult_schema_json
+        entries["tabular.private_data"] = pd.read_csv(ADULT_DIR / "adult_train.csv").head(3000)
+        entries["tabular.reference_data"] = pd.read_csv(ADULT_DIR / "adult_test.csv").head(500)
+        for section in ("dp", "pe", "release", "generator"):
+            entries[f"params:tabular.{section}"] = settings[section]
+        for name, value in (saved or {}).items():
+            entries[name] = value
+        return entries
+
+    kept = (*SAVED_BY_A_RUN, "iter_001.survivors", "synthetic_data")
+    full = catalog({f"tabular.{name}": SavedDataset() for name in kept})
+    SequentialRunner().run(create_pipeline(2).to_outputs("tabular.synthetic_data"), full)
+    assert full["tabular.generator_statistics"].load()["marginals"]  # the DP marginals were released and kept
+
+    resumed_pipeline = create_pipeline(2, parse_resume_point("iter_001.survivors", 2)).to_outputs("tabular.synthetic_data")
+    assert not any(node.name.endswith(("dp_generator_statistics", "dp_class_counts")) for node in resumed_pipeline.nodes)
+    resumed = catalog({f"tabular.{name}": full[f"tabular.{name}"].load() for name in kept[:-1]})
+    outputs = SequentialRunner().run(resumed_pipeline, resumed)
+    assert outputs["tabular.synthetic_data"].load().equals(full["tabular.synthetic_data"].load())
