@@ -53,8 +53,11 @@ TAB_PE_REFERENCE = {
 VARIANTS: dict[str, dict[str, Any]] = {
     "dp-synth, Tab-PE reference settings": TAB_PE_REFERENCE,
     "+ release n rows from the last histogram": {**TAB_PE_REFERENCE, "release": {"rows": "auto"}},
-    "+ DP marginal generator and re-weighting": {"iterations": 10, "pe": {"merge_duplicates": False}},
-    "+ identical candidates share one histogram bin (default)": {"iterations": 10},
+    "+ DP marginal generator and re-weighting": {
+        "iterations": 10, "pe": {"merge_duplicates": False}, "generator": {"local_numeric_share": 0.0}
+    },
+    "+ identical candidates share one histogram bin": {"iterations": 10, "generator": {"local_numeric_share": 0.0}},
+    "+ small moves on numeric columns without a spike (default)": {"iterations": 10},
 }
 """dp-synth rows of the table: each adds one change to the previous one."""
 

@@ -137,3 +137,18 @@ def test_reweighting_matches_the_noisy_marginals(modality):
     true_share = (private.loc[private["label"] == "no", "colour"] == "red").mean()
     assert red_share == pytest.approx(true_share, abs=0.01)
     assert np.array_equal(modality.reweight(population, np.ones(3)), np.ones(3))  # no statistics: unchanged
+
+
+def test_numeric_features_without_a_spike_move_locally_and_spiky_ones_are_redrawn(modality):
+    rng = np.random.default_rng(2)
+    private = modality.random_population({"no": 3000, "yes": 1000}, rng)
+    private["age"] = 30  # a spike: all the mass in one cell; score stays uniform on [-1, 1]
+    fitted = modality.with_statistics(modality.measure_statistics(private, sigma=1e-9, rng=rng))
+    grids = {grid.column.name: grid for grid in fitted.grids}
+    assert fitted.moves_locally(grids["score"]) and not fitted.moves_locally(grids["age"])
+    assert not fitted.moves_locally(grids["colour"]) and modality.moves_locally(grids["age"])  # no statistics
+    survivors = fitted.random_population({"no": 500, "yes": 500}, rng)
+    varied = fitted.vary(survivors, 10, 10, rng)  # r(T) = rf = 0.01
+    moved = np.abs(varied["score"] - survivors["score"])
+    assert (moved > 0).all() and moved.max() <= 0.01 * 2.0 + 1e-12  # every cell, by at most r x span
+    assert set(varied["age"]) == {30}  # redrawn from the spiky marginal, never moved off it

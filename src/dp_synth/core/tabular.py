@@ -127,6 +127,8 @@ class TabularModality(PublicSchemaFacts):
         schedule: Variation degree over iterations.
         categorical_weight: Scale of one-hot blocks in the embedding (numeric columns span [0, 1]).
         marginal_bins: Equal-width bins of a numeric column's marginal cells (see ``CellGrid``).
+        local_numeric_share: A numeric feature whose released marginals keep every cell at or
+            below this share of a class varies by small moves (see ``moves_locally``).
         marginals: Noisy class-conditional marginals, ``marginals[label][column]`` a probability
             vector over the column's cells; ``None`` until ``with_statistics`` sets them.
     """
@@ -135,6 +137,7 @@ class TabularModality(PublicSchemaFacts):
     schedule: VariationSchedule
     categorical_weight: float = 1.0 / 3.0
     marginal_bins: int = 32
+    local_numeric_share: float = 0.2
     marginals: Mapping[str, Mapping[str, np.ndarray]] | None = None
 
     @property
@@ -189,6 +192,21 @@ class TabularModality(PublicSchemaFacts):
         """Return a copy whose generator draws from released marginals (``measure_statistics``)."""
         return dataclasses.replace(self, marginals=statistics["marginals"])
 
+    def moves_locally(self, grid: CellGrid) -> bool:
+        """Whether a numeric feature varies by small moves rather than marginal redraws.
+
+        Small moves keep a value on its side of a threshold that an interaction depends on, but
+        scatter a spike (a capital gain's mass at 0, hours at 40). So a numeric feature moves
+        locally unless a released marginal puts more than ``local_numeric_share`` of a class
+        in one cell (post-processing of the DP marginals); without statistics every numeric
+        feature moves locally.
+        """
+        if not grid.column.is_numeric:
+            return False
+        if self.marginals is None:
+            return True
+        return max(float(marginal[grid.column.name].max()) for marginal in self.marginals.values()) <= self.local_numeric_share
+
     def _draw(self, grid: CellGrid, label: str, size: int, rng: np.random.Generator) -> np.ndarray:
         """``size`` values of one feature for class ``label``: from its marginal, else uniform."""
         if self.marginals is None:
@@ -211,15 +229,16 @@ class TabularModality(PublicSchemaFacts):
     ) -> pd.DataFrame:
         """Return one variation per survivor; the label is never changed.
 
-        Each cell is redrawn with probability r(t) (from its marginal with statistics, else
-        uniformly); without statistics a numeric cell instead moves by U(-r, r) x span.
+        A categorical cell, and a numeric cell whose marginal has a spike, is redrawn with
+        probability r(t) (from its marginal with statistics, else uniformly); every other
+        numeric cell moves by U(-r, r) x span (Tab-PE's operator, see ``moves_locally``).
         """
         degree = self.schedule.degree(iteration, iterations)
         labels = survivors[self.label_column].to_numpy()
         varied = {}
         for grid in self.grids:
             values = survivors[grid.column.name].to_numpy()
-            if grid.column.is_numeric and self.marginals is None:
+            if self.moves_locally(grid):
                 varied[grid.column.name] = _move_numeric(values, grid.column, degree, rng)
                 continue
             values = values.copy()

@@ -32,8 +32,9 @@ def build_modality(schema_json: Mapping[str, Any], generator: Mapping[str, Any])
 
     Args:
         schema_json: The public schema (see ``dp_synth.core.schema``).
-        generator: ``variation`` (``r0``, ``rf``, ``gamma``), ``categorical_weight`` and
-            ``marginal_bins`` (bins of a wide numeric column's DP marginal).
+        generator: ``variation`` (``r0``, ``rf``, ``gamma``), ``categorical_weight``,
+            ``marginal_bins`` (bins of a wide numeric column's DP marginal) and
+            ``local_numeric_share`` (see ``TabularModality.moves_locally``).
     """
     schema = parse_schema(schema_json)
     return TabularModality(
@@ -41,6 +42,7 @@ def build_modality(schema_json: Mapping[str, Any], generator: Mapping[str, Any])
         schedule=VariationSchedule(**generator["variation"]),
         categorical_weight=float(generator["categorical_weight"]),
         marginal_bins=int(generator["marginal_bins"]),
+        local_numeric_share=float(generator["local_numeric_share"]),
     )
 
 
