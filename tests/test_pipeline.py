@@ -230,7 +230,7 @@ class SavedDataset(MemoryDataset):
         pass
 
 
-@pytest.mark.parametrize("resume_from", ["initial_population", "iter_001.population", "iter_002.survivors"])
+@pytest.mark.parametrize("resume_from", ["class_sizes", "initial_population", "iter_001.population", "iter_002.survivors"])
 def test_a_resumed_run_releases_only_the_missing_histograms_and_matches_an_uninterrupted_one(resume_from):
     """With a seed, resuming from any saved dataset gives the uninterrupted run's release."""
     point = parse_resume_point(resume_from, 3)
@@ -241,9 +241,9 @@ def test_a_resumed_run_releases_only_the_missing_histograms_and_matches_an_unint
     resumed_pipeline = Pipeline(private_evolution_pipeline(3, point), namespace="points")
     histograms = sorted(node.name for node in resumed_pipeline.nodes if node.name.endswith("dp_histogram"))
     assert histograms == [f"points.iter_{t:03d}.dp_histogram" for t in range(point.iteration + 1, 4)]
-    assert not {"calibrate_privacy", "dp_class_counts", "dp_generator_statistics", "generate_initial_population"} & {
-        node.name.rsplit(".", 1)[-1] for node in resumed_pipeline.nodes
-    }
+    stages = {node.name.rsplit(".", 1)[-1] for node in resumed_pipeline.nodes}
+    assert not {"calibrate_privacy", "dp_class_counts", "dp_generator_statistics"} & stages  # releases: loaded
+    assert ("generate_initial_population" in stages) == (resume_from == "class_sizes")
     saved = {f"points.{name}" for name in (*SAVED_BY_A_RUN, point.dataset)}
     assert saved <= resumed_pipeline.inputs()
 
@@ -258,12 +258,13 @@ def test_a_resumed_run_releases_only_the_missing_histograms_and_matches_an_unint
 @pytest.mark.parametrize(
     ("text", "message"),
     [("iter_3.population", "cannot resume from"), ("iter_003.population", "T=3"), ("iter_000.survivors", "T=3"),
-     ("histogram", "name a saved dataset")],
+     ("histogram", "name a saved dataset"), ("privacy_plan", "'class_sizes'")],
 )
 def test_bad_resume_points_are_refused(text, message):
     with pytest.raises(ValueError, match=message):
         parse_resume_point(text, 3)
     assert parse_resume_point(" iter_002.survivors ", 3) == ResumePoint(2, "survivors")
+    assert parse_resume_point("class_sizes", 3) == ResumePoint(0, "setup")
 
 
 def test_a_saved_plan_for_another_t_is_refused():

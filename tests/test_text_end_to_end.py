@@ -124,3 +124,20 @@ def test_http_run_keeps_the_key_secret_and_resumes_after_a_failure_without_spend
     written = [path for path in project.rglob("*") if path.is_file() and "conf" not in path.parts]
     assert project / "mlflow.db" in written
     assert not [path for path in written if KEY.encode() in path.read_bytes()]
+
+
+def test_a_run_that_fails_before_its_first_population_resumes_without_new_class_counts(project, llm_server):
+    configure(project, {"backend": "openai_compatible", "openai_compatible": {"base_url": llm_server.url, "model": "m"}})
+    llm_server.fail_from_request = 1  # the server rejects the first request of the random API
+    failed = kedro(project, "run", "--pipelines=text", iterations=2)
+    assert failed.returncode != 0
+    assert "DP_SYNTH_RESUME=class_sizes DP_SYNTH_ITERATIONS=2" in failed.stdout + failed.stderr
+
+    llm_server.fail_from_request = None
+    resumed = kedro(project, "run", "--pipelines=text", iterations=2, extra_environment={"DP_SYNTH_RESUME": "class_sizes"})
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    saved_counts = list((project / "data/06_models/text/class_weights.json").iterdir())
+    assert len(saved_counts) == 1  # the DP class count was released once, by the failed run
+    _, second = runs_by_start(project)
+    assert second.data.params["dp_resumed"] == "True"
+    assert epsilon_steps(second) == {1: pytest.approx(0.797, abs=0.001), 2: pytest.approx(1.0)}

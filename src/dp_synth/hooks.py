@@ -109,14 +109,15 @@ class PrivateEvolutionTrackingHook:
             self._log_plan(data, resumed=True)
 
 
-_SAVED_RESUME_POINT = re.compile(r"^(?:(\w+)\.)?(initial_population|iter_\d{3}\.(?:population|survivors))$")
+_SAVED_RESUME_POINT = re.compile(r"^(?:(\w+)\.)?(class_sizes|initial_population|iter_\d{3}\.(?:population|survivors))$")
 
 
 class ResumeHintHook:
     """When a run fails, says which saved dataset it can resume from, and the command.
 
-    Tracks the latest population or survivors saved; every histogram released before them is
-    counted by the saved privacy plan, which the resumed run loads.
+    Tracks the latest of the class sizes (saved with the other releases made before the loop),
+    populations and survivors; every release made before it is counted by the saved privacy
+    plan, which the resumed run loads, so a re-run never pays for a release twice.
     """
 
     def __init__(self) -> None:

@@ -62,12 +62,14 @@ def iteration_namespace(iteration: int) -> str:
 
 @dataclass(frozen=True)
 class ResumePoint:
-    """Where a resumed run starts: after a saved population or a saved set of survivors.
+    """Where a resumed run starts: after the releases made before the loop, a saved population
+    or a saved set of survivors.
 
     Attributes:
-        iteration: t of the saved dataset (0 for the initial population).
-        stage: ``"population"`` (iteration t is finished: start at t + 1) or ``"survivors"``
-            (iteration t released its histogram: vary its survivors, then go on at t + 1).
+        iteration: t of the saved dataset (0 before the loop).
+        stage: ``"setup"`` (the plan, generator statistics and class sizes are saved: draw the
+            initial population), ``"population"`` (iteration t is finished: start at t + 1) or
+            ``"survivors"`` (iteration t released its histogram: vary its survivors, then go on).
     """
 
     iteration: int
@@ -76,16 +78,18 @@ class ResumePoint:
     @property
     def dataset(self) -> str:
         """The saved dataset the run starts from, e.g. ``iter_003.survivors``."""
+        if self.stage == "setup":
+            return "class_sizes"
         if self.iteration == 0:
             return "initial_population"
         return f"{iteration_namespace(self.iteration)}.{self.stage}"
 
 
-_RESUME_POINT = re.compile(r"^(?:(initial_population)|iter_(\d{3})\.(population|survivors))$")
+_RESUME_POINT = re.compile(r"^(?:(class_sizes)|(initial_population)|iter_(\d{3})\.(population|survivors))$")
 
 
 def parse_resume_point(text: str, iterations: int) -> ResumePoint:
-    """Parse ``initial_population``, ``iter_NNN.population`` or ``iter_NNN.survivors``.
+    """Parse ``class_sizes``, ``initial_population``, ``iter_NNN.population`` or ``iter_NNN.survivors``.
 
     Raises:
         ValueError: for another text, or a point this DAG of ``iterations`` iterations cannot
@@ -94,11 +98,14 @@ def parse_resume_point(text: str, iterations: int) -> ResumePoint:
     match = _RESUME_POINT.match(text.strip())
     if match is None:
         raise ValueError(
-            f"cannot resume from {text!r}: name a saved dataset, 'initial_population', "
+            f"cannot resume from {text!r}: name a saved dataset, 'class_sizes', 'initial_population', "
             "'iter_NNN.population' or 'iter_NNN.survivors' (the failed run's log names the right one)"
         )
-    point = ResumePoint(0, "population") if match.group(1) else ResumePoint(int(match.group(2)), match.group(3))
-    if not 0 <= point.iteration < iterations or (point.iteration == 0 and point.stage != "population"):
+    if match.group(1) or match.group(2):
+        point = ResumePoint(0, "setup" if match.group(1) else "population")
+    else:
+        point = ResumePoint(int(match.group(3)), match.group(4))
+    if not 0 <= point.iteration < iterations or (point.iteration == 0 and point.stage == "survivors"):
         raise ValueError(f"cannot resume from {text!r} in a run of T={iterations} iterations")
     return point
 
@@ -170,6 +177,15 @@ def iteration_template(iteration: int, *, final: bool) -> Pipeline:
     return _namespaced(nodes, iteration, {"candidates": previous}, final)
 
 
+def _initial_population_node() -> Node:
+    return Node(
+        pe_nodes.generate_initial_population,
+        ["modality", "class_sizes", "privacy_plan"],
+        "initial_population",
+        name="generate_initial_population",
+    )
+
+
 def _measured_setup(iterations: int) -> Pipeline:
     """A fresh run's setup: calibrate, release the generator statistics and the class counts,
     draw the initial population."""
@@ -194,12 +210,7 @@ def _measured_setup(iterations: int) -> Pipeline:
                 name="dp_class_counts",
             ),
             Node(pe_nodes.allocate_population, ["class_weights", "params:pe"], "class_sizes", name="allocate_population"),
-            Node(
-                pe_nodes.generate_initial_population,
-                ["modality", "class_sizes", "privacy_plan"],
-                "initial_population",
-                name="generate_initial_population",
-            ),
+            _initial_population_node(),
         ]
     )
 
@@ -269,6 +280,8 @@ def private_evolution_pipeline(iterations: int, resume: ResumePoint | None = Non
         checks = Node(_bind(pe_nodes.check_resumed_plan, iterations=iterations), "privacy_plan", None,
                       name="check_resumed_plan")
         setup, first = Pipeline([checks]), resume.iteration + 1
+        if resume.stage == "setup":
+            setup += Pipeline([_initial_population_node()])
         if resume.stage == "survivors":
             setup += _namespaced([_vary_node(resume.iteration)], resume.iteration, {}, final=False)
     loop = [iteration_template(t, final=t == iterations) for t in range(first, iterations + 1)]
