@@ -15,7 +15,7 @@ from dp_synth.core import histogram as dp_hist
 from dp_synth.core.privacy import PrivacyConfigError
 from dp_synth.pipeline_registry import ITERATIONS_VARIABLE, pe_iterations
 from dp_synth.pipelines import pe_nodes
-from dp_synth.pipelines.pe_template import ResumePoint, parse_resume_point, private_evolution_pipeline
+from dp_synth.pipelines.pe_template import ResumePoint, parse_resume_point, private_evolution_pipeline, resume_point_name
 from dp_synth.pipelines import text_pipeline
 from dp_synth.pipelines.tabular_pipeline import create_pipeline
 
@@ -265,6 +265,13 @@ def test_bad_resume_points_are_refused(text, message):
         parse_resume_point(text, 3)
     assert parse_resume_point(" iter_002.survivors ", 3) == ResumePoint(2, "survivors")
     assert parse_resume_point("class_sizes", 3) == ResumePoint(0, "setup")
+
+
+def test_saved_datasets_name_their_resume_point():
+    assert resume_point_name("text.iter_002.survivors") == "iter_002.survivors"
+    assert resume_point_name("tabular.class_sizes") == resume_point_name("class_sizes") == "class_sizes"
+    assert resume_point_name("image.initial_population") == "initial_population"
+    assert resume_point_name("text.iter_002.metrics") is None and resume_point_name("text.privacy_plan") is None
 
 
 def test_a_saved_plan_for_another_t_is_refused():

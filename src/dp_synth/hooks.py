@@ -21,6 +21,7 @@ from kedro.pipeline import Node
 
 from dp_synth.core.privacy import GaussianPrivacyPlan
 from dp_synth.pipeline_registry import pe_iterations
+from dp_synth.pipelines.pe_template import resume_point_name
 
 logger = logging.getLogger(__name__)
 
@@ -109,9 +110,6 @@ class PrivateEvolutionTrackingHook:
             self._log_plan(data, resumed=True)
 
 
-_SAVED_RESUME_POINT = re.compile(r"^(?:(\w+)\.)?(class_sizes|initial_population|iter_\d{3}\.(?:population|survivors))$")
-
-
 class ResumeHintHook:
     """When a run fails, says which saved dataset it can resume from, and the command.
 
@@ -131,9 +129,9 @@ class ResumeHintHook:
 
     @hook_impl
     def after_dataset_saved(self, dataset_name: str) -> None:
-        """Remember the latest saved population or survivors."""
-        if match := _SAVED_RESUME_POINT.match(dataset_name):
-            self.latest = match.group(2)
+        """Remember the latest saved dataset a run can resume from."""
+        if point := resume_point_name(dataset_name):
+            self.latest = point
 
     @hook_impl
     def on_pipeline_error(self, error: Exception) -> None:

@@ -36,8 +36,8 @@ def create_pipeline(iterations: int, resume: ResumePoint | None = None) -> Pipel
         [
             Node(
                 image_nodes.evaluate_synthetic_images,
-                ["synthetic_data", "private_table", "reference_table", "reference_summary", "public_modality",
-                 "params:evaluation"],
+                ["synthetic_data", "private_table", "private_embeddings", "reference_table", "reference_summary",
+                 "public_modality", "params:evaluation"],
                 "evaluation_report",
                 name="evaluate",
             ),

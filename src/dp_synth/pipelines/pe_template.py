@@ -88,6 +88,15 @@ class ResumePoint:
 _RESUME_POINT = re.compile(r"^(?:(class_sizes)|(initial_population)|iter_(\d{3})\.(population|survivors))$")
 
 
+def resume_point_name(dataset_name: str) -> str | None:
+    """The resume point that a saved dataset provides, with or without its job's namespace
+    (``text.iter_002.survivors`` -> ``iter_002.survivors``), or ``None`` if there is none."""
+    for name in (dataset_name, dataset_name.partition(".")[2]):
+        if _RESUME_POINT.match(name):
+            return name
+    return None
+
+
 def parse_resume_point(text: str, iterations: int) -> ResumePoint:
     """Parse ``class_sizes``, ``initial_population``, ``iter_NNN.population`` or ``iter_NNN.survivors``.
 
