@@ -104,7 +104,7 @@ def main() -> None:
         results = [run_once(pipeline, params) for _ in range(arguments.repeats)]
     walls = [wall for wall, _ in results]
     stages = sorted(name for name in results[0][1] if name.startswith("time_"))
-    iterations = pe_iterations()
+    iterations = pe_iterations(pipeline)
     print(f"{pipeline} PE, T={iterations}, {arguments.repeats} run(s), median shown")
     print(f"{'kedro run (whole command)':<45} {statistics.median(walls):8.2f} s   (min {min(walls):.2f}, max {max(walls):.2f})")
     for stage in stages:

@@ -36,28 +36,49 @@ from kedro.runner import SequentialRunner
 from dp_synth.core.evaluation import classifier_utility, marginal_tvd, wasserstein_kway
 from dp_synth.core.privacy import default_delta
 from dp_synth.core.schema import conform, parse_schema
+from dp_synth.pipeline_registry import DEFAULT_ITERATIONS
 from dp_synth.pipelines.tabular_pipeline import create_pipeline
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 ADULT = PROJECT_ROOT / "data" / "01_raw" / "adult"
 
+
+def _merged(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """``base`` with ``override``'s keys replaced, nested mappings merged key by key."""
+    merged = dict(base)
+    for key, value in override.items():
+        merged[key] = _merged(base.get(key, {}), value) if isinstance(value, Mapping) else value
+    return merged
+
+
 TAB_PE_REFERENCE = {
     "iterations": 30,
     "dp": {"generator_share": 0.0},
-    "pe": {"population_size": 1000, "merge_duplicates": False},
+    "pe": {"population_size": 1000, "merge_duplicates": False, "sampling_iterations": 5},
     "release": {"rows": 1000},
-    "generator": {"variation": {"r0": 0.5, "rf": 0.01, "gamma": 0.2}},
+    "generator": {"variation": {"r0": 0.5, "rf": 0.01, "gamma": 0.2}, "structure": "independent"},
 }
 """The reference Tab-PE configuration (the paper's defaults)."""
+
+INDEPENDENT_GENERATOR = {
+    "iterations": 10,
+    "dp": {"generator_share": 0.25},
+    "pe": {"population_size": 3000, "sampling_iterations": 5},
+    "generator": {"structure": "independent"},
+}
+"""The marginal generator as it was before the dependency tree (T = 10, N = 3000, share 0.25)."""
 
 VARIANTS: dict[str, dict[str, Any]] = {
     "dp-synth, Tab-PE reference settings": TAB_PE_REFERENCE,
     "+ release n rows from the last histogram": {**TAB_PE_REFERENCE, "release": {"rows": "auto"}},
-    "+ DP marginal generator and re-weighting": {
-        "iterations": 10, "pe": {"merge_duplicates": False}, "generator": {"local_numeric_share": 0.0}
-    },
-    "+ identical candidates share one histogram bin": {"iterations": 10, "generator": {"local_numeric_share": 0.0}},
-    "+ small moves on numeric columns without a spike (default)": {"iterations": 10},
+    "+ DP marginal generator and re-weighting": _merged(
+        INDEPENDENT_GENERATOR, {"pe": {"merge_duplicates": False}, "generator": {"local_numeric_share": 0.0}}
+    ),
+    "+ identical candidates share one histogram bin": _merged(
+        INDEPENDENT_GENERATOR, {"generator": {"local_numeric_share": 0.0}}
+    ),
+    "+ small moves on numeric columns without a spike": INDEPENDENT_GENERATOR,
+    "+ DP dependency tree, T = 5, N = 5000 (default)": {"iterations": 5},
 }
 """dp-synth rows of the table: each adds one change to the previous one."""
 
@@ -85,13 +106,6 @@ def load_interaction(kind: str) -> Callable[[], tuple[pd.DataFrame, pd.DataFrame
 DATASETS = {"adult": load_adult, "binary": load_interaction("binary"), "mixed": load_interaction("mixed")}
 
 
-def _merged(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
-    merged = dict(base)
-    for key, value in override.items():
-        merged[key] = _merged(base.get(key, {}), value) if isinstance(value, Mapping) else value
-    return merged
-
-
 def run_dp_synth(
     train: pd.DataFrame, test: pd.DataFrame, schema_json: dict[str, Any], variant: Mapping[str, Any], seed: int
 ) -> tuple[pd.DataFrame, float]:
@@ -99,7 +113,7 @@ def run_dp_synth(
     parameters = OmegaConfigLoader(str(PROJECT_ROOT / "conf"), base_env="base", default_run_env="base")
     settings = _merged(parameters["parameters"]["tabular"], {k: v for k, v in variant.items() if k != "iterations"})
     settings = _merged(settings, {"dp": {"seed": seed}})
-    iterations = variant.get("iterations", 10)
+    iterations = variant.get("iterations", DEFAULT_ITERATIONS["tabular"])
     catalog = DataCatalog()
     catalog["tabular.schema"] = schema_json
     catalog["tabular.private_data"] = train

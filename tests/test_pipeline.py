@@ -13,7 +13,7 @@ from kedro.runner import SequentialRunner
 
 from dp_synth.core import histogram as dp_hist
 from dp_synth.core.privacy import PrivacyConfigError
-from dp_synth.pipeline_registry import ITERATIONS_VARIABLE, pe_iterations
+from dp_synth.pipeline_registry import ITERATIONS_VARIABLE, RESUME_VARIABLE, pe_iterations, resume_point
 from dp_synth.pipelines import pe_nodes
 from dp_synth.pipelines.pe_template import ResumePoint, parse_resume_point, private_evolution_pipeline, resume_point_name
 from dp_synth.pipelines import text_pipeline
@@ -72,11 +72,21 @@ def test_calibration_pays_for_exactly_the_iterations_in_the_dag():
         assert sum(n.name.endswith(".dp_histogram") for n in create_pipeline(iterations).nodes) == iterations
 
 
+def test_each_job_has_its_default_iterations_and_resuming_needs_them_explicitly(monkeypatch):
+    monkeypatch.delenv(ITERATIONS_VARIABLE, raising=False)
+    assert [pe_iterations(job) for job in ("tabular", "text", "image")] == [5, 10, 10]
+    monkeypatch.setenv(RESUME_VARIABLE, "iter_002.survivors")
+    with pytest.raises(ValueError, match=f"{ITERATIONS_VARIABLE} is not"):
+        resume_point(pe_iterations("text"))
+    monkeypatch.setenv(ITERATIONS_VARIABLE, "3")
+    assert resume_point(pe_iterations("text")).dataset == "iter_002.survivors"
+
+
 @pytest.mark.parametrize("value", ["0", "-2", "ten"])
 def test_bad_iteration_count_is_rejected(monkeypatch, value):
     monkeypatch.setenv(ITERATIONS_VARIABLE, value)
     with pytest.raises(ValueError, match=ITERATIONS_VARIABLE):
-        pe_iterations()
+        pe_iterations("tabular")
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from matplotlib.figure import Figure
 from kedro.pipeline import Node
 
 from dp_synth.core.privacy import GaussianPrivacyPlan
-from dp_synth.pipeline_registry import pe_iterations
+from dp_synth.pipeline_registry import DEFAULT_ITERATIONS, pe_iterations
 from dp_synth.pipelines.pe_template import resume_point_name
 
 logger = logging.getLogger(__name__)
@@ -120,6 +120,7 @@ class ResumeHintHook:
 
     def __init__(self) -> None:
         self.latest: str | None = None
+        self.job = "tabular"
         self.pipeline_names: list[str] = []
 
     @hook_impl
@@ -131,7 +132,8 @@ class ResumeHintHook:
     def after_dataset_saved(self, dataset_name: str) -> None:
         """Remember the latest saved dataset a run can resume from."""
         if point := resume_point_name(dataset_name):
-            self.latest = point
+            job = dataset_name.partition(".")[0]
+            self.latest, self.job = point, job if job in DEFAULT_ITERATIONS else self.job
 
     @hook_impl
     def on_pipeline_error(self, error: Exception) -> None:
@@ -144,7 +146,7 @@ class ResumeHintHook:
             "    DP_SYNTH_RESUME=%s DP_SYNTH_ITERATIONS=%d kedro run%s\n"
             "with the same --params as this run. It loads the saved privacy plan, DP class counts and "
             "generator statistics, and releases only the histograms not yet released.",
-            type(error).__name__, self.latest, self.latest, pe_iterations(), pipeline,
+            type(error).__name__, self.latest, self.latest, pe_iterations(self.job), pipeline,
         )
 
 

@@ -11,13 +11,15 @@ from dp_synth.pipelines.pe_template import ResumePoint, parse_resume_point
 
 ITERATIONS_VARIABLE = "DP_SYNTH_ITERATIONS"
 RESUME_VARIABLE = "DP_SYNTH_RESUME"
-DEFAULT_ITERATIONS = 10
+DEFAULT_ITERATIONS = {"tabular": 5, "text": 10, "image": 10}
+"""T of each job when ``DP_SYNTH_ITERATIONS`` is unset (the README explains each choice)."""
 
 
-def pe_iterations() -> int:
-    """T, from ``DP_SYNTH_ITERATIONS`` (default 10). The same value builds the DAG and
-    calibrates the noise, so the budget pays for exactly the histograms that are released."""
-    raw = os.environ.get(ITERATIONS_VARIABLE, str(DEFAULT_ITERATIONS))
+def pe_iterations(job: str) -> int:
+    """T of ``job``, from ``DP_SYNTH_ITERATIONS`` (default ``DEFAULT_ITERATIONS[job]``). The
+    same value builds the DAG and calibrates the noise, so the budget pays for exactly the
+    histograms that are released."""
+    raw = os.environ.get(ITERATIONS_VARIABLE, str(DEFAULT_ITERATIONS[job]))
     try:
         iterations = int(raw)
     except ValueError:
@@ -29,19 +31,28 @@ def pe_iterations() -> int:
 
 def resume_point(iterations: int) -> ResumePoint | None:
     """Where to resume a failed run, from ``DP_SYNTH_RESUME`` (unset: a fresh run). The failed
-    run's log names the value, e.g. ``DP_SYNTH_RESUME=iter_003.survivors``."""
+    run's log names the value and its T, e.g. ``DP_SYNTH_RESUME=iter_003.survivors
+    DP_SYNTH_ITERATIONS=5``; T is required, since the jobs' default T differ."""
     raw = os.environ.get(RESUME_VARIABLE, "").strip()
-    return parse_resume_point(raw, iterations) if raw else None
+    if not raw:
+        return None
+    if ITERATIONS_VARIABLE not in os.environ:
+        raise ValueError(
+            f"{RESUME_VARIABLE} is set but {ITERATIONS_VARIABLE} is not: resume with both, as the failed "
+            "run's log shows (the T of the run being resumed)"
+        )
+    return parse_resume_point(raw, iterations)
 
 
 def register_pipelines() -> dict[str, Pipeline]:
     """Register the project's pipelines; ``__default__`` is the tabular job."""
-    iterations = pe_iterations()
-    resume = resume_point(iterations)
-    tabular = tabular_pipeline.create_pipeline(iterations, resume)
-    return {
-        "tabular": tabular,
-        "text": text_pipeline.create_pipeline(iterations, resume),
-        "image": image_pipeline.create_pipeline(iterations, resume),
-        "__default__": tabular,
+    builders = {
+        "tabular": tabular_pipeline.create_pipeline,
+        "text": text_pipeline.create_pipeline,
+        "image": image_pipeline.create_pipeline,
     }
+    pipelines = {}
+    for job, create_pipeline in builders.items():
+        iterations = pe_iterations(job)
+        pipelines[job] = create_pipeline(iterations, resume_point(iterations))
+    return {**pipelines, "__default__": pipelines["tabular"]}

@@ -18,6 +18,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from dp_synth.core.dependency_tree import (
+    EXPECTED_ABS_GAUSSIAN,
+    DependencyTree,
+    coarse_cells,
+    dependence_scores,
+    draw_rows,
+    feature_pairs,
+    joint_counts,
+    maximum_spanning_forest,
+)
 from dp_synth.core.modality import PublicSchemaFacts
 from dp_synth.core.schedule import VariationSchedule
 from dp_synth.core.schema import Column, TableSchema, category_codes
@@ -27,6 +37,15 @@ EXACT_INTEGER_CELLS = 128
 
 RAKING_SWEEPS = 10
 """Sweeps of iterative proportional fitting when the release is re-weighted to the marginals."""
+
+STRUCTURES = ("independent", "tree")
+"""Generator structures: features drawn independently within a class, or along a DP tree."""
+
+TREE_BUDGET = {"one_way": 0.4, "scores": 0.1, "edges": 0.5}
+"""How the tree generator splits the statistics' budget (shares of its mu squared) among its
+three Gaussian releases: one-way marginals, dependence scores, edge tables."""
+
+_LOG_FLOOR = 1e-9
 
 
 @dataclass(frozen=True)
@@ -129,8 +148,12 @@ class TabularModality(PublicSchemaFacts):
         marginal_bins: Equal-width bins of a numeric column's marginal cells (see ``CellGrid``).
         local_numeric_share: A numeric feature whose released marginals keep every cell at or
             below this share of a class varies by small moves (see ``moves_locally``).
+        structure: ``"independent"``: features drawn independently within a class; ``"tree"``:
+            along a DP dependency tree (``dependency_tree``) measured with the marginals.
+        pair_cells: Coarse cells of a numeric feature in the tree's pair tables.
         marginals: Noisy class-conditional marginals, ``marginals[label][column]`` a probability
             vector over the column's cells; ``None`` until ``with_statistics`` sets them.
+        tree: The released dependency tree (``structure="tree"``), ``None`` until then.
     """
 
     schema: TableSchema
@@ -138,7 +161,16 @@ class TabularModality(PublicSchemaFacts):
     categorical_weight: float = 1.0 / 3.0
     marginal_bins: int = 32
     local_numeric_share: float = 0.2
+    structure: str = "independent"
+    pair_cells: int = 12
     marginals: Mapping[str, Mapping[str, np.ndarray]] | None = None
+    tree: DependencyTree | None = None
+
+    def __post_init__(self) -> None:
+        if self.structure not in STRUCTURES:
+            raise ValueError(f"generator.structure must be one of {STRUCTURES}, got {self.structure!r}")
+        if not isinstance(self.pair_cells, int) or self.pair_cells < 2:
+            raise ValueError(f"generator.pair_cells must be an integer >= 2, got {self.pair_cells!r}")
 
     @property
     def label_column(self) -> str:
@@ -169,14 +201,21 @@ class TabularModality(PublicSchemaFacts):
         return np.concatenate(blocks).astype(np.float64)
 
     def measure_statistics(self, private: pd.DataFrame, sigma: float, rng: np.random.Generator) -> dict[str, Any]:
-        """Release the class-conditional marginals with the Gaussian mechanism.
+        """Release the generator's statistics with the Gaussian mechanism.
 
-        The release is ``marginal_counts(private) + N(0, sigma^2)``; negative cells are set to 0
-        and each marginal is normalised (uniform if nothing is left): post-processing. Returns
-        ``{"marginals": {label: {column: probabilities}}}``.
+        ``sigma`` is the noise the plan grants a release of L2 sensitivity
+        ``statistics_sensitivity``. The independent generator spends it all on
+        ``marginal_counts(private) + N(0, sigma^2)``. The tree generator splits it over three
+        releases by ``TREE_BUDGET`` (``release_noise``), so their mu squared adds up to the same
+        total: the marginals, then the dependence scores, then the chosen edge tables.
+
+        Negative marginal cells are set to 0 and each marginal is normalised (uniform if
+        nothing is left): post-processing. Returns ``{"marginals": {label: {column:
+        probabilities}}}``, plus ``"tree"`` for the tree generator.
         """
+        noise = self.release_noise(sigma)
         counts = self.marginal_counts(private)
-        noisy = counts + rng.normal(0.0, sigma, size=counts.size)
+        noisy = counts + rng.normal(0.0, noise["one_way"], size=counts.size)
         marginals: dict[str, dict[str, np.ndarray]] = {}
         offset = 0
         for label in self.classes:
@@ -186,11 +225,79 @@ class TabularModality(PublicSchemaFacts):
                 offset += grid.size
                 total = cells.sum()
                 marginals[label][grid.column.name] = cells / total if total > 0 else np.full(grid.size, 1.0 / grid.size)
-        return {"marginals": marginals}
+        if "edges" not in noise:
+            return {"marginals": marginals}
+        class_totals = np.maximum(noisy.reshape(len(self.classes), -1).sum(axis=1) / len(self.grids), 0.0)
+        return {"marginals": marginals, "tree": self._measure_tree(private, marginals, class_totals, noise, rng)}
+
+    def release_noise(self, sigma: float) -> dict[str, float]:
+        """The noise of each statistics release, given the plan's ``sigma`` for sensitivity
+        ``statistics_sensitivity`` = S.
+
+        A release of sensitivity D_k and share f_k gets ``sigma * D_k / (S sqrt(f_k))``, so its
+        (D_k / sigma_k)^2 is f_k (S / sigma)^2 and the shares add up to the plan's total.
+        """
+        features = len(self.schema.features)
+        if self.structure == "independent" or features < 2:
+            return {"one_way": sigma}
+        sensitivities = {
+            "one_way": math.sqrt(features),
+            "scores": math.sqrt(len(feature_pairs(features))),
+            "edges": math.sqrt(features - 1),
+        }
+        return {
+            name: sigma * sensitivity / (self.statistics_sensitivity * math.sqrt(TREE_BUDGET[name]))
+            for name, sensitivity in sensitivities.items()
+        }
+
+    def _coarse_maps(self) -> list[np.ndarray]:
+        """Fine cell -> coarse cell of every feature: categoricals keep their categories."""
+        return [
+            coarse_cells(grid.size, self.pair_cells) if grid.column.is_numeric else np.arange(grid.size)
+            for grid in self.grids
+        ]
+
+    def _coarse_one_way(self, marginals: Mapping[str, Mapping[str, np.ndarray]]) -> list[np.ndarray]:
+        """Per feature, the released class-conditional distributions over coarse cells."""
+        return [
+            np.stack([np.bincount(mapping, weights=marginals[label][grid.column.name]) for label in self.classes])
+            for grid, mapping in zip(self.grids, self._coarse_maps(), strict=True)
+        ]
+
+    def _measure_tree(
+        self,
+        private: pd.DataFrame,
+        marginals: Mapping[str, Mapping[str, np.ndarray]],
+        class_totals: np.ndarray,
+        noise: Mapping[str, float],
+        rng: np.random.Generator,
+    ) -> DependencyTree:
+        """Release the dependence scores, choose the forest, release its edge tables."""
+        maps = self._coarse_maps()
+        sizes = [int(mapping.max()) + 1 for mapping in maps]
+        cells = np.column_stack(
+            [mapping[grid.cells(private[grid.column.name])] for grid, mapping in zip(self.grids, maps, strict=True)]
+        )
+        classes = category_codes(private[self.label_column], self.schema.label)
+        one_way = self._coarse_one_way(marginals)
+        expected = [distribution * class_totals[:, None] for distribution in one_way]
+        scores = dependence_scores(cells, classes, sizes, expected)
+        noisy_scores = scores + rng.normal(0.0, noise["scores"], size=scores.size)
+        table_noise = [
+            len(self.classes) * sizes[first] * sizes[second] * noise["edges"] * EXPECTED_ABS_GAUSSIAN
+            for first, second in feature_pairs(len(sizes))
+        ]
+        edges = maximum_spanning_forest(noisy_scores - np.asarray(table_noise), len(sizes))
+        tables = []
+        for first, second in edges:
+            shape = (len(self.classes), sizes[first], sizes[second])
+            counts = joint_counts(cells[:, first], cells[:, second], classes, shape)
+            tables.append(counts + rng.normal(0.0, noise["edges"], size=shape))
+        return DependencyTree.from_noisy_tables(edges, tables, one_way, noise["edges"])
 
     def with_statistics(self, statistics: Mapping[str, Any]) -> TabularModality:
-        """Return a copy whose generator draws from released marginals (``measure_statistics``)."""
-        return dataclasses.replace(self, marginals=statistics["marginals"])
+        """Return a copy whose generator draws from released statistics (``measure_statistics``)."""
+        return dataclasses.replace(self, marginals=statistics["marginals"], tree=statistics.get("tree"))
 
     def moves_locally(self, grid: CellGrid) -> bool:
         """Whether a numeric feature varies by small moves rather than marginal redraws.
@@ -215,14 +322,70 @@ class TabularModality(PublicSchemaFacts):
         return grid.values(rng.choice(grid.size, size=size, p=probabilities), rng)
 
     def random_population(self, class_sizes: Mapping[str, int], rng: np.random.Generator) -> pd.DataFrame:
-        """Draw ``class_sizes[c]`` rows per class, each feature independently from its public
-        domain (uniformly, or from its noisy class-conditional marginal)."""
+        """Draw ``class_sizes[c]`` rows per class: each feature independently from its public
+        domain (uniformly, or from its noisy class-conditional marginal), or along the released
+        dependency tree (a root from its marginal, every other feature given its parent)."""
         parts = []
         for label, size in class_sizes.items():
-            columns = {grid.column.name: self._draw(grid, label, size, rng) for grid in self.grids}
+            if self.tree is None:
+                columns = {grid.column.name: self._draw(grid, label, size, rng) for grid in self.grids}
+            else:
+                columns = self._draw_along_tree(label, size, rng)
             columns[self.label_column] = np.repeat(np.array([label], dtype=object), size)
             parts.append(pd.DataFrame(columns))
         return pd.concat(parts, ignore_index=True)[self.schema.names]
+
+    def _draw_along_tree(self, label: str, size: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        """``size`` rows of class ``label`` drawn feature by feature in the tree's order."""
+        assert self.tree is not None and self.marginals is not None
+        klass = self.classes.index(label)
+        maps, grids = self._coarse_maps(), self.grids
+        coarse: list[np.ndarray] = [np.empty(0, dtype=np.int64)] * len(grids)
+        columns = {}
+        for feature in self.tree.order:
+            grid, parent = grids[feature], self.tree.parents[feature]
+            if parent < 0:
+                fine = rng.choice(grid.size, size=size, p=self.marginals[label][grid.column.name])
+            else:
+                conditional = self.tree.conditionals[feature][klass][coarse[parent]]
+                fine = self._fine_within(feature, label, draw_rows(conditional, rng), rng)
+            coarse[feature] = maps[feature][fine]
+            columns[grid.column.name] = grid.values(fine, rng)
+        return columns
+
+    def _fine_within(self, feature: int, label: str, coarse: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """A fine cell inside each given coarse cell, from the fine marginal of class ``label``
+        restricted to it (uniform over the coarse cell if the marginal gives it no mass)."""
+        assert self.marginals is not None
+        grid, mapping = self.grids[feature], self._coarse_maps()[feature]
+        probabilities = self.marginals[label][grid.column.name]
+        fine = np.empty(len(coarse), dtype=np.int64)
+        for cell in np.unique(coarse):
+            members = np.flatnonzero(mapping == cell)
+            weights = probabilities[members]
+            at = coarse == cell
+            fine[at] = rng.choice(members, size=int(at.sum()), p=weights / weights.sum() if weights.sum() > 0 else None)
+        return fine
+
+    def _redraw_in_tree(
+        self, feature: int, label: str, coarse: Sequence[np.ndarray], rows: np.ndarray, rng: np.random.Generator
+    ) -> np.ndarray:
+        """Fine cells of ``feature`` for ``rows`` of class ``label``, drawn from its conditional
+        given its parent and children in the tree (one Gibbs step; ``coarse``: current cells)."""
+        assert self.tree is not None and self.marginals is not None
+        klass = self.classes.index(label)
+        parent = self.tree.parents[feature]
+        if parent < 0:
+            one_way = self._coarse_one_way(self.marginals)[feature][klass]
+            base = np.broadcast_to(one_way, (len(rows), len(one_way)))
+        else:
+            base = self.tree.conditionals[feature][klass][coarse[parent][rows]]
+        log_probabilities = np.log(np.maximum(base, _LOG_FLOOR))
+        for child in self.tree.children(feature):
+            given = self.tree.conditionals[child][klass][:, coarse[child][rows]].T
+            log_probabilities = log_probabilities + np.log(np.maximum(given, _LOG_FLOOR))
+        probabilities = np.exp(log_probabilities - log_probabilities.max(axis=1, keepdims=True))
+        return self._fine_within(feature, label, draw_rows(probabilities, rng), rng)
 
     def vary(
         self, survivors: pd.DataFrame, iteration: int, iterations: int, rng: np.random.Generator
@@ -230,22 +393,30 @@ class TabularModality(PublicSchemaFacts):
         """Return one variation per survivor; the label is never changed.
 
         A categorical cell, and a numeric cell whose marginal has a spike, is redrawn with
-        probability r(t) (from its marginal with statistics, else uniformly); every other
-        numeric cell moves by U(-r, r) x span (Tab-PE's operator, see ``moves_locally``).
+        probability r(t): from its marginal with statistics (given its tree neighbours with a
+        tree), else uniformly; every other numeric cell moves by U(-r, r) x span (Tab-PE's
+        operator, see ``moves_locally``).
         """
         degree = self.schedule.degree(iteration, iterations)
         labels = survivors[self.label_column].to_numpy()
+        grids, maps = self.grids, self._coarse_maps()
+        coarse = [mapping[grid.cells(survivors[grid.column.name])] for grid, mapping in zip(grids, maps, strict=True)]
         varied = {}
-        for grid in self.grids:
+        for feature in self.tree.order if self.tree is not None else range(len(grids)):
+            grid = grids[feature]
             values = survivors[grid.column.name].to_numpy()
             if self.moves_locally(grid):
-                varied[grid.column.name] = _move_numeric(values, grid.column, degree, rng)
-                continue
-            values = values.copy()
-            redraw = rng.random(len(values)) < degree
-            for label in self.classes:
-                chosen = redraw & (labels == label)
-                values[chosen] = self._draw(grid, label, int(chosen.sum()), rng)
+                values = _move_numeric(values, grid.column, degree, rng)
+            else:
+                values = values.copy()
+                redraw = rng.random(len(values)) < degree
+                for label in self.classes:
+                    chosen = np.flatnonzero(redraw & (labels == label))
+                    if self.tree is None:
+                        values[chosen] = self._draw(grid, label, len(chosen), rng)
+                    else:
+                        values[chosen] = grid.values(self._redraw_in_tree(feature, label, coarse, chosen, rng), rng)
+            coarse[feature] = maps[feature][grid.cells(pd.Series(values))]
             varied[grid.column.name] = values
         varied[self.label_column] = labels
         return pd.DataFrame(varied)[self.schema.names]

@@ -33,8 +33,9 @@ def build_modality(schema_json: Mapping[str, Any], generator: Mapping[str, Any])
     Args:
         schema_json: The public schema (see ``dp_synth.core.schema``).
         generator: ``variation`` (``r0``, ``rf``, ``gamma``), ``categorical_weight``,
-            ``marginal_bins`` (bins of a wide numeric column's DP marginal) and
-            ``local_numeric_share`` (see ``TabularModality.moves_locally``).
+            ``marginal_bins`` (bins of a wide numeric column's DP marginal),
+            ``local_numeric_share`` (see ``TabularModality.moves_locally``), ``structure``
+            (``independent`` or ``tree``) and ``pair_cells`` (see ``TabularModality``).
     """
     schema = parse_schema(schema_json)
     return TabularModality(
@@ -43,6 +44,8 @@ def build_modality(schema_json: Mapping[str, Any], generator: Mapping[str, Any])
         categorical_weight=float(generator["categorical_weight"]),
         marginal_bins=int(generator["marginal_bins"]),
         local_numeric_share=float(generator["local_numeric_share"]),
+        structure=generator["structure"],
+        pair_cells=int(generator["pair_cells"]),
     )
 
 

@@ -1,0 +1,157 @@
+"""The DP dependency tree: sensitivities of its releases, its accounting, its generator."""
+
+from __future__ import annotations
+
+import math
+
+import dp_accounting
+import numpy as np
+import pandas as pd
+import pytest
+from dp_accounting.pld import pld_privacy_accountant
+
+from dp_synth.core.dependency_tree import (
+    DependencyTree,
+    coarse_cells,
+    dependence_scores,
+    draw_rows,
+    feature_pairs,
+    joint_counts,
+    maximum_spanning_forest,
+)
+from dp_synth.core.privacy import calibrate
+from dp_synth.core.schedule import VariationSchedule
+from dp_synth.core.schema import parse_schema
+from dp_synth.core.tabular import TabularModality
+
+SIZES = (3, 5, 2, 4)
+
+
+def random_cells(rows: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    cells = np.column_stack([rng.integers(size, size=rows) for size in SIZES])
+    return cells, rng.integers(2, size=rows)
+
+
+def test_each_dependence_score_moves_by_at_most_one_when_a_record_is_removed():
+    rng = np.random.default_rng(0)
+    cells, classes = random_cells(300, rng)
+    expected = [rng.uniform(0, 20, size=(2, size)) for size in SIZES]  # earlier releases: fixed
+    scores = dependence_scores(cells, classes, SIZES, expected)
+    largest = 0.0
+    for removed in range(0, 300, 7):
+        keep = np.arange(300) != removed
+        change = np.abs(dependence_scores(cells[keep], classes[keep], SIZES, expected) - scores)
+        largest = max(largest, change.max())
+    assert largest <= 1.0 + 1e-9
+    assert largest == pytest.approx(1.0)  # the bound is reached
+
+
+def test_edge_tables_move_by_exactly_sqrt_edges_when_a_record_is_removed():
+    rng = np.random.default_rng(1)
+    cells, classes = random_cells(100, rng)
+    edges = [(0, 1), (1, 2), (1, 3)]
+
+    def tables(rows: np.ndarray) -> np.ndarray:
+        return np.concatenate([
+            joint_counts(cells[rows, a], cells[rows, b], classes[rows], (2, SIZES[a], SIZES[b])).ravel()
+            for a, b in edges
+        ])
+
+    everyone = tables(np.arange(100))
+    for removed in (0, 50, 99):
+        change = everyone - tables(np.flatnonzero(np.arange(100) != removed))
+        assert np.linalg.norm(change) == pytest.approx(math.sqrt(len(edges)))
+
+
+def test_tree_releases_add_up_to_the_plans_statistics_budget_under_an_independent_accountant(adult_schema_json):
+    modality = TabularModality(schema=parse_schema(adult_schema_json), schedule=VariationSchedule(), structure="tree")
+    features = len(modality.schema.features)
+    plan = calibrate(1.0, 1e-5, 10, 1, statistics_sensitivity=modality.statistics_sensitivity, statistics_share=0.5)
+    noise = modality.release_noise(plan.statistics_sigma)
+    sensitivities = {"one_way": math.sqrt(features), "scores": math.sqrt(features * (features - 1) / 2), "edges": math.sqrt(features - 1)}
+    accountant = pld_privacy_accountant.PLDAccountant(value_discretization_interval=1e-4)
+    accountant.compose(dp_accounting.GaussianDpEvent(noise_multiplier=plan.sigma), count=plan.releases)
+    for name, sensitivity in sensitivities.items():
+        accountant.compose(dp_accounting.GaussianDpEvent(noise_multiplier=noise[name] / sensitivity))
+    assert accountant.get_epsilon(1e-5) == pytest.approx(1.0, rel=1e-3)
+    independent = TabularModality(schema=modality.schema, schedule=VariationSchedule())
+    assert independent.release_noise(plan.statistics_sigma) == {"one_way": plan.statistics_sigma}
+
+
+def test_spanning_forest_takes_the_heaviest_pairs_without_cycles_and_skips_worthless_ones():
+    pairs = feature_pairs(4)  # (0,1) (0,2) (0,3) (1,2) (1,3) (2,3)
+    weights = np.array([9.0, 8.0, -1.0, 7.0, 0.0, -2.0])
+    assert maximum_spanning_forest(weights, 4) == [pairs[0], pairs[1]]  # (1,2) would close a cycle
+    tree = DependencyTree.from_noisy_tables(
+        [(0, 1), (0, 2)], [np.ones((2, 3, 3)), np.ones((2, 3, 3))], [np.full((2, 3), 1 / 3)] * 4, sigma=0.1
+    )
+    assert tree.parents == (-1, 0, 0, -1) and sorted(tree.order) == [0, 1, 2, 3]
+    assert tree.order.index(0) < tree.order.index(1) and tree.children(0) == [1, 2]
+
+
+def test_conditionals_drop_cells_of_pure_noise_and_fall_back_to_the_one_way_marginal():
+    noisy = np.array([[[100.0, 1.0, -3.0], [0.5, 0.2, 0.1]]])  # class 0: parent cell 0 real, cell 1 noise
+    one_way = np.array([[0.2, 0.3, 0.5]])
+    tree = DependencyTree.from_noisy_tables([(0, 1)], [noisy], [np.array([[0.5, 0.5]]), one_way], sigma=1.0)
+    assert tree.conditionals[1][0, 0].tolist() == [1.0, 0.0, 0.0]
+    assert tree.conditionals[1][0, 1].tolist() == one_way[0].tolist()
+
+
+def test_draw_rows_follows_each_rows_probabilities():
+    rng = np.random.default_rng(2)
+    probabilities = np.tile([[0.0, 3.0, 1.0], [1.0, 0.0, 0.0]], (5000, 1))
+    drawn = draw_rows(probabilities, rng).reshape(5000, 2)
+    assert set(drawn[:, 1]) == {0} and 0 not in set(drawn[:, 0])
+    assert (drawn[:, 0] == 1).mean() == pytest.approx(0.75, abs=0.03)
+
+
+def test_coarse_cells_are_contiguous_and_bounded():
+    assert coarse_cells(5, 12).tolist() == [0, 1, 2, 3, 4]
+    mapping = coarse_cells(34, 8)
+    assert mapping.max() == 7 and (np.diff(mapping) >= 0).all() and len(set(mapping)) == 8
+
+
+PAIRED_SCHEMA = {
+    "label_column": "label",
+    "columns": {
+        "level": {"type": "categorical", "categories": ["a", "b", "c", "d"]},
+        "years": {"type": "integer", "min": 1, "max": 4},
+        "noise": {"type": "float", "min": 0.0, "max": 1.0},
+        "label": {"type": "categorical", "categories": ["no", "yes"]},
+    },
+}
+
+
+def paired_table(rows: int, rng: np.random.Generator) -> pd.DataFrame:
+    """``years`` is a function of ``level`` (as education-num of education in Adult)."""
+    level = rng.integers(4, size=rows)
+    return pd.DataFrame({
+        "level": np.array(["a", "b", "c", "d"], dtype=object)[level],
+        "years": level + 1,
+        "noise": rng.random(rows),
+        "label": np.where(rng.random(rows) < 0.3, "yes", "no").astype(object),
+    })
+
+
+@pytest.mark.parametrize("structure", ["independent", "tree"])
+def test_only_the_tree_generator_keeps_a_deterministic_pair(structure):
+    rng = np.random.default_rng(3)
+    modality = TabularModality(schema=parse_schema(PAIRED_SCHEMA), schedule=VariationSchedule(), structure=structure)
+    fitted = modality.with_statistics(modality.measure_statistics(paired_table(4000, rng), sigma=1e-6, rng=rng))
+    population = fitted.random_population({"no": 1000, "yes": 1000}, rng)
+    varied = fitted.vary(population, 1, 10, rng)  # r(1) close to r0: many cells redrawn
+    kept = [
+        (table["years"] == table["level"].map({"a": 1, "b": 2, "c": 3, "d": 4})).mean() for table in (population, varied)
+    ]
+    if structure == "tree":
+        assert fitted.tree is not None and fitted.tree.parents[:2] in ((-1, 0), (1, -1))  # level -- years
+        assert kept == [1.0, 1.0]
+    else:
+        assert fitted.tree is None and max(kept) < 0.5
+
+
+def test_unknown_structure_is_refused(tiny_schema):
+    with pytest.raises(ValueError, match="generator.structure"):
+        TabularModality(schema=tiny_schema, schedule=VariationSchedule(), structure="chain")
+    with pytest.raises(ValueError, match="generator.pair_cells"):
+        TabularModality(schema=tiny_schema, schedule=VariationSchedule(), pair_cells=1)
