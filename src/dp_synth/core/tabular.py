@@ -1,15 +1,18 @@
 """Tabular modality: random and variation APIs over a public schema, and the row embedding.
 
 Every bound and category comes from the ``TableSchema``. Optionally the generator is
-informed by DP statistics: class-conditional one-way marginals of every feature, measured
-once with the Gaussian mechanism (``measure_statistics``) and paid from the run's budget. With
-them, the random API draws each feature from its noisy marginal instead of uniformly, the
-variation API redraws cells from it, and the release is re-weighted to match it.
+informed by DP statistics: class-conditional one-way marginals of every feature and, with
+``structure="tree"``, a dependency tree over the features (``dependency_tree``), measured once
+with the Gaussian mechanism (``measure_statistics``) and paid from the run's budget. With them,
+the random API draws each feature from its noisy marginal (given its tree parent) instead of
+uniformly, the variation API redraws cells from it (given its tree neighbours), and the release
+is re-weighted to match the marginals.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -31,6 +34,8 @@ from dp_synth.core.dependency_tree import (
 from dp_synth.core.modality import PublicSchemaFacts
 from dp_synth.core.schedule import VariationSchedule
 from dp_synth.core.schema import Column, TableSchema, category_codes
+
+logger = logging.getLogger(__name__)
 
 EXACT_INTEGER_CELLS = 128
 """Integer columns with at most this many values get one marginal cell per value."""
@@ -293,6 +298,11 @@ class TabularModality(PublicSchemaFacts):
             shape = (len(self.classes), sizes[first], sizes[second])
             counts = joint_counts(cells[:, first], cells[:, second], classes, shape)
             tables.append(counts + rng.normal(0.0, noise["edges"], size=shape))
+        names = [grid.column.name for grid in self.grids]
+        logger.info(
+            "DP dependency tree (a release: safe to show): %s",
+            ", ".join(f"{names[first]} -- {names[second]}" for first, second in edges) or "no pair beats its noise",
+        )
         return DependencyTree.from_noisy_tables(edges, tables, one_way, noise["edges"])
 
     def with_statistics(self, statistics: Mapping[str, Any]) -> TabularModality:
