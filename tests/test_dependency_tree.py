@@ -107,6 +107,7 @@ def test_draw_rows_follows_each_rows_probabilities():
 
 def test_coarse_cells_are_contiguous_and_bounded():
     assert coarse_cells(5, 12).tolist() == [0, 1, 2, 3, 4]
+    assert coarse_cells(16, 8).tolist() == list(range(16))  # up to twice max_cells: kept
     mapping = coarse_cells(34, 8)
     assert mapping.max() == 7 and (np.diff(mapping) >= 0).all() and len(set(mapping)) == 8
 

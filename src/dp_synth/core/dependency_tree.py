@@ -40,8 +40,12 @@ pure noise then rarely survives, so conditionals do not spread mass over impossi
 
 
 def coarse_cells(size: int, max_cells: int) -> np.ndarray:
-    """Map each of ``size`` fine cells to one of at most ``max_cells`` contiguous coarse cells."""
-    if size <= max_cells:
+    """Map each of ``size`` fine cells to one of at most ``max_cells`` contiguous coarse cells.
+
+    A column with at most twice as many fine cells keeps them all: merging two of sixteen
+    values would merge, say, two education levels that their number of years tells apart.
+    """
+    if size <= 2 * max_cells:
         return np.arange(size)
     return np.arange(size) * max_cells // size
 

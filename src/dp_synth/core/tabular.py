@@ -155,7 +155,8 @@ class TabularModality(PublicSchemaFacts):
             below this share of a class varies by small moves (see ``moves_locally``).
         structure: ``"independent"``: features drawn independently within a class; ``"tree"``:
             along a DP dependency tree (``dependency_tree``) measured with the marginals.
-        pair_cells: Coarse cells of a numeric feature in the tree's pair tables.
+        pair_cells: Coarse cells of a numeric feature in the tree's pair tables (one with at most
+            twice as many cells keeps them all, see ``dependency_tree.coarse_cells``).
         marginals: Noisy class-conditional marginals, ``marginals[label][column]`` a probability
             vector over the column's cells; ``None`` until ``with_statistics`` sets them.
         tree: The released dependency tree (``structure="tree"``), ``None`` until then.
