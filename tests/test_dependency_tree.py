@@ -83,7 +83,7 @@ def test_spanning_forest_takes_the_heaviest_pairs_without_cycles_and_skips_worth
     weights = np.array([9.0, 8.0, -1.0, 7.0, 0.0, -2.0])
     assert maximum_spanning_forest(weights, 4) == [pairs[0], pairs[1]]  # (1,2) would close a cycle
     tree = DependencyTree.from_noisy_tables(
-        [(0, 1), (0, 2)], [np.ones((2, 3, 3)), np.ones((2, 3, 3))], [np.full((2, 3), 1 / 3)] * 4, sigma=0.1
+        [(0, 1), (0, 2)], [np.ones((2, 3, 3)), np.ones((2, 3, 3))], [np.full((2, 3), 1 / 3)] * 4, 0.1, [np.arange(3)] * 4
     )
     assert tree.parents == (-1, 0, 0, -1) and sorted(tree.order) == [0, 1, 2, 3]
     assert tree.order.index(0) < tree.order.index(1) and tree.children(0) == [1, 2]
@@ -92,7 +92,9 @@ def test_spanning_forest_takes_the_heaviest_pairs_without_cycles_and_skips_worth
 def test_conditionals_drop_cells_of_pure_noise_and_fall_back_to_the_one_way_marginal():
     noisy = np.array([[[100.0, 1.0, -3.0], [0.5, 0.2, 0.1]]])  # class 0: parent cell 0 real, cell 1 noise
     one_way = np.array([[0.2, 0.3, 0.5]])
-    tree = DependencyTree.from_noisy_tables([(0, 1)], [noisy], [np.array([[0.5, 0.5]]), one_way], sigma=1.0)
+    tree = DependencyTree.from_noisy_tables(
+        [(0, 1)], [noisy], [np.array([[0.5, 0.5]]), one_way], 1.0, [np.arange(2), np.arange(3)]
+    )
     assert tree.conditionals[1][0, 0].tolist() == [1.0, 0.0, 0.0]
     assert tree.conditionals[1][0, 1].tolist() == one_way[0].tolist()
 
@@ -156,3 +158,15 @@ def test_unknown_structure_is_refused(tiny_schema):
         TabularModality(schema=tiny_schema, schedule=VariationSchedule(), structure="chain")
     with pytest.raises(ValueError, match="generator.pair_cells"):
         TabularModality(schema=tiny_schema, schedule=VariationSchedule(), pair_cells=1)
+
+
+def test_a_saved_tree_keeps_its_coarse_cells_when_pair_cells_changes():
+    rng = np.random.default_rng(4)
+    schema = parse_schema({**PAIRED_SCHEMA, "columns": {**PAIRED_SCHEMA["columns"], "years": {"type": "integer", "min": 1, "max": 40}}})
+    table = paired_table(2000, rng).assign(years=lambda frame: frame["years"] * 10)
+    measured = TabularModality(schema=schema, schedule=VariationSchedule(), structure="tree", pair_cells=12)
+    statistics = measured.measure_statistics(table, sigma=1e-6, rng=rng)
+    resumed = TabularModality(schema=schema, schedule=VariationSchedule(), structure="tree", pair_cells=3)
+    fitted = resumed.with_statistics(statistics)  # as a resumed run with edited settings loads it
+    varied = fitted.vary(fitted.random_population({"no": 200, "yes": 200}, rng), 1, 10, rng)
+    assert varied["years"].between(1, 40).all() and len(varied) == 400

@@ -123,11 +123,14 @@ class DependencyTree:
         conditionals: ``conditionals[j]`` for a non-root j: P(coarse cell of j | class, coarse
             cell of its parent), shape (classes, parent cells, cells); a row the noisy table left
             empty is filled in by ``from_noisy_tables`` from the one-way marginal.
+        coarse: ``coarse[j]`` maps each fine cell of feature j to its coarse cell, as measured
+            (a resumed run keeps them even if ``pair_cells`` changed).
     """
 
     parents: tuple[int, ...]
     order: tuple[int, ...]
     conditionals: dict[int, np.ndarray]
+    coarse: tuple[np.ndarray, ...]
 
     def children(self, feature: int) -> list[int]:
         """The features whose parent is ``feature``."""
@@ -140,6 +143,7 @@ class DependencyTree:
         noisy_tables: Sequence[np.ndarray],
         one_way: Sequence[np.ndarray],
         sigma: float,
+        coarse: Sequence[np.ndarray],
     ) -> DependencyTree:
         """Orient the released forest and normalise its noisy tables (post-processing).
 
@@ -150,6 +154,7 @@ class DependencyTree:
             one_way: Per feature, released class-conditional coarse distributions, shape
                 (classes, cells), used where a conditional row has no mass left.
             sigma: Noise of the tables; cells below ``SUPPRESSED_NOISE_MULTIPLE`` sigma become 0.
+            coarse: Fine -> coarse cell map of every feature.
         """
         features = len(one_way)
         neighbours: dict[int, list[tuple[int, int]]] = {feature: [] for feature in range(features)}
@@ -176,7 +181,7 @@ class DependencyTree:
                     parents[child] = parent
                     table = noisy_tables[index] if edges[index][0] == parent else noisy_tables[index].transpose(0, 2, 1)
                     conditionals[child] = _conditional(table, one_way[child], sigma)
-        return cls(parents=tuple(parents), order=tuple(order), conditionals=conditionals)
+        return cls(parents=tuple(parents), order=tuple(order), conditionals=conditionals, coarse=tuple(coarse))
 
 
 def _conditional(noisy: np.ndarray, child_one_way: np.ndarray, sigma: float) -> np.ndarray:

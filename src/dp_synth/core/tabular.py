@@ -51,6 +51,7 @@ TREE_BUDGET = {"one_way": 0.4, "scores": 0.1, "edges": 0.5}
 three Gaussian releases: one-way marginals, dependence scores, edge tables."""
 
 _LOG_FLOOR = 1e-9
+"""Probabilities are floored at this before logs in a Gibbs step (a cell no table allows)."""
 
 
 @dataclass(frozen=True)
@@ -257,7 +258,10 @@ class TabularModality(PublicSchemaFacts):
         }
 
     def _coarse_maps(self) -> list[np.ndarray]:
-        """Fine cell -> coarse cell of every feature: categoricals keep their categories."""
+        """Fine cell -> coarse cell of every feature: as the released tree measured them, or for a
+        new measurement from ``pair_cells`` (categoricals keep their categories)."""
+        if self.tree is not None:
+            return list(self.tree.coarse)
         return [
             coarse_cells(grid.size, self.pair_cells) if grid.column.is_numeric else np.arange(grid.size)
             for grid in self.grids
@@ -268,6 +272,12 @@ class TabularModality(PublicSchemaFacts):
         return [
             np.stack([np.bincount(mapping, weights=marginals[label][grid.column.name]) for label in self.classes])
             for grid, mapping in zip(self.grids, self._coarse_maps(), strict=True)
+        ]
+
+    def _coarse_cells_of(self, table: pd.DataFrame) -> list[np.ndarray]:
+        """The coarse cell of every row in every feature."""
+        return [
+            mapping[grid.cells(table[grid.column.name])] for grid, mapping in zip(self.grids, self._coarse_maps(), strict=True)
         ]
 
     def _measure_tree(
@@ -281,9 +291,7 @@ class TabularModality(PublicSchemaFacts):
         """Release the dependence scores, choose the forest, release its edge tables."""
         maps = self._coarse_maps()
         sizes = [int(mapping.max()) + 1 for mapping in maps]
-        cells = np.column_stack(
-            [mapping[grid.cells(private[grid.column.name])] for grid, mapping in zip(self.grids, maps, strict=True)]
-        )
+        cells = np.column_stack(self._coarse_cells_of(private))
         classes = category_codes(private[self.label_column], self.schema.label)
         one_way = self._coarse_one_way(marginals)
         expected = [distribution * class_totals[:, None] for distribution in one_way]
@@ -304,7 +312,7 @@ class TabularModality(PublicSchemaFacts):
             "DP dependency tree (a release: safe to show): %s",
             ", ".join(f"{names[first]} -- {names[second]}" for first, second in edges) or "no pair beats its noise",
         )
-        return DependencyTree.from_noisy_tables(edges, tables, one_way, noise["edges"])
+        return DependencyTree.from_noisy_tables(edges, tables, one_way, noise["edges"], maps)
 
     def with_statistics(self, statistics: Mapping[str, Any]) -> TabularModality:
         """Return a copy whose generator draws from released statistics (``measure_statistics``)."""
@@ -410,8 +418,8 @@ class TabularModality(PublicSchemaFacts):
         """
         degree = self.schedule.degree(iteration, iterations)
         labels = survivors[self.label_column].to_numpy()
-        grids, maps = self.grids, self._coarse_maps()
-        coarse = [mapping[grid.cells(survivors[grid.column.name])] for grid, mapping in zip(grids, maps, strict=True)]
+        grids = self.grids
+        coarse = self._coarse_cells_of(survivors) if self.tree is not None else []
         varied = {}
         for feature in self.tree.order if self.tree is not None else range(len(grids)):
             grid = grids[feature]
@@ -427,7 +435,8 @@ class TabularModality(PublicSchemaFacts):
                         values[chosen] = self._draw(grid, label, len(chosen), rng)
                     else:
                         values[chosen] = grid.values(self._redraw_in_tree(feature, label, coarse, chosen, rng), rng)
-            coarse[feature] = maps[feature][grid.cells(pd.Series(values))]
+            if self.tree is not None:
+                coarse[feature] = self.tree.coarse[feature][grid.cells(pd.Series(values))]
             varied[grid.column.name] = values
         varied[self.label_column] = labels
         return pd.DataFrame(varied)[self.schema.names]
