@@ -125,12 +125,15 @@ class DependencyTree:
             empty is filled in by ``from_noisy_tables`` from the one-way marginal.
         coarse: ``coarse[j]`` maps each fine cell of feature j to its coarse cell, as measured
             (a resumed run keeps them even if ``pair_cells`` changed).
+        one_way: ``one_way[j]``: the released class-conditional distribution of feature j over
+            its coarse cells, shape (classes, cells); a root's redraws start from it.
     """
 
     parents: tuple[int, ...]
     order: tuple[int, ...]
     conditionals: dict[int, np.ndarray]
     coarse: tuple[np.ndarray, ...]
+    one_way: tuple[np.ndarray, ...]
 
     def children(self, feature: int) -> list[int]:
         """The features whose parent is ``feature``."""
@@ -152,7 +155,7 @@ class DependencyTree:
                 ``edges[i]``.
             noisy_tables: Released joint counts of each pair.
             one_way: Per feature, released class-conditional coarse distributions, shape
-                (classes, cells), used where a conditional row has no mass left.
+                (classes, cells), used where a conditional row has no mass left (and kept).
             sigma: Noise of the tables; cells below ``SUPPRESSED_NOISE_MULTIPLE`` sigma become 0.
             coarse: Fine -> coarse cell map of every feature.
         """
@@ -181,7 +184,9 @@ class DependencyTree:
                     parents[child] = parent
                     table = noisy_tables[index] if edges[index][0] == parent else noisy_tables[index].transpose(0, 2, 1)
                     conditionals[child] = _conditional(table, one_way[child], sigma)
-        return cls(parents=tuple(parents), order=tuple(order), conditionals=conditionals, coarse=tuple(coarse))
+        return cls(
+            parents=tuple(parents), order=tuple(order), conditionals=conditionals, coarse=tuple(coarse), one_way=tuple(one_way)
+        )
 
 
 def _conditional(noisy: np.ndarray, child_one_way: np.ndarray, sigma: float) -> np.ndarray:

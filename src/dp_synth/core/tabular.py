@@ -395,7 +395,7 @@ class TabularModality(PublicSchemaFacts):
         klass = self.classes.index(label)
         parent = self.tree.parents[feature]
         if parent < 0:
-            one_way = self._coarse_one_way(self.marginals)[feature][klass]
+            one_way = self.tree.one_way[feature][klass]
             base = np.broadcast_to(one_way, (len(rows), len(one_way)))
         else:
             base = self.tree.conditionals[feature][klass][coarse[parent][rows]]
