@@ -78,7 +78,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
         INDEPENDENT_GENERATOR, {"generator": {"local_numeric_share": 0.0}}
     ),
     "+ small moves on numeric columns without a spike": INDEPENDENT_GENERATOR,
-    "+ DP dependency tree, T = 5, N = 5000 (default)": {"iterations": 5},
+    "+ DP dependency tree, T = 5, N = 5000": {"iterations": 5, "generator": {"interactions": 0}},
+    "+ a DP 3-way interaction clique (default)": {"iterations": 5},
 }
 """dp-synth rows of the table: each adds one change to the previous one."""
 

@@ -14,8 +14,10 @@ from dp_synth.core.dependency_tree import (
     DependencyTree,
     coarse_cells,
     dependence_scores,
+    disjoint_best,
     draw_rows,
     feature_pairs,
+    interaction_scores,
     joint_counts,
     maximum_spanning_forest,
 )
@@ -53,7 +55,7 @@ def test_edge_tables_move_by_exactly_sqrt_edges_when_a_record_is_removed():
 
     def tables(rows: np.ndarray) -> np.ndarray:
         return np.concatenate([
-            joint_counts(cells[rows, a], cells[rows, b], classes[rows], (2, SIZES[a], SIZES[b])).ravel()
+            joint_counts([cells[rows, a], cells[rows, b]], classes[rows], (2, SIZES[a], SIZES[b])).ravel()
             for a, b in edges
         ])
 
@@ -63,12 +65,36 @@ def test_edge_tables_move_by_exactly_sqrt_edges_when_a_record_is_removed():
         assert np.linalg.norm(change) == pytest.approx(math.sqrt(len(edges)))
 
 
-def test_tree_releases_add_up_to_the_plans_statistics_budget_under_an_independent_accountant(adult_schema_json):
-    modality = TabularModality(schema=parse_schema(adult_schema_json), schedule=VariationSchedule(), structure="tree")
+def test_each_interaction_score_moves_by_at_most_one_when_a_record_is_removed():
+    rng = np.random.default_rng(5)
+    cells, classes = random_cells(300, rng)
+    model_cells, model_classes = random_cells(2000, rng)  # rows of an earlier release: fixed
+    totals = np.array([140.0, 160.0])
+    scores, expected = interaction_scores(cells, classes, SIZES, model_cells, model_classes, totals)
+    assert len(scores) == len(expected) == math.comb(len(SIZES), 3) and (expected > 0).all()
+    largest = 0.0
+    for removed in range(0, 300, 7):
+        keep = np.arange(300) != removed
+        changed, same = interaction_scores(cells[keep], classes[keep], SIZES, model_cells, model_classes, totals)
+        assert np.array_equal(same, expected)  # public: no private record in it
+        largest = max(largest, np.abs(changed - scores).max())
+    assert largest <= 1.0 + 1e-9
+    assert largest == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("interactions", [0, 1, 4])
+def test_tree_releases_add_up_to_the_plans_statistics_budget_under_an_independent_accountant(adult_schema_json, interactions):
+    modality = TabularModality(
+        schema=parse_schema(adult_schema_json), schedule=VariationSchedule(), structure="tree", interactions=interactions
+    )
     features = len(modality.schema.features)
     plan = calibrate(1.0, 1e-5, 10, 1, statistics_sensitivity=modality.statistics_sensitivity, statistics_share=0.5)
     noise = modality.release_noise(plan.statistics_sigma)
     sensitivities = {"one_way": math.sqrt(features), "scores": math.sqrt(features * (features - 1) / 2), "edges": math.sqrt(features - 1)}
+    if interactions:  # every triple's score; one cell of each of at most interactions disjoint tables
+        sensitivities["interaction_scores"] = math.sqrt(math.comb(features, 3))
+        sensitivities["cliques"] = math.sqrt(min(interactions, features // 3))
+    assert set(noise) == set(sensitivities)
     accountant = pld_privacy_accountant.PLDAccountant(value_discretization_interval=1e-4)
     accountant.compose(dp_accounting.GaussianDpEvent(noise_multiplier=plan.sigma), count=plan.releases)
     for name, sensitivity in sensitivities.items():
@@ -87,6 +113,27 @@ def test_spanning_forest_takes_the_heaviest_pairs_without_cycles_and_skips_worth
     )
     assert tree.parents == (-1, 0, 0, -1) and sorted(tree.order) == [0, 1, 2, 3]
     assert tree.order.index(0) < tree.order.index(1) and tree.children(0) == [1, 2]
+
+
+def test_interaction_cliques_are_disjoint_and_the_forest_grows_around_them():
+    groups = [(0, 1, 2), (1, 3, 4), (3, 4, 5), (6, 7, 8)]
+    assert disjoint_best(np.array([5.0, 9.0, 4.0, -1.0]), groups, 3) == [1]  # the rest overlap or are worthless
+    assert disjoint_best(np.array([5.0, 1.0, 4.0, 3.0]), groups, 2) == [0, 2]
+    weights = np.array([9.0, 8.0, -1.0, 7.0, 2.0, 1.0])  # over feature_pairs(4)
+    assert maximum_spanning_forest(weights, 4, merged=[(0, 1, 2)]) == [(1, 3)]  # no pair inside, no cycle through it
+    clique_counts = np.array([[[[30.0, 10.0], [0.0, 0.0]], [[0.0, 0.0], [0.0, 60.0]]]])  # (class, a, b, c groups)
+    prior = np.ones((1, 2, 2, 4))
+    prior[0, :, :, 0] = 3.0  # coarse cells 0, 1 of c form group 0; 2, 3 group 1
+    tree = DependencyTree.from_noisy_tables(
+        [(2, 3), (0, 3)], [np.ones((1, 4, 2)), np.ones((1, 2, 2))], [np.full((1, 2), 0.5)] * 2 + [np.full((1, 4), 0.25), np.full((1, 2), 0.5)],
+        1.0, [np.arange(2), np.arange(2), np.arange(4), np.arange(2)], [((0, 1, 2), clique_counts, [np.arange(2), np.arange(2), np.array([0, 0, 1, 1])], prior)], 1.0,
+    )
+    (clique,) = tree.cliques
+    assert clique.members == (0, 1, 2) and tree.parents == (-1, -1, -1, 2)  # (0, 3) would close a cycle
+    assert clique.joint[0, 0, 0].tolist() == pytest.approx([0.225, 0.075, 0.05, 0.05])  # 0.3 split 3:1, 0.1 split 1:1
+    assert clique.joint.sum() == pytest.approx(1.0) and clique.joint[0, 1, 1, 2:].sum() == pytest.approx(0.6)
+    drawn = tree.draw_coarse(0, 4000, np.random.default_rng(6))
+    assert not (drawn[:, 0] != drawn[:, 1]).any()  # only the released combinations appear
 
 
 def test_conditionals_drop_cells_of_pure_noise_and_fall_back_to_the_one_way_marginal():
@@ -170,3 +217,56 @@ def test_a_saved_tree_keeps_its_coarse_cells_when_pair_cells_changes():
     fitted = resumed.with_statistics(statistics)  # as a resumed run with edited settings loads it
     varied = fitted.vary(fitted.random_population({"no": 200, "yes": 200}, rng), 1, 10, rng)
     assert varied["years"].between(1, 40).all() and len(varied) == 400
+
+
+XOR_SCHEMA = {
+    "label_column": "label",
+    "columns": {
+        "level": {"type": "categorical", "categories": ["a", "b", "c", "d"]},
+        "flag": {"type": "categorical", "categories": ["n", "y"]},
+        "score": {"type": "float", "min": 0.0, "max": 1.0},
+        "other": {"type": "categorical", "categories": ["p", "q", "r"]},
+        "label": {"type": "categorical", "categories": ["0", "1"]},
+    },
+}
+
+
+def xor_bits(table: pd.DataFrame) -> np.ndarray:
+    """The label as a 3-way XOR: odd level, flag y, score above 0.5."""
+    return table["level"].isin(["b", "d"]).to_numpy() ^ (table["flag"] == "y").to_numpy() ^ (table["score"] > 0.5).to_numpy()
+
+
+def xor_table(rows: int, rng: np.random.Generator) -> pd.DataFrame:
+    """No 1- or 2-way marginal of this table says anything of the label."""
+    table = pd.DataFrame({
+        "level": np.array(["a", "b", "c", "d"], dtype=object)[rng.integers(4, size=rows)],
+        "flag": np.array(["n", "y"], dtype=object)[rng.integers(2, size=rows)],
+        "score": rng.random(rows),
+        "other": np.array(["p", "q", "r"], dtype=object)[rng.integers(3, size=rows)],
+    })
+    return table.assign(label=np.where(xor_bits(table), "1", "0").astype(object))
+
+
+@pytest.mark.parametrize("interactions", [0, 1])
+def test_only_an_interaction_clique_keeps_a_three_way_xor(interactions):
+    rng = np.random.default_rng(7)
+    modality = TabularModality(
+        schema=parse_schema(XOR_SCHEMA), schedule=VariationSchedule(), structure="tree", interactions=interactions
+    )
+    fitted = modality.with_statistics(modality.measure_statistics(xor_table(6000, rng), sigma=1e-6, rng=rng))
+    population = fitted.random_population({"0": 1000, "1": 1000}, rng)
+    varied = fitted.vary(population, 1, 10, rng)  # r(1) close to r0: many cells redrawn or moved
+    agree = [(xor_bits(table) == (table["label"] == "1")).mean() for table in (population, varied)]
+    assert fitted.tree is not None
+    if interactions:
+        assert [clique.members for clique in fitted.tree.cliques] == [(0, 1, 2)]
+        assert agree[0] == 1.0 and agree[1] > 0.85  # the score moves locally: it may cross 0.5
+    else:
+        assert fitted.tree.cliques == () and max(agree) < 0.56
+
+
+def test_interactions_need_the_tree_and_a_count(tiny_schema):
+    with pytest.raises(ValueError, match="generator.interactions must be"):
+        TabularModality(schema=tiny_schema, schedule=VariationSchedule(), structure="tree", interactions=-1)
+    with pytest.raises(ValueError, match="needs generator.structure: tree"):
+        TabularModality(schema=tiny_schema, schedule=VariationSchedule(), interactions=1)

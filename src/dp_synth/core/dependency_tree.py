@@ -34,6 +34,9 @@ import numpy as np
 EXPECTED_ABS_GAUSSIAN = math.sqrt(2.0 / math.pi)
 """E|Z| for a standard normal Z: the expected L1 noise per cell is this times sigma."""
 
+_LOG_FLOOR = 1e-9
+"""Probabilities are floored at this before logs in a Gibbs step (a cell no table allows)."""
+
 SUPPRESSED_NOISE_MULTIPLE = 2.0
 """Noisy edge-table cells below this many sigmas are set to 0 (post-processing): a cell of
 pure noise then rarely survives, so conditionals do not spread mass over impossible pairs."""
@@ -55,9 +58,16 @@ def feature_pairs(features: int) -> list[tuple[int, int]]:
     return list(itertools.combinations(range(features), 2))
 
 
-def joint_counts(first: np.ndarray, second: np.ndarray, classes: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
-    """Counts of (class, first cell, second cell), shape ``shape``."""
-    flat = (classes * shape[1] + first) * shape[2] + second
+def feature_triples(features: int) -> list[tuple[int, int, int]]:
+    """Every unordered triple of feature indices, in a fixed order (the interaction scores' order)."""
+    return list(itertools.combinations(range(features), 3))
+
+
+def joint_counts(columns: Sequence[np.ndarray], classes: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Counts of (class, cell of each column), shape ``shape`` = (classes, *cells per column)."""
+    flat = classes.astype(np.int64)
+    for cells, size in zip(columns, shape[1:], strict=True):
+        flat = flat * size + cells
     return np.bincount(flat, minlength=math.prod(shape)).reshape(shape).astype(np.float64)
 
 
@@ -86,13 +96,78 @@ def dependence_scores(
         )
         independent = np.where(totals[:, :, None] > 0, independent, 0.0)
         shape = (len(expected_one_way[first]), sizes[first], sizes[second])
-        scores.append(np.abs(joint_counts(cells[:, first], cells[:, second], classes, shape) - independent).sum())
+        scores.append(np.abs(joint_counts([cells[:, first], cells[:, second]], classes, shape) - independent).sum())
     return np.asarray(scores)
 
 
-def maximum_spanning_forest(weights: np.ndarray, features: int) -> list[tuple[int, int]]:
-    """Kruskal's algorithm on ``feature_pairs(features)`` with these weights; pairs of weight
-    <= 0 are never taken, so the result may be a forest."""
+def interaction_scores(
+    cells: np.ndarray,
+    classes: np.ndarray,
+    sizes: Sequence[int],
+    model_cells: np.ndarray,
+    model_classes: np.ndarray,
+    class_totals: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """L1 distance of every triple's class-conditional joint counts from what a model predicts.
+
+    Args:
+        cells: Coarse cell of every record in every feature, shape (n, d).
+        classes: Class index of every record, shape (n,).
+        sizes: Coarse cells of every feature.
+        model_cells, model_classes: Rows drawn from a released model (public), same layout.
+        class_totals: Released count of every class; the model's counts are scaled to them.
+
+    Returns:
+        ``(scores, expected)``, one of each per triple of ``feature_triples(d)``. A score moves
+        by at most 1 when a record is added or removed (the model is an earlier release, fixed
+        here). ``expected`` is public: about what the score would be if the model were exact,
+        from the sampling fluctuation of each cell's count (Poisson, mean absolute deviation
+        at most ``sqrt(2 lambda / pi)`` and ``2 lambda``) and of the model's own rows.
+    """
+    drawn = np.maximum(np.bincount(model_classes, minlength=len(class_totals)), 1).astype(np.float64)
+    scale = class_totals / drawn
+    inflation = 1.0 + float(scale.max(initial=0.0))
+    scores, expected = [], []
+    for triple in feature_triples(len(sizes)):
+        shape = (len(class_totals), *(sizes[member] for member in triple))
+        predicted = joint_counts([model_cells[:, member] for member in triple], model_classes, shape)
+        predicted *= scale.reshape(-1, 1, 1, 1)
+        counts = joint_counts([cells[:, member] for member in triple], classes, shape)
+        scores.append(np.abs(counts - predicted).sum())
+        expected.append(np.minimum(EXPECTED_ABS_GAUSSIAN * np.sqrt(predicted * inflation), 2.0 * predicted).sum())
+    return np.asarray(scores), np.asarray(expected)
+
+
+def disjoint_best(weights: np.ndarray, groups: Sequence[tuple[int, ...]], limit: int) -> list[int]:
+    """Indices of at most ``limit`` groups of features, greedily by weight, that share no feature;
+    a group of weight <= 0 is never taken."""
+    taken: set[int] = set()
+    chosen: list[int] = []
+    for index in np.argsort(-weights, kind="stable"):
+        if len(chosen) >= limit or weights[index] <= 0:
+            break
+        if taken.isdisjoint(groups[index]):
+            taken.update(groups[index])
+            chosen.append(int(index))
+    return chosen
+
+
+def maximum_spanning_forest(
+    weights: np.ndarray, features: int, pairs: Sequence[tuple[int, int]] | None = None, merged: Sequence[tuple[int, ...]] = ()
+) -> list[tuple[int, int]]:
+    """Kruskal's algorithm with these weights; pairs of weight <= 0 are never taken, so the
+    result may be a forest.
+
+    Args:
+        weights: One weight per pair.
+        features: Number of features.
+        pairs: The pairs the weights belong to; default ``feature_pairs(features)``.
+        merged: Groups of features already joined (an interaction clique): no pair inside a
+            group, and no pair that would close a cycle through one, is taken.
+
+    Returns:
+        The chosen pairs, heaviest first.
+    """
     component = list(range(features))
 
     def root(node: int) -> int:
@@ -101,9 +176,12 @@ def maximum_spanning_forest(weights: np.ndarray, features: int) -> list[tuple[in
             node = component[node]
         return node
 
+    for group in merged:
+        for member in group[1:]:
+            component[root(member)] = root(group[0])
     chosen = []
-    pairs = feature_pairs(features)
-    for index in np.argsort(-weights, kind="stable"):
+    pairs = feature_pairs(features) if pairs is None else list(pairs)
+    for index in np.argsort(-np.asarray(weights, dtype=np.float64), kind="stable"):
         if weights[index] <= 0:
             break
         first, second = pairs[index]
@@ -114,19 +192,50 @@ def maximum_spanning_forest(weights: np.ndarray, features: int) -> list[tuple[in
 
 
 @dataclass(frozen=True)
-class DependencyTree:
-    """A released forest over the features and its class-conditional conditionals.
+class Clique:
+    """Features drawn jointly within each class from a released table (an interaction).
 
     Attributes:
-        parents: ``parents[j]``: the parent feature of feature j, or -1 for a root.
-        order: Every feature once, each after its parent (a root first in its tree).
-        conditionals: ``conditionals[j]`` for a non-root j: P(coarse cell of j | class, coarse
-            cell of its parent), shape (classes, parent cells, cells); a row the noisy table left
-            empty is filled in by ``from_noisy_tables`` from the one-way marginal.
+        members: The features, in the table's axis order.
+        joint: P(coarse cells of the members | class), shape (classes, *member cells).
+    """
+
+    members: tuple[int, ...]
+    joint: np.ndarray
+
+    def draw(self, klass: int, size: int, rng: np.random.Generator) -> np.ndarray:
+        """``size`` joint draws of the members' coarse cells, shape (size, members)."""
+        table = self.joint[klass]
+        flat = rng.choice(table.size, size=size, p=table.ravel())
+        return np.column_stack(np.unravel_index(flat, table.shape))
+
+    def conditional(self, member: int, klass: int, coarse: Sequence[np.ndarray], rows: np.ndarray) -> np.ndarray:
+        """P(cell of ``member`` | class, the other members' current coarse cells) for ``rows``,
+        shape (rows, cells); a row is all zero where the table gives the others no mass."""
+        axis = self.members.index(member)
+        table = np.moveaxis(self.joint[klass], axis, -1)
+        others = tuple(coarse[other][rows] for other in self.members if other != member)
+        return table[others]
+
+
+@dataclass(frozen=True)
+class DependencyTree:
+    """A released forest over the features, its class-conditional conditionals, and the
+    released interaction cliques that the forest grows from.
+
+    Attributes:
+        parents: ``parents[j]``: the parent feature of feature j, or -1 for a root or a member
+            of a clique.
+        order: Every feature once, each after its parent (a clique's members together, first
+            in their tree).
+        conditionals: ``conditionals[j]`` for a feature with a parent: P(coarse cell of j |
+            class, coarse cell of its parent), shape (classes, parent cells, cells); a row the
+            noisy table left empty is filled in by ``from_noisy_tables`` from the one-way marginal.
         coarse: ``coarse[j]`` maps each fine cell of feature j to its coarse cell, as measured
             (a resumed run keeps them even if ``pair_cells`` changed).
         one_way: ``one_way[j]``: the released class-conditional distribution of feature j over
-            its coarse cells, shape (classes, cells); a root's redraws start from it.
+            its coarse cells, shape (classes, cells); a root's draws and redraws start from it.
+        cliques: Released interactions, disjoint groups of features drawn jointly.
     """
 
     parents: tuple[int, ...]
@@ -134,10 +243,55 @@ class DependencyTree:
     conditionals: dict[int, np.ndarray]
     coarse: tuple[np.ndarray, ...]
     one_way: tuple[np.ndarray, ...]
+    cliques: tuple[Clique, ...] = ()
 
     def children(self, feature: int) -> list[int]:
         """The features whose parent is ``feature``."""
         return [child for child, parent in enumerate(self.parents) if parent == feature]
+
+    def clique_of(self, feature: int) -> Clique | None:
+        """The clique that holds ``feature``, if any."""
+        return next((clique for clique in self.cliques if feature in clique.members), None)
+
+    def draw_coarse(self, klass: int, size: int, rng: np.random.Generator) -> np.ndarray:
+        """``size`` rows of coarse cells of class index ``klass``, shape (size, features): a
+        clique jointly, a root from its one-way distribution, every other feature given its parent."""
+        drawn = np.zeros((size, len(self.parents)), dtype=np.int64)
+        done: set[int] = set()
+        for feature in self.order:
+            if feature in done:
+                continue
+            clique = self.clique_of(feature)
+            if clique is not None:
+                drawn[:, list(clique.members)] = clique.draw(klass, size, rng)
+                done.update(clique.members)
+                continue
+            parent = self.parents[feature]
+            if parent < 0:
+                drawn[:, feature] = rng.choice(len(self.one_way[feature][klass]), size=size, p=self.one_way[feature][klass])
+            else:
+                drawn[:, feature] = draw_rows(self.conditionals[feature][klass][drawn[:, parent]], rng)
+            done.add(feature)
+        return drawn
+
+    def gibbs_weights(self, feature: int, klass: int, coarse: Sequence[np.ndarray], rows: np.ndarray) -> np.ndarray:
+        """Unnormalised P(coarse cell of ``feature`` | class, all other features) for ``rows``
+        (``coarse``: every feature's current cells): its clique, parent or one-way distribution,
+        times the conditional of each child. Shape (rows, cells)."""
+        one_way = self.one_way[feature][klass]
+        clique, parent = self.clique_of(feature), self.parents[feature]
+        if clique is not None:
+            base = clique.conditional(feature, klass, coarse, rows)
+            base = np.where(base.sum(axis=1, keepdims=True) > 0, base, one_way)
+        elif parent >= 0:
+            base = self.conditionals[feature][klass][coarse[parent][rows]]
+        else:
+            base = np.broadcast_to(one_way, (len(rows), len(one_way)))
+        log_probabilities = np.log(np.maximum(base, _LOG_FLOOR))
+        for child in self.children(feature):
+            given = self.conditionals[child][klass][:, coarse[child][rows]].T
+            log_probabilities = log_probabilities + np.log(np.maximum(given, _LOG_FLOOR))
+        return np.exp(log_probabilities - log_probabilities.max(axis=1, keepdims=True))
 
     @classmethod
     def from_noisy_tables(
@@ -147,32 +301,50 @@ class DependencyTree:
         one_way: Sequence[np.ndarray],
         sigma: float,
         coarse: Sequence[np.ndarray],
+        cliques: Sequence[tuple[tuple[int, ...], np.ndarray, Sequence[np.ndarray], np.ndarray]] = (),
+        clique_sigma: float = 0.0,
     ) -> DependencyTree:
-        """Orient the released forest and normalise its noisy tables (post-processing).
+        """Orient the released forest around the released cliques and normalise its noisy
+        tables (post-processing).
 
         Args:
-            edges: The chosen pairs; ``noisy_tables[i]`` has axes (class, first, second) of
-                ``edges[i]``.
+            edges: The chosen pairs, heaviest first; ``noisy_tables[i]`` has axes (class, first,
+                second) of ``edges[i]``. A pair inside a clique, or one that would close a cycle
+                through a clique, is dropped (the heavier pairs are kept).
             noisy_tables: Released joint counts of each pair.
             one_way: Per feature, released class-conditional coarse distributions, shape
                 (classes, cells), used where a conditional row has no mass left (and kept).
-            sigma: Noise of the tables; cells below ``SUPPRESSED_NOISE_MULTIPLE`` sigma become 0.
+            sigma: Noise of the pair tables; cells below ``SUPPRESSED_NOISE_MULTIPLE`` sigma become 0.
             coarse: Fine -> coarse cell map of every feature.
+            cliques: Released interactions, disjoint: (members, noisy joint counts with axes
+                (class, *members) over groups of coarse cells, each member's map from its coarse
+                cells to its groups, a public prior over the members' coarse cells with axes
+                (class, *members) that spreads each group's probability over its coarse cells;
+                positive everywhere).
+            clique_sigma: Noise of the clique tables, suppressed in the same way.
         """
         features = len(one_way)
+        kept = set(maximum_spanning_forest(np.ones(len(edges)), features, edges, [members for members, *_ in cliques]))
         neighbours: dict[int, list[tuple[int, int]]] = {feature: [] for feature in range(features)}
         for index, (first, second) in enumerate(edges):
-            neighbours[first].append((second, index))
-            neighbours[second].append((first, index))
+            if (first, second) in kept:
+                neighbours[first].append((second, index))
+                neighbours[second].append((first, index))
+        released = tuple(
+            Clique(tuple(members), _spread(_normalised(table, clique_sigma), groups, prior))
+            for members, table, groups, prior in cliques
+        )
         parents = [-1] * features
         order: list[int] = []
         conditionals: dict[int, np.ndarray] = {}
         seen: set[int] = set()
-        for start in sorted(range(features), key=lambda feature: -len(neighbours[feature])):
-            if start in seen:
+        starts = [list(clique.members) for clique in released]
+        starts += [[feature] for feature in sorted(range(features), key=lambda feature: -len(neighbours[feature]))]
+        for start in starts:
+            if seen.intersection(start):
                 continue
-            seen.add(start)
-            queue = [start]
+            seen.update(start)
+            queue = list(start)
             while queue:
                 parent = queue.pop(0)
                 order.append(parent)
@@ -185,13 +357,44 @@ class DependencyTree:
                     table = noisy_tables[index] if edges[index][0] == parent else noisy_tables[index].transpose(0, 2, 1)
                     conditionals[child] = _conditional(table, one_way[child], sigma)
         return cls(
-            parents=tuple(parents), order=tuple(order), conditionals=conditionals, coarse=tuple(coarse), one_way=tuple(one_way)
+            parents=tuple(parents),
+            order=tuple(order),
+            conditionals=conditionals,
+            coarse=tuple(coarse),
+            one_way=tuple(one_way),
+            cliques=released,
         )
+
+
+def _suppressed(noisy: np.ndarray, sigma: float) -> np.ndarray:
+    """Noisy counts with every cell below ``SUPPRESSED_NOISE_MULTIPLE`` sigma set to 0."""
+    return np.where(noisy >= SUPPRESSED_NOISE_MULTIPLE * sigma, noisy, 0.0)
+
+
+def _normalised(noisy: np.ndarray, sigma: float) -> np.ndarray:
+    """P(cells | class) from a noisy (class, *cells) table; a class left empty is uniform."""
+    kept = _suppressed(noisy, sigma).reshape(len(noisy), -1)
+    totals = kept.sum(axis=1, keepdims=True)
+    return np.where(totals > 0, kept / np.where(totals > 0, totals, 1.0), 1.0 / kept.shape[1]).reshape(noisy.shape)
+
+
+def _spread(joint: np.ndarray, groups: Sequence[np.ndarray], prior: np.ndarray) -> np.ndarray:
+    """A (class, *groups) distribution spread over the members' coarse cells in proportion to a
+    positive (class, *cells) prior: each coarse cell gets its group's probability times its share
+    of the group under the prior."""
+    grouped_prior, expanded = prior, joint
+    for axis, group in enumerate(groups):
+        indicator = np.eye(int(group.max()) + 1)[group]
+        grouped_prior = np.moveaxis(np.tensordot(grouped_prior, indicator, axes=([axis + 1], [0])), -1, axis + 1)
+        expanded = np.take(expanded, group, axis=axis + 1)
+    for axis, group in enumerate(groups):
+        grouped_prior = np.take(grouped_prior, group, axis=axis + 1)
+    return expanded * prior / grouped_prior
 
 
 def _conditional(noisy: np.ndarray, child_one_way: np.ndarray, sigma: float) -> np.ndarray:
     """P(child | class, parent) from a noisy (class, parent, child) table."""
-    kept = np.where(noisy >= SUPPRESSED_NOISE_MULTIPLE * sigma, noisy, 0.0)
+    kept = _suppressed(noisy, sigma)
     totals = kept.sum(axis=2, keepdims=True)
     fallback = np.broadcast_to(child_one_way[:, None, :], kept.shape)
     return np.where(totals > 0, kept / np.where(totals > 0, totals, 1.0), fallback)

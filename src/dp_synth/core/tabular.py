@@ -26,8 +26,11 @@ from dp_synth.core.dependency_tree import (
     DependencyTree,
     coarse_cells,
     dependence_scores,
+    disjoint_best,
     draw_rows,
     feature_pairs,
+    feature_triples,
+    interaction_scores,
     joint_counts,
     maximum_spanning_forest,
 )
@@ -50,8 +53,19 @@ TREE_BUDGET = {"one_way": 0.4, "scores": 0.1, "edges": 0.5}
 """How the tree generator splits the statistics' budget (shares of its mu squared) among its
 three Gaussian releases: one-way marginals, dependence scores, edge tables."""
 
-_LOG_FLOOR = 1e-9
-"""Probabilities are floored at this before logs in a Gibbs step (a cell no table allows)."""
+INTERACTION_BUDGET = {"one_way": 0.38, "scores": 0.05, "edges": 0.47, "interaction_scores": 0.02, "cliques": 0.08}
+"""The split when the tree also looks for 3-way interactions (``interactions`` > 0): two more
+releases, the interaction score of every triple and the chosen cliques' tables."""
+
+INTERACTION_NUMERIC_CELLS = 4
+"""A numeric feature enters an interaction table in at most this many groups of its coarse cells
+(a categorical keeps every category): a 3-way table must stay small to rise above its noise."""
+
+INTERACTION_MODEL_ROWS = 100_000
+"""Rows drawn from the released tree to predict every triple's counts (public post-processing)."""
+
+_PRIOR_TRACE = 1e-6
+"""Weight of the one-way product in a clique's prior, so a cell the tree's rows missed stays possible."""
 
 
 @dataclass(frozen=True)
@@ -158,6 +172,9 @@ class TabularModality(PublicSchemaFacts):
             along a DP dependency tree (``dependency_tree``) measured with the marginals.
         pair_cells: Coarse cells of a numeric feature in the tree's pair tables (one with at most
             twice as many cells keeps them all, see ``dependency_tree.coarse_cells``).
+        interactions: With the tree, at most this many disjoint triples of features whose joint
+            distribution in each class departs from the tree's prediction by more than their
+            table's noise are measured and drawn jointly (0: none).
         marginals: Noisy class-conditional marginals, ``marginals[label][column]`` a probability
             vector over the column's cells; ``None`` until ``with_statistics`` sets them.
         tree: The released dependency tree (``structure="tree"``), ``None`` until then.
@@ -170,6 +187,7 @@ class TabularModality(PublicSchemaFacts):
     local_numeric_share: float = 0.2
     structure: str = "independent"
     pair_cells: int = 12
+    interactions: int = 0
     marginals: Mapping[str, Mapping[str, np.ndarray]] | None = None
     tree: DependencyTree | None = None
 
@@ -178,6 +196,10 @@ class TabularModality(PublicSchemaFacts):
             raise ValueError(f"generator.structure must be one of {STRUCTURES}, got {self.structure!r}")
         if not isinstance(self.pair_cells, int) or self.pair_cells < 2:
             raise ValueError(f"generator.pair_cells must be an integer >= 2, got {self.pair_cells!r}")
+        if not isinstance(self.interactions, int) or self.interactions < 0:
+            raise ValueError(f"generator.interactions must be an integer >= 0, got {self.interactions!r}")
+        if self.interactions and self.structure != "tree":
+            raise ValueError("generator.interactions needs generator.structure: tree")
 
     @property
     def label_column(self) -> str:
@@ -252,8 +274,13 @@ class TabularModality(PublicSchemaFacts):
             "scores": math.sqrt(len(feature_pairs(features))),
             "edges": math.sqrt(features - 1),
         }
+        shares = TREE_BUDGET
+        if self.interactions and features >= 3:
+            sensitivities["interaction_scores"] = math.sqrt(len(feature_triples(features)))
+            sensitivities["cliques"] = math.sqrt(min(self.interactions, features // 3))
+            shares = INTERACTION_BUDGET
         return {
-            name: sigma * sensitivity / (self.statistics_sensitivity * math.sqrt(TREE_BUDGET[name]))
+            name: sigma * sensitivity / (self.statistics_sensitivity * math.sqrt(shares[name]))
             for name, sensitivity in sensitivities.items()
         }
 
@@ -288,7 +315,8 @@ class TabularModality(PublicSchemaFacts):
         noise: Mapping[str, float],
         rng: np.random.Generator,
     ) -> DependencyTree:
-        """Release the dependence scores, choose the forest, release its edge tables."""
+        """Release the dependence scores, choose the forest, release its edge tables; with
+        ``interactions``, then release the interaction scores and the chosen cliques' tables."""
         maps = self._coarse_maps()
         sizes = [int(mapping.max()) + 1 for mapping in maps]
         cells = np.column_stack(self._coarse_cells_of(private))
@@ -297,22 +325,87 @@ class TabularModality(PublicSchemaFacts):
         expected = [distribution * class_totals[:, None] for distribution in one_way]
         scores = dependence_scores(cells, classes, sizes, expected)
         noisy_scores = scores + rng.normal(0.0, noise["scores"], size=scores.size)
-        table_noise = [
-            len(self.classes) * sizes[first] * sizes[second] * noise["edges"] * EXPECTED_ABS_GAUSSIAN
-            for first, second in feature_pairs(len(sizes))
-        ]
+        table_noise = [self._table_noise(sizes, pair, noise["edges"]) for pair in feature_pairs(len(sizes))]
         edges = maximum_spanning_forest(noisy_scores - np.asarray(table_noise), len(sizes))
-        tables = []
-        for first, second in edges:
-            shape = (len(self.classes), sizes[first], sizes[second])
-            counts = joint_counts(cells[:, first], cells[:, second], classes, shape)
-            tables.append(counts + rng.normal(0.0, noise["edges"], size=shape))
+        tables = [self._noisy_table(cells, classes, sizes, pair, noise["edges"], rng) for pair in edges]
         names = [grid.column.name for grid in self.grids]
         logger.info(
             "DP dependency tree (a release: safe to show): %s",
             ", ".join(f"{names[first]} -- {names[second]}" for first, second in edges) or "no pair beats its noise",
         )
-        return DependencyTree.from_noisy_tables(edges, tables, one_way, noise["edges"], maps)
+        tree = DependencyTree.from_noisy_tables(edges, tables, one_way, noise["edges"], maps)
+        if "cliques" not in noise:
+            return tree
+        triples = feature_triples(len(sizes))
+        groups = [
+            coarse_cells(size, INTERACTION_NUMERIC_CELLS) if grid.column.is_numeric else np.arange(size)
+            for grid, size in zip(self.grids, sizes, strict=True)
+        ]
+        group_sizes = [int(group.max()) + 1 for group in groups]
+        grouped = np.column_stack([group[cells[:, feature]] for feature, group in enumerate(groups)])
+        model = [tree.draw_coarse(klass, int(rows), rng) for klass, rows in enumerate(self._model_rows(class_totals))]
+        model_classes = np.repeat(np.arange(len(model)), [len(rows) for rows in model])
+        model_grouped = np.column_stack([group[column] for group, column in zip(groups, np.vstack(model).T, strict=True)])
+        scores, sampling = interaction_scores(grouped, classes, group_sizes, model_grouped, model_classes, class_totals)
+        noisy_scores = scores + rng.normal(0.0, noise["interaction_scores"], size=scores.size)
+        table_noise = [self._table_noise(group_sizes, triple, noise["cliques"]) for triple in triples]
+        chosen = [triples[index] for index in disjoint_best(noisy_scores - sampling - np.asarray(table_noise), triples, self.interactions)]
+        logger.info(
+            "DP interactions (a release: safe to show): %s",
+            "; ".join(" x ".join(names[member] for member in triple) for triple in chosen) or "no triple beats its noise",
+        )
+        if not chosen:
+            return tree
+        model_cells = np.vstack(model)
+        cliques = [
+            (
+                triple,
+                self._noisy_table(grouped, classes, group_sizes, triple, noise["cliques"], rng),
+                [groups[member] for member in triple],
+                self._clique_prior(triple, model_cells, model_classes, sizes, one_way),
+            )
+            for triple in chosen
+        ]
+        return DependencyTree.from_noisy_tables(edges, tables, one_way, noise["edges"], maps, cliques, noise["cliques"])
+
+    def _table_noise(self, sizes: Sequence[int], members: Sequence[int], sigma: float) -> float:
+        """Expected L1 noise of a class-conditional table over these features (public)."""
+        return len(self.classes) * math.prod(sizes[member] for member in members) * sigma * EXPECTED_ABS_GAUSSIAN
+
+    def _noisy_table(
+        self,
+        cells: np.ndarray,
+        classes: np.ndarray,
+        sizes: Sequence[int],
+        members: Sequence[int],
+        sigma: float,
+        rng: np.random.Generator,
+    ) -> np.ndarray:
+        """The class-conditional joint counts of these features plus N(0, sigma^2) per cell."""
+        shape = (len(self.classes), *(sizes[member] for member in members))
+        counts = joint_counts([cells[:, member] for member in members], classes, shape)
+        return counts + rng.normal(0.0, sigma, size=shape)
+
+    @staticmethod
+    def _clique_prior(
+        members: Sequence[int], model_cells: np.ndarray, model_classes: np.ndarray, sizes: Sequence[int], one_way: Sequence[np.ndarray]
+    ) -> np.ndarray:
+        """How a clique spreads a group over its coarse cells: the tree's own joint law of the
+        members (counts of the rows drawn from it), plus a trace of the one-way product so that
+        no cell is impossible. Public post-processing of earlier releases."""
+        shape = (len(one_way[0]), *(sizes[member] for member in members))
+        counts = joint_counts([model_cells[:, member] for member in members], model_classes, shape)
+        product = one_way[members[0]]
+        for member in members[1:]:
+            product = product[..., None] * one_way[member].reshape(len(product), *([1] * (product.ndim - 1)), -1)
+        return counts / np.maximum(counts.sum(axis=tuple(range(1, len(shape))), keepdims=True), 1.0) + _PRIOR_TRACE * product + 1e-300
+
+    @staticmethod
+    def _model_rows(class_totals: np.ndarray) -> np.ndarray:
+        """Rows per class drawn from the tree to predict interaction counts: ``INTERACTION_MODEL_ROWS``
+        split in proportion to the released class counts (at least 1 each)."""
+        shares = class_totals / class_totals.sum() if class_totals.sum() > 0 else np.full(len(class_totals), 1 / len(class_totals))
+        return np.maximum(np.round(shares * INTERACTION_MODEL_ROWS), 1).astype(np.int64)
 
     def with_statistics(self, statistics: Mapping[str, Any]) -> TabularModality:
         """Return a copy whose generator draws from released statistics (``measure_statistics``)."""
@@ -355,22 +448,14 @@ class TabularModality(PublicSchemaFacts):
         return pd.concat(parts, ignore_index=True)[self.schema.names]
 
     def _draw_along_tree(self, label: str, size: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
-        """``size`` rows of class ``label`` drawn feature by feature in the tree's order."""
-        assert self.tree is not None and self.marginals is not None
-        klass = self.classes.index(label)
-        maps, grids = self._coarse_maps(), self.grids
-        coarse: list[np.ndarray] = [np.empty(0, dtype=np.int64)] * len(grids)
-        columns = {}
-        for feature in self.tree.order:
-            grid, parent = grids[feature], self.tree.parents[feature]
-            if parent < 0:
-                fine = rng.choice(grid.size, size=size, p=self.marginals[label][grid.column.name])
-            else:
-                conditional = self.tree.conditionals[feature][klass][coarse[parent]]
-                fine = self._fine_within(feature, label, draw_rows(conditional, rng), rng)
-            coarse[feature] = maps[feature][fine]
-            columns[grid.column.name] = grid.values(fine, rng)
-        return columns
+        """``size`` rows of class ``label``: coarse cells along the tree (``DependencyTree.draw_coarse``),
+        then a fine cell within each from the fine marginal."""
+        assert self.tree is not None
+        coarse = self.tree.draw_coarse(self.classes.index(label), size, rng)
+        return {
+            grid.column.name: grid.values(self._fine_within(feature, label, coarse[:, feature], rng), rng)
+            for feature, grid in enumerate(self.grids)
+        }
 
     def _fine_within(self, feature: int, label: str, coarse: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """A fine cell inside each given coarse cell, from the fine marginal of class ``label``
@@ -389,22 +474,11 @@ class TabularModality(PublicSchemaFacts):
     def _redraw_in_tree(
         self, feature: int, label: str, coarse: Sequence[np.ndarray], rows: np.ndarray, rng: np.random.Generator
     ) -> np.ndarray:
-        """Fine cells of ``feature`` for ``rows`` of class ``label``, drawn from its conditional
-        given its parent and children in the tree (one Gibbs step; ``coarse``: current cells)."""
-        assert self.tree is not None and self.marginals is not None
-        klass = self.classes.index(label)
-        parent = self.tree.parents[feature]
-        if parent < 0:
-            one_way = self.tree.one_way[feature][klass]
-            base = np.broadcast_to(one_way, (len(rows), len(one_way)))
-        else:
-            base = self.tree.conditionals[feature][klass][coarse[parent][rows]]
-        log_probabilities = np.log(np.maximum(base, _LOG_FLOOR))
-        for child in self.tree.children(feature):
-            given = self.tree.conditionals[child][klass][:, coarse[child][rows]].T
-            log_probabilities = log_probabilities + np.log(np.maximum(given, _LOG_FLOOR))
-        probabilities = np.exp(log_probabilities - log_probabilities.max(axis=1, keepdims=True))
-        return self._fine_within(feature, label, draw_rows(probabilities, rng), rng)
+        """Fine cells of ``feature`` for ``rows`` of class ``label``, drawn given its clique or parent
+        and its children in the tree (one Gibbs step; ``coarse``: every feature's current cells)."""
+        assert self.tree is not None
+        weights = self.tree.gibbs_weights(feature, self.classes.index(label), coarse, rows)
+        return self._fine_within(feature, label, draw_rows(weights, rng), rng)
 
     def vary(
         self, survivors: pd.DataFrame, iteration: int, iterations: int, rng: np.random.Generator
