@@ -265,8 +265,8 @@ def test_only_an_interaction_clique_keeps_a_three_way_xor(interactions):
         assert fitted.tree.cliques == () and max(agree) < 0.56
 
 
-def test_interactions_need_the_tree_and_a_count(tiny_schema):
+def test_interactions_must_be_a_count_and_cost_nothing_without_the_tree(tiny_schema):
     with pytest.raises(ValueError, match="generator.interactions must be"):
         TabularModality(schema=tiny_schema, schedule=VariationSchedule(), structure="tree", interactions=-1)
-    with pytest.raises(ValueError, match="needs generator.structure: tree"):
-        TabularModality(schema=tiny_schema, schedule=VariationSchedule(), interactions=1)
+    independent = TabularModality(schema=parse_schema(XOR_SCHEMA), schedule=VariationSchedule(), interactions=1)
+    assert independent.release_noise(1.0) == {"one_way": 1.0}

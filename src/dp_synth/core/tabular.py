@@ -172,9 +172,10 @@ class TabularModality(PublicSchemaFacts):
             along a DP dependency tree (``dependency_tree``) measured with the marginals.
         pair_cells: Coarse cells of a numeric feature in the tree's pair tables (one with at most
             twice as many cells keeps them all, see ``dependency_tree.coarse_cells``).
-        interactions: With the tree, at most this many disjoint triples of features whose joint
-            distribution in each class departs from the tree's prediction by more than their
-            table's noise are measured and drawn jointly (0: none).
+        interactions: With the tree (the independent generator ignores it), at most this many
+            disjoint triples of features whose joint distribution in each class departs from the
+            tree's prediction by more than their table's noise are measured and drawn jointly
+            (0: none).
         marginals: Noisy class-conditional marginals, ``marginals[label][column]`` a probability
             vector over the column's cells; ``None`` until ``with_statistics`` sets them.
         tree: The released dependency tree (``structure="tree"``), ``None`` until then.
@@ -198,8 +199,6 @@ class TabularModality(PublicSchemaFacts):
             raise ValueError(f"generator.pair_cells must be an integer >= 2, got {self.pair_cells!r}")
         if not isinstance(self.interactions, int) or self.interactions < 0:
             raise ValueError(f"generator.interactions must be an integer >= 0, got {self.interactions!r}")
-        if self.interactions and self.structure != "tree":
-            raise ValueError("generator.interactions needs generator.structure: tree")
 
     @property
     def label_column(self) -> str:
