@@ -19,7 +19,18 @@ adds, in the manner of MST but on PE's own budget, one parent per feature:
 
 Numeric features enter the pair tables through coarse cells (``coarse_cells``) so a table
 stays small; the fine one-way marginal still decides the value within a coarse cell.
-Everything after the two releases is post-processing.
+
+A tree knows pairs only: a label that is the XOR of three columns shows in no pair. Optionally
+two more releases look for such interactions, as AIM's selection step does:
+
+4. **Interaction scores** (Gaussian, sensitivity 1 per triple): for every triple of features,
+   the L1 distance between its class-conditional joint counts and what rows drawn from the
+   released tree predict (``interaction_scores``).
+5. **Clique tables**: the class-conditional joint counts of the best disjoint triples
+   (``disjoint_best``), in groups of coarse cells; each becomes a ``Clique`` drawn jointly, and
+   the forest keeps only the pairs that close no cycle through a clique.
+
+Everything after the releases is post-processing.
 """
 
 from __future__ import annotations
