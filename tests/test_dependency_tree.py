@@ -20,6 +20,7 @@ from dp_synth.core.dependency_tree import (
     interaction_scores,
     joint_counts,
     maximum_spanning_forest,
+    posterior_counts,
 )
 from dp_synth.core.privacy import calibrate
 from dp_synth.core.schedule import VariationSchedule
@@ -136,14 +137,39 @@ def test_interaction_cliques_are_disjoint_and_the_forest_grows_around_them():
     assert not (drawn[:, 0] != drawn[:, 1]).any()  # only the released combinations appear
 
 
-def test_conditionals_drop_cells_of_pure_noise_and_fall_back_to_the_one_way_marginal():
+def test_suppressed_conditionals_drop_cells_of_pure_noise_and_fall_back_to_the_one_way_marginal():
     noisy = np.array([[[100.0, 1.0, -3.0], [0.5, 0.2, 0.1]]])  # class 0: parent cell 0 real, cell 1 noise
     one_way = np.array([[0.2, 0.3, 0.5]])
     tree = DependencyTree.from_noisy_tables(
-        [(0, 1)], [noisy], [np.array([[0.5, 0.5]]), one_way], 1.0, [np.arange(2), np.arange(3)]
+        [(0, 1)], [noisy], [np.array([[0.5, 0.5]]), one_way], 1.0, [np.arange(2), np.arange(3)], estimate="suppress"
     )
     assert tree.conditionals[1][0, 0].tolist() == [1.0, 0.0, 0.0]
     assert tree.conditionals[1][0, 1].tolist() == one_way[0].tolist()
+    with pytest.raises(ValueError, match="generator.pair_estimate"):
+        DependencyTree.from_noisy_tables([], [], [one_way], 1.0, [np.arange(3)], estimate="clip")
+
+
+def test_posterior_counts_match_the_exponential_prior_posterior_mean():
+    sigma, prior = 10.0, np.array([5.0, 5.0, 5.0, 50.0, 50.0])
+    noisy = np.array([-40.0, 0.0, 15.0, 30.0, 400.0])
+    grid = np.linspace(0.0, 1000.0, 200_001)  # the posterior by numerical integration
+    expected = []
+    for value, mean in zip(noisy, prior, strict=True):
+        density = np.exp(-0.5 * ((value - grid) / sigma) ** 2 - grid / mean)
+        expected.append(np.trapezoid(grid * density, grid) / np.trapezoid(density, grid))
+    estimated = posterior_counts(noisy, prior, sigma)
+    assert estimated == pytest.approx(expected, rel=1e-3)
+    assert (np.diff(estimated[:3]) > 0).all() and (estimated > 0).all()  # monotone, never zero
+    assert estimated[-1] == pytest.approx(400.0 - sigma**2 / 50.0, rel=1e-6)  # far above the noise: shifted
+
+
+def test_posterior_conditionals_keep_rare_cells_in_proportion_to_the_one_way_marginal():
+    noisy = np.array([[[300.0, 2.0, -3.0]]])  # one class, one parent cell
+    one_way = np.array([[0.9, 0.05, 0.05]])
+    tree = DependencyTree.from_noisy_tables([(0, 1)], [noisy], [np.array([[1.0]]), one_way], 5.0, [np.arange(1), np.arange(3)])
+    conditional = tree.conditionals[1][0, 0]
+    assert conditional.sum() == pytest.approx(1.0) and conditional[0] > 0.95
+    assert 0 < conditional[2] < conditional[1] < 0.03  # small, ordered by the noisy counts, not zero
 
 
 def test_draw_rows_follows_each_rows_probabilities():

@@ -74,7 +74,7 @@ def test_calibration_pays_for_exactly_the_iterations_in_the_dag():
 
 def test_each_job_has_its_default_iterations_and_resuming_needs_them_explicitly(monkeypatch):
     monkeypatch.delenv(ITERATIONS_VARIABLE, raising=False)
-    assert [pe_iterations(job) for job in ("tabular", "text", "image")] == [5, 10, 10]
+    assert [pe_iterations(job) for job in ("tabular", "text", "image")] == [1, 10, 10]
     monkeypatch.setenv(RESUME_VARIABLE, "iter_002.survivors")
     with pytest.raises(ValueError, match=f"{ITERATIONS_VARIABLE} is not"):
         resume_point(pe_iterations("text"))

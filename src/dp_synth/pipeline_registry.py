@@ -11,7 +11,7 @@ from dp_synth.pipelines.pe_template import ResumePoint, parse_resume_point
 
 ITERATIONS_VARIABLE = "DP_SYNTH_ITERATIONS"
 RESUME_VARIABLE = "DP_SYNTH_RESUME"
-DEFAULT_ITERATIONS = {"tabular": 5, "text": 10, "image": 10}
+DEFAULT_ITERATIONS = {"tabular": 1, "text": 10, "image": 10}
 """T of each job when ``DP_SYNTH_ITERATIONS`` is unset (the README explains each choice)."""
 
 

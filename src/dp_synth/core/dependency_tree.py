@@ -41,16 +41,25 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import special
 
 EXPECTED_ABS_GAUSSIAN = math.sqrt(2.0 / math.pi)
 """E|Z| for a standard normal Z: the expected L1 noise per cell is this times sigma."""
+
+_PRIOR_FLOOR = 1e-3
+"""Smallest prior mean of a cell in ``posterior_counts`` (a cell the prior rules out)."""
 
 _LOG_FLOOR = 1e-9
 """Probabilities are floored at this before logs in a Gibbs step (a cell no table allows)."""
 
 SUPPRESSED_NOISE_MULTIPLE = 2.0
-"""Noisy edge-table cells below this many sigmas are set to 0 (post-processing): a cell of
-pure noise then rarely survives, so conditionals do not spread mass over impossible pairs."""
+"""Noisy table cells below this many sigmas are set to 0 (post-processing) in a clique's table
+and, with the ``"suppress"`` estimate, in a pair's: a cell of pure noise then rarely survives,
+so conditionals do not spread mass over impossible pairs."""
+
+PAIR_ESTIMATES = ("posterior", "suppress")
+"""How a pair's noisy table becomes a conditional: ``posterior`` means (``posterior_counts``) or
+cells below ``SUPPRESSED_NOISE_MULTIPLE`` sigma set to 0."""
 
 
 def coarse_cells(size: int, max_cells: int) -> np.ndarray:
@@ -314,6 +323,7 @@ class DependencyTree:
         coarse: Sequence[np.ndarray],
         cliques: Sequence[tuple[tuple[int, ...], np.ndarray, Sequence[np.ndarray], np.ndarray]] = (),
         clique_sigma: float = 0.0,
+        estimate: str = "posterior",
     ) -> DependencyTree:
         """Orient the released forest around the released cliques and normalise its noisy
         tables (post-processing).
@@ -325,15 +335,19 @@ class DependencyTree:
             noisy_tables: Released joint counts of each pair.
             one_way: Per feature, released class-conditional coarse distributions, shape
                 (classes, cells), used where a conditional row has no mass left (and kept).
-            sigma: Noise of the pair tables; cells below ``SUPPRESSED_NOISE_MULTIPLE`` sigma become 0.
+            sigma: Noise of the pair tables.
             coarse: Fine -> coarse cell map of every feature.
             cliques: Released interactions, disjoint: (members, noisy joint counts with axes
                 (class, *members) over groups of coarse cells, each member's map from its coarse
                 cells to its groups, a public prior over the members' coarse cells with axes
                 (class, *members) that spreads each group's probability over its coarse cells;
                 positive everywhere).
-            clique_sigma: Noise of the clique tables, suppressed in the same way.
+            clique_sigma: Noise of the clique tables; cells below ``SUPPRESSED_NOISE_MULTIPLE``
+                sigma become 0.
+            estimate: How a pair's table becomes a conditional, one of ``PAIR_ESTIMATES``.
         """
+        if estimate not in PAIR_ESTIMATES:
+            raise ValueError(f"generator.pair_estimate must be one of {PAIR_ESTIMATES}, got {estimate!r}")
         features = len(one_way)
         kept = set(maximum_spanning_forest(np.ones(len(edges)), features, edges, [members for members, *_ in cliques]))
         neighbours: dict[int, list[tuple[int, int]]] = {feature: [] for feature in range(features)}
@@ -366,7 +380,7 @@ class DependencyTree:
                     queue.append(child)
                     parents[child] = parent
                     table = noisy_tables[index] if edges[index][0] == parent else noisy_tables[index].transpose(0, 2, 1)
-                    conditionals[child] = _conditional(table, one_way[child], sigma)
+                    conditionals[child] = _conditional(table, one_way[child], sigma, estimate)
         return cls(
             parents=tuple(parents),
             order=tuple(order),
@@ -403,12 +417,35 @@ def _spread(joint: np.ndarray, groups: Sequence[np.ndarray], prior: np.ndarray) 
     return expanded * prior / grouped_prior
 
 
-def _conditional(noisy: np.ndarray, child_one_way: np.ndarray, sigma: float) -> np.ndarray:
-    """P(child | class, parent) from a noisy (class, parent, child) table."""
-    kept = _suppressed(noisy, sigma)
-    totals = kept.sum(axis=2, keepdims=True)
-    fallback = np.broadcast_to(child_one_way[:, None, :], kept.shape)
-    return np.where(totals > 0, kept / np.where(totals > 0, totals, 1.0), fallback)
+def posterior_counts(noisy: np.ndarray, prior_mean: np.ndarray, sigma: float) -> np.ndarray:
+    """Posterior mean of non-negative counts observed with N(0, sigma^2) noise, under an
+    exponential prior of mean ``prior_mean`` per cell (post-processing).
+
+    The posterior of a count x >= 0 is a normal of mean ``noisy - sigma^2 / prior_mean``
+    truncated at 0, so a cell far above its noise keeps about its noisy value, and a small or
+    negative one shrinks towards 0 without ever reaching it: rare combinations stay possible,
+    in proportion to what the prior expects of them, instead of being zeroed or inflated by
+    clipping.
+    """
+    shifted = noisy - sigma**2 / np.maximum(prior_mean, _PRIOR_FLOOR)
+    z = shifted / sigma
+    hazard = np.exp(-0.5 * z**2 - 0.5 * math.log(2 * math.pi) - special.log_ndtr(z))
+    return np.maximum(shifted + sigma * hazard, 0.0)
+
+
+def _conditional(noisy: np.ndarray, child_one_way: np.ndarray, sigma: float, estimate: str) -> np.ndarray:
+    """P(child | class, parent) from a noisy (class, parent, child) table, normalised per row:
+    ``posterior``: the posterior mean of each cell (``posterior_counts``) under a prior that the
+    child follows its one-way distribution within the noisy row total; ``suppress``: the cells
+    at or above ``SUPPRESSED_NOISE_MULTIPLE`` sigma. A row left empty is the one-way distribution."""
+    if estimate == "posterior":
+        rows = np.maximum(noisy.sum(axis=2, keepdims=True), 0.0)
+        counts = posterior_counts(noisy, rows * child_one_way[:, None, :], sigma)
+    else:
+        counts = _suppressed(noisy, sigma)
+    totals = counts.sum(axis=2, keepdims=True)
+    fallback = np.broadcast_to(child_one_way[:, None, :], counts.shape)
+    return np.where(totals > 0, counts / np.where(totals > 0, totals, 1.0), fallback)
 
 
 def draw_rows(probabilities: np.ndarray, rng: np.random.Generator) -> np.ndarray:

@@ -23,6 +23,7 @@ import pandas as pd
 
 from dp_synth.core.dependency_tree import (
     EXPECTED_ABS_GAUSSIAN,
+    PAIR_ESTIMATES,
     DependencyTree,
     coarse_cells,
     dependence_scores,
@@ -172,6 +173,8 @@ class TabularModality(PublicSchemaFacts):
             along a DP dependency tree (``dependency_tree``) measured with the marginals.
         pair_cells: Coarse cells of a numeric feature in the tree's pair tables (one with at most
             twice as many cells keeps them all, see ``dependency_tree.coarse_cells``).
+        pair_estimate: How the tree turns a noisy pair table into a conditional (see
+            ``dependency_tree.PAIR_ESTIMATES``).
         interactions: With the tree (the independent generator ignores it), at most this many
             disjoint triples of features whose joint distribution in each class departs from the
             tree's prediction by more than their table's noise are measured and drawn jointly
@@ -188,6 +191,7 @@ class TabularModality(PublicSchemaFacts):
     local_numeric_share: float = 0.2
     structure: str = "independent"
     pair_cells: int = 12
+    pair_estimate: str = "posterior"
     interactions: int = 0
     marginals: Mapping[str, Mapping[str, np.ndarray]] | None = None
     tree: DependencyTree | None = None
@@ -197,6 +201,8 @@ class TabularModality(PublicSchemaFacts):
             raise ValueError(f"generator.structure must be one of {STRUCTURES}, got {self.structure!r}")
         if not isinstance(self.pair_cells, int) or self.pair_cells < 2:
             raise ValueError(f"generator.pair_cells must be an integer >= 2, got {self.pair_cells!r}")
+        if self.pair_estimate not in PAIR_ESTIMATES:
+            raise ValueError(f"generator.pair_estimate must be one of {PAIR_ESTIMATES}, got {self.pair_estimate!r}")
         if not isinstance(self.interactions, int) or self.interactions < 0:
             raise ValueError(f"generator.interactions must be an integer >= 0, got {self.interactions!r}")
 
@@ -332,7 +338,7 @@ class TabularModality(PublicSchemaFacts):
             "DP dependency tree (a release: safe to show): %s",
             ", ".join(f"{names[first]} -- {names[second]}" for first, second in edges) or "no pair beats its noise",
         )
-        tree = DependencyTree.from_noisy_tables(edges, tables, one_way, noise["edges"], maps)
+        tree = DependencyTree.from_noisy_tables(edges, tables, one_way, noise["edges"], maps, estimate=self.pair_estimate)
         if "cliques" not in noise:
             return tree
         triples = feature_triples(len(sizes))
@@ -365,7 +371,9 @@ class TabularModality(PublicSchemaFacts):
             )
             for triple in chosen
         ]
-        return DependencyTree.from_noisy_tables(edges, tables, one_way, noise["edges"], maps, cliques, noise["cliques"])
+        return DependencyTree.from_noisy_tables(
+            edges, tables, one_way, noise["edges"], maps, cliques, noise["cliques"], self.pair_estimate
+        )
 
     def _table_noise(self, sizes: Sequence[int], members: Sequence[int], sigma: float) -> float:
         """Expected L1 noise of a class-conditional table over these features (public)."""

@@ -35,8 +35,8 @@ def build_modality(schema_json: Mapping[str, Any], generator: Mapping[str, Any])
         generator: ``variation`` (``r0``, ``rf``, ``gamma``), ``categorical_weight``,
             ``marginal_bins`` (bins of a wide numeric column's DP marginal),
             ``local_numeric_share`` (see ``TabularModality.moves_locally``), ``structure``
-            (``independent`` or ``tree``), ``pair_cells`` and ``interactions`` (see
-            ``TabularModality``).
+            (``independent`` or ``tree``), ``pair_cells``, ``pair_estimate`` and
+            ``interactions`` (see ``TabularModality``).
     """
     schema = parse_schema(schema_json)
     return TabularModality(
@@ -47,6 +47,7 @@ def build_modality(schema_json: Mapping[str, Any], generator: Mapping[str, Any])
         local_numeric_share=float(generator["local_numeric_share"]),
         structure=generator["structure"],
         pair_cells=int(generator["pair_cells"]),
+        pair_estimate=generator["pair_estimate"],
         interactions=int(generator["interactions"]),
     )
 
