@@ -341,6 +341,30 @@ class TabularModality(PublicSchemaFacts):
         tree = DependencyTree.from_noisy_tables(edges, tables, one_way, noise["edges"], maps, estimate=self.pair_estimate)
         if "cliques" not in noise:
             return tree
+        cliques = self._measure_interactions(tree, cells, classes, sizes, class_totals, noise, rng)
+        if not cliques:
+            return tree
+        return DependencyTree.from_noisy_tables(
+            edges, tables, one_way, noise["edges"], maps, cliques, noise["cliques"], self.pair_estimate
+        )
+
+    def _measure_interactions(
+        self,
+        tree: DependencyTree,
+        cells: np.ndarray,
+        classes: np.ndarray,
+        sizes: Sequence[int],
+        class_totals: np.ndarray,
+        noise: Mapping[str, float],
+        rng: np.random.Generator,
+    ) -> list[tuple[tuple[int, ...], np.ndarray, list[np.ndarray], np.ndarray]]:
+        """Release the interaction score of every triple against rows drawn from ``tree``, choose
+        the best disjoint triples, release their tables (in groups of coarse cells).
+
+        Returns:
+            Per chosen triple, what ``DependencyTree.from_noisy_tables`` takes as a clique:
+            (members, noisy grouped table, each member's groups, the tree's prior over its cells).
+        """
         triples = feature_triples(len(sizes))
         groups = [
             coarse_cells(size, INTERACTION_NUMERIC_CELLS) if grid.column.is_numeric else np.arange(size)
@@ -350,30 +374,26 @@ class TabularModality(PublicSchemaFacts):
         grouped = np.column_stack([group[cells[:, feature]] for feature, group in enumerate(groups)])
         model = [tree.draw_coarse(klass, int(rows), rng) for klass, rows in enumerate(self._model_rows(class_totals))]
         model_classes = np.repeat(np.arange(len(model)), [len(rows) for rows in model])
-        model_grouped = np.column_stack([group[column] for group, column in zip(groups, np.vstack(model).T, strict=True)])
+        model_cells = np.vstack(model)
+        model_grouped = np.column_stack([group[model_cells[:, feature]] for feature, group in enumerate(groups)])
         scores, sampling = interaction_scores(grouped, classes, group_sizes, model_grouped, model_classes, class_totals)
         noisy_scores = scores + rng.normal(0.0, noise["interaction_scores"], size=scores.size)
-        table_noise = [self._table_noise(group_sizes, triple, noise["cliques"]) for triple in triples]
-        chosen = [triples[index] for index in disjoint_best(noisy_scores - sampling - np.asarray(table_noise), triples, self.interactions)]
+        table_noise = np.asarray([self._table_noise(group_sizes, triple, noise["cliques"]) for triple in triples])
+        chosen = [triples[index] for index in disjoint_best(noisy_scores - sampling - table_noise, triples, self.interactions)]
+        names = [grid.column.name for grid in self.grids]
         logger.info(
             "DP interactions (a release: safe to show): %s",
             "; ".join(" x ".join(names[member] for member in triple) for triple in chosen) or "no triple beats its noise",
         )
-        if not chosen:
-            return tree
-        model_cells = np.vstack(model)
-        cliques = [
+        return [
             (
                 triple,
                 self._noisy_table(grouped, classes, group_sizes, triple, noise["cliques"], rng),
                 [groups[member] for member in triple],
-                self._clique_prior(triple, model_cells, model_classes, sizes, one_way),
+                self._clique_prior(triple, model_cells, model_classes, sizes, tree.one_way),
             )
             for triple in chosen
         ]
-        return DependencyTree.from_noisy_tables(
-            edges, tables, one_way, noise["edges"], maps, cliques, noise["cliques"], self.pair_estimate
-        )
 
     def _table_noise(self, sizes: Sequence[int], members: Sequence[int], sigma: float) -> float:
         """Expected L1 noise of a class-conditional table over these features (public)."""
