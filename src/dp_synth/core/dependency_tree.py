@@ -62,6 +62,12 @@ PAIR_ESTIMATES = ("posterior", "suppress")
 cells below ``SUPPRESSED_NOISE_MULTIPLE`` sigma set to 0."""
 
 
+def check_pair_estimate(estimate: str) -> None:
+    """Raise ValueError unless ``estimate`` is one of ``PAIR_ESTIMATES``."""
+    if estimate not in PAIR_ESTIMATES:
+        raise ValueError(f"generator.pair_estimate must be one of {PAIR_ESTIMATES}, got {estimate!r}")
+
+
 def coarse_cells(size: int, max_cells: int) -> np.ndarray:
     """Map each of ``size`` fine cells to one of at most ``max_cells`` contiguous coarse cells.
 
@@ -346,8 +352,7 @@ class DependencyTree:
                 sigma become 0.
             estimate: How a pair's table becomes a conditional, one of ``PAIR_ESTIMATES``.
         """
-        if estimate not in PAIR_ESTIMATES:
-            raise ValueError(f"generator.pair_estimate must be one of {PAIR_ESTIMATES}, got {estimate!r}")
+        check_pair_estimate(estimate)
         features = len(one_way)
         kept = set(maximum_spanning_forest(np.ones(len(edges)), features, edges, [members for members, *_ in cliques]))
         neighbours: dict[int, list[tuple[int, int]]] = {feature: [] for feature in range(features)}

@@ -23,8 +23,8 @@ import pandas as pd
 
 from dp_synth.core.dependency_tree import (
     EXPECTED_ABS_GAUSSIAN,
-    PAIR_ESTIMATES,
     DependencyTree,
+    check_pair_estimate,
     coarse_cells,
     dependence_scores,
     disjoint_best,
@@ -201,8 +201,7 @@ class TabularModality(PublicSchemaFacts):
             raise ValueError(f"generator.structure must be one of {STRUCTURES}, got {self.structure!r}")
         if not isinstance(self.pair_cells, int) or self.pair_cells < 2:
             raise ValueError(f"generator.pair_cells must be an integer >= 2, got {self.pair_cells!r}")
-        if self.pair_estimate not in PAIR_ESTIMATES:
-            raise ValueError(f"generator.pair_estimate must be one of {PAIR_ESTIMATES}, got {self.pair_estimate!r}")
+        check_pair_estimate(self.pair_estimate)
         if not isinstance(self.interactions, int) or self.interactions < 0:
             raise ValueError(f"generator.interactions must be an integer >= 0, got {self.interactions!r}")
 
