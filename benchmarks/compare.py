@@ -51,30 +51,46 @@ def _merged(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, A
     return merged
 
 
-TAB_PE_REFERENCE = {
-    "iterations": 30,
-    "dp": {"generator_share": 0.0},
-    "pe": {"population_size": 1000, "merge_duplicates": False, "sampling_iterations": 5},
-    "release": {"rows": 1000},
-    "generator": {"variation": {"r0": 0.5, "rf": 0.01, "gamma": 0.2}, "structure": "independent"},
-}
+BEFORE_BINS = {"pe": {"candidates_per_bin": 1}, "generator": {"marginal_estimate": "clip"}}
+"""What the rows before the histogram over bins of similar candidates ran with: one bin per
+distinct candidate, and binned numeric marginals clipped at 0."""
+
+TAB_PE_REFERENCE = _merged(
+    BEFORE_BINS,
+    {
+        "iterations": 30,
+        "dp": {"generator_share": 0.0},
+        "pe": {"population_size": 1000, "merge_duplicates": False, "sampling_iterations": 5},
+        "release": {"rows": 1000},
+        "generator": {"variation": {"r0": 0.5, "rf": 0.01, "gamma": 0.2}, "structure": "independent"},
+    },
+)
 """The reference Tab-PE configuration (the paper's defaults)."""
 
-INDEPENDENT_GENERATOR = {
-    "iterations": 10,
-    "dp": {"generator_share": 0.25},
-    "pe": {"population_size": 3000, "sampling_iterations": 5},
-    "generator": {"structure": "independent"},
-}
+INDEPENDENT_GENERATOR = _merged(
+    BEFORE_BINS,
+    {
+        "iterations": 10,
+        "dp": {"generator_share": 0.25},
+        "pe": {"population_size": 3000, "sampling_iterations": 5},
+        "generator": {"structure": "independent"},
+    },
+)
 """The marginal generator as it was before the dependency tree (T = 10, N = 3000, share 0.25)."""
 
-TREE_T5 = {
-    "iterations": 5,
-    "dp": {"generator_share": 0.5},
-    "pe": {"population_size": 5000},
-    "generator": {"pair_estimate": "suppress"},
-}
+TREE_T5 = _merged(
+    BEFORE_BINS,
+    {
+        "iterations": 5,
+        "dp": {"generator_share": 0.5},
+        "pe": {"population_size": 5000},
+        "generator": {"pair_estimate": "suppress"},
+    },
+)
 """The tree generator as it was measured with five PE iterations (share 0.5, N = 5000)."""
+
+ONE_HISTOGRAM = _merged(BEFORE_BINS, {"iterations": 1, "dp": {"generator_share": 0.9}})
+"""One histogram over 30,000 candidates with share 0.9, before bins of similar candidates."""
 
 VARIANTS: dict[str, dict[str, Any]] = {
     "dp-synth, Tab-PE reference settings": TAB_PE_REFERENCE,
@@ -89,7 +105,9 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "+ DP dependency tree, T = 5, N = 5000": _merged(TREE_T5, {"generator": {"interactions": 0}}),
     "+ a DP 3-way interaction clique": TREE_T5,
     "+ posterior means of the pair tables": _merged(TREE_T5, {"generator": {"pair_estimate": "posterior"}}),
-    "+ one histogram over 30,000 candidates, share 0.9 (default)": {},
+    "+ one histogram over 30,000 candidates, share 0.9": ONE_HISTOGRAM,
+    "+ denoised binned marginals": _merged(ONE_HISTOGRAM, {"generator": {"marginal_estimate": "denoise"}}),
+    "+ bins of 50 similar candidates, share 0.8 (default)": {},
 }
 """dp-synth rows of the table: each adds one change to the previous one."""
 

@@ -8,6 +8,7 @@ import pytest
 from dp_synth.core.histogram import (
     NoisyHistogram,
     class_conditional_votes,
+    cluster_bins,
     distinct_candidates,
     nearest_neighbour_votes,
     release,
@@ -88,3 +89,52 @@ def test_identical_candidates_share_one_bin_and_its_count():
     assert spread.thresholded[:3].tolist() == pytest.approx([2 / 3] * 3)  # the group's 2 votes, shared
     assert spread.thresholded.sum() == pytest.approx(votes.sum())
     assert spread.noisy[:3].sum() == pytest.approx(released.noisy[group[0]])  # one noise draw per group
+
+
+def test_similar_candidates_share_a_bin_of_one_class():
+    rng = np.random.default_rng(3)
+    centres = np.array([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]])
+    candidates = np.vstack([centre + rng.normal(0, 0.1, size=(20, 2)) for centre in centres] * 2)
+    labels = np.repeat(["a", "b"], 60)
+    bins = cluster_bins(candidates, labels, candidates_per_bin=20, seed=0)
+    assert len(np.unique(bins)) == 6 and np.array_equal(np.unique(bins), np.arange(6))
+    for members in np.split(np.arange(120), 6):  # each blob of 20 is one bin, never shared across classes
+        assert len(np.unique(bins[members])) == 1
+    assert set(bins[labels == "a"]).isdisjoint(bins[labels == "b"])
+    assert np.array_equal(cluster_bins(candidates, labels, candidates_per_bin=1, seed=0), np.arange(120))
+
+
+def test_a_bin_collects_its_members_votes():
+    candidates = np.array([[0.0], [0.1], [5.0], [5.1]])
+    labels = np.array(["a", "a", "a", "a"])
+    bins = np.array([0, 0, 1, 1])
+    private = np.array([[0.0], [0.1], [0.05], [5.0]])
+    votes = class_conditional_votes(private, np.array(["a"] * 4), candidates, labels, k=1, bins=bins)
+    assert votes.tolist() == [3.0, 1.0]
+
+
+@pytest.mark.parametrize("k", [1, 2, 5])
+def test_votes_over_bins_move_by_at_most_one_in_l2_when_neighbours_share_a_bin(k):
+    rng = np.random.default_rng(4)
+    private = rng.normal(size=(40, 3)).astype(np.float32)
+    private_labels = rng.choice(["a", "b"], size=40)
+    candidates = rng.normal(size=(30, 3)).astype(np.float32)
+    candidate_labels = np.repeat(["a", "b"], 15)
+    bins = cluster_bins(candidates, candidate_labels, candidates_per_bin=5, seed=1)
+    full = class_conditional_votes(private, private_labels, candidates, candidate_labels, k, bins)
+    changes = [
+        np.linalg.norm(
+            full
+            - class_conditional_votes(
+                np.delete(private, i, axis=0), np.delete(private_labels, i), candidates, candidate_labels, k, bins
+            )
+        )
+        for i in range(len(private))
+    ]
+    assert max(changes) == pytest.approx(1.0)  # a record's neighbours in one bin: one vote of weight 1, never sqrt(k)
+    assert full.sum() <= len(private) * np.sqrt(k) + 1e-9
+
+
+def test_candidates_per_bin_must_be_a_positive_integer():
+    with pytest.raises(ValueError, match="candidates_per_bin"):
+        cluster_bins(np.zeros((4, 2)), np.array(["a"] * 4), candidates_per_bin=0, seed=0)

@@ -26,6 +26,7 @@ PE = {
     "sampling_iterations": 1,
     "variations_per_survivor": 3,
     "merge_duplicates": False,
+    "candidates_per_bin": 1,
 }
 DP = {"epsilon": 1.0, "delta": "auto", "class_proportions": "dp", "generator_share": 0, "seed": 0}
 RELEASE = {"rows": "auto", "vary": False}
@@ -187,6 +188,7 @@ def test_population_schedule_sizes():
         ({}, {"iterations": 5}, {}, PrivacyConfigError, "DP_SYNTH_ITERATIONS"),
         ({}, {"nearest_neighbors": 2}, {}, ValueError, "unknown pe settings"),
         ({}, {"nearest_neighbours": 0}, {}, ValueError, "nearest_neighbours must be an integer >= 1"),
+        ({}, {"candidates_per_bin": 0}, {}, ValueError, "candidates_per_bin must be an integer >= 1"),
         ({}, {}, {"rows": 1}, ValueError, "release.rows must be 'auto' or an integer >= the number of classes"),
         ({}, {}, {"vary": "yes"}, ValueError, "release.vary must be true or false"),
         ({"generator_share": 0.2}, {}, {}, PrivacyConfigError, "this generator uses no DP statistics"),
@@ -196,6 +198,21 @@ def test_population_schedule_sizes():
 def test_bad_settings_stop_the_run_before_any_private_data_is_used(dp, pe, release, error, message):
     with pytest.raises(error, match=message):
         pe_nodes.calibrate_privacy(PointModality(), {**DP, **dp}, {**PE, **pe}, {**RELEASE, **release}, iterations=3)
+
+
+def test_a_histogram_over_bins_shares_each_bin_count_among_similar_candidates():
+    modality = PointModality()
+    rng = np.random.default_rng(2)
+    candidates = pd.DataFrame({"x": np.r_[rng.uniform(0.0, 0.1, 50), rng.uniform(0.9, 1.0, 50)], "label": ["left"] * 100})
+    private = pd.DataFrame({"x": np.full(30, 0.05), "label": ["left"] * 30})  # every record near the first blob
+    embeddings, labels = pe_nodes.embed_private_data(modality, private)
+    plan = pe_nodes.calibrate_privacy(modality, {**DP, "epsilon": 1e6}, PE, RELEASE, iterations=1)  # almost no noise
+    histogram = pe_nodes.dp_histogram(
+        modality, candidates, modality.embed(candidates), embeddings, labels, plan, {**PE, "candidates_per_bin": 50},
+        iteration=1,
+    )
+    assert histogram.noisy[:50] == pytest.approx(np.full(50, 30 / 50), abs=1e-3)  # the blob's 30 votes, shared
+    assert histogram.noisy[50:] == pytest.approx(np.zeros(50), abs=1e-3)
 
 
 def test_auto_delta_needs_a_public_row_count():

@@ -8,7 +8,7 @@ import pytest
 
 from dp_synth.core.selection import allocate_class_sizes, sample_proportional, top_by_count
 from dp_synth.core.schedule import VariationSchedule
-from dp_synth.core.tabular import TabularModality
+from dp_synth.core.tabular import TabularModality, denoised_marginal
 
 
 @pytest.fixture
@@ -152,3 +152,52 @@ def test_numeric_features_without_a_spike_move_locally_and_spiky_ones_are_redraw
     moved = np.abs(varied["score"] - survivors["score"])
     assert (moved > 0).all() and moved.max() <= 0.01 * 2.0 + 1e-12  # every cell, by at most r x span
     assert set(varied["age"]) == {30}  # redrawn from the spiky marginal, never moved off it
+
+
+def test_denoised_marginal_keeps_empty_groups_empty_where_clipping_adds_mass():
+    rng = np.random.default_rng(5)
+    true = np.zeros(34)
+    true[0], true[20] = 5000.0, 300.0  # a capital-gain-like column: a spike at 0, one large value
+    sigma = 25.0
+    group = np.minimum(np.arange(34) * 8 // 34, 7)
+    far = ~np.isin(group, group[[0, 20]])  # the cells of the six groups without real mass
+    clipped_far, denoised_far, clipped_spurious, denoised_spurious, spike = [], [], [], [], []
+    for _ in range(200):
+        noisy = true + rng.normal(0.0, sigma, size=true.size)
+        denoised = denoised_marginal(noisy, sigma, groups=8)
+        assert (denoised >= 0).all()
+        clipped_far.append(np.maximum(noisy, 0.0)[far].sum())
+        denoised_far.append(denoised[far].sum())
+        clipped_spurious.append(np.maximum(noisy, 0.0)[true == 0].sum())
+        denoised_spurious.append(denoised[true == 0].sum())
+        spike.append(denoised[20])
+    assert np.mean(clipped_far) == pytest.approx(far.sum() * sigma / np.sqrt(2 * np.pi), rel=0.05)  # 0.4 sigma a cell
+    assert np.mean(denoised_far) < 0.1 * np.mean(clipped_far)  # a group passes 2 sigma by chance 2% of the time
+    assert np.mean(denoised_spurious) < 0.6 * np.mean(clipped_spurious)  # near a real value, shrunk but not zero
+    assert np.mean(spike) == pytest.approx(300.0, abs=sigma)  # a cell far above its noise keeps its count
+
+
+def test_denoised_marginal_of_a_smooth_column_keeps_its_shape():
+    rng = np.random.default_rng(6)
+    true = np.linspace(50.0, 400.0, 34)
+    errors = {"denoise": [], "clip": []}
+    for _ in range(200):
+        noisy = true + rng.normal(0.0, 25.0, size=34)
+        for name, counts in (("denoise", denoised_marginal(noisy, 25.0, groups=8)), ("clip", np.maximum(noisy, 0.0))):
+            errors[name].append(0.5 * np.abs(counts / counts.sum() - true / true.sum()).sum())
+    assert np.mean(errors["denoise"]) <= np.mean(errors["clip"]) * 1.05  # no worse than clipping where nothing is empty
+
+
+def test_marginal_estimate_switches_binned_columns_only(tiny_schema):
+    rng = np.random.default_rng(7)
+    base = TabularModality(schema=tiny_schema, schedule=VariationSchedule())
+    private = base.random_population({"no": 300, "yes": 100}, rng)
+    denoised = base.measure_statistics(private, sigma=30.0, rng=np.random.default_rng(8))["marginals"]
+    clip = TabularModality(schema=tiny_schema, schedule=VariationSchedule(), marginal_estimate="clip")
+    clipped = clip.measure_statistics(private, sigma=30.0, rng=np.random.default_rng(8))["marginals"]
+    for label in ("no", "yes"):
+        assert np.array_equal(denoised[label]["colour"], clipped[label]["colour"])  # categorical: always clipped
+        assert np.array_equal(denoised[label]["age"], clipped[label]["age"])  # an integer cell per value: clipped
+        assert not np.array_equal(denoised[label]["score"], clipped[label]["score"])  # binned: denoised
+    with pytest.raises(ValueError, match="generator.marginal_estimate"):
+        TabularModality(schema=tiny_schema, schedule=VariationSchedule(), marginal_estimate="median")

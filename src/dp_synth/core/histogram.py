@@ -4,6 +4,10 @@ Each private record votes for its ``k`` nearest candidates of its own class, eac
 weight ``1 / sqrt(k)``. Adding or removing one record therefore changes the vote vector by
 at most ``sqrt(k * (1/sqrt(k))**2) = 1`` in L2 norm, whatever k, whatever the classes:
 the Gaussian mechanism with noise multiplier sigma applies with sensitivity 1.
+
+The histogram may be released over bins of candidates instead of single candidates (identical
+candidates, ``distinct_candidates``; similar ones, ``cluster_bins``): a record's votes are then
+counted per bin and scaled so its vote vector still has L2 norm at most 1.
 """
 
 from __future__ import annotations
@@ -12,6 +16,10 @@ from dataclasses import dataclass
 
 import faiss
 import numpy as np
+
+
+KMEANS_ITERATIONS = 10
+"""Lloyd iterations of the k-means that groups candidates into bins (``cluster_bins``)."""
 
 
 @dataclass(frozen=True)
@@ -27,28 +35,41 @@ class NoisyHistogram:
     thresholded: np.ndarray
 
 
-def nearest_neighbour_votes(private: np.ndarray, candidates: np.ndarray, k: int) -> np.ndarray:
-    """Return each candidate's vote mass: every private row gives 1/sqrt(k) to its k nearest.
+def nearest_neighbour_votes(
+    private: np.ndarray, candidates: np.ndarray, k: int, bins: np.ndarray | None = None
+) -> np.ndarray:
+    """Return each bin's vote mass: every private row votes for its k nearest candidates.
+
+    Without ``bins`` each candidate is its own bin and gets 1/sqrt(k) from each record that has
+    it among its k nearest. With ``bins`` (the bin of every candidate, 0..B-1) a record's votes
+    are counted per bin: m_b of its neighbours in bin b give that bin m_b / sqrt(max(k, sum_b
+    m_b^2)), so one record's vote vector never exceeds 1 in L2 norm even when several of its
+    neighbours share a bin (and is exactly 1/sqrt(k) per neighbour when none do).
 
     Args:
         private: Private embeddings, shape (n, d).
         candidates: Candidate embeddings, shape (m, d), m >= 1.
         k: Votes per private record, >= 1. With fewer than k candidates each record votes
             for all of them, still with weight 1/sqrt(k), so sensitivity stays <= 1.
+        bins: Bin of every candidate, shape (m,), or ``None`` for one bin per candidate.
 
     Returns:
-        Vote mass per candidate, shape (m,), float64.
+        Vote mass per bin, shape (B,) (B = m without ``bins``), float64.
     """
     if k < 1:
         raise ValueError(f"nearest_neighbours must be >= 1, got {k}")
-    votes = np.zeros(len(candidates), dtype=np.float64)
+    bins = np.arange(len(candidates)) if bins is None else np.asarray(bins, dtype=np.int64)
+    size = int(bins.max()) + 1 if len(bins) else 0
     if len(private) == 0 or len(candidates) == 0:
-        return votes
+        return np.zeros(size, dtype=np.float64)
     index = faiss.IndexFlatL2(candidates.shape[1])
     index.add(np.ascontiguousarray(candidates, dtype=np.float32))
     _, neighbours = index.search(np.ascontiguousarray(private, dtype=np.float32), min(k, len(candidates)))
-    np.add.at(votes, neighbours.ravel(), 1.0 / np.sqrt(k))
-    return votes
+    records = np.repeat(np.arange(len(private)), neighbours.shape[1])
+    pairs, multiplicity = np.unique(np.column_stack([records, bins[neighbours.ravel()]]), axis=0, return_counts=True)
+    squares = np.bincount(pairs[:, 0], weights=multiplicity.astype(np.float64) ** 2, minlength=len(private))
+    weights = multiplicity / np.sqrt(np.maximum(float(k), squares[pairs[:, 0]]))
+    return np.bincount(pairs[:, 1], weights=weights, minlength=size)
 
 
 def class_conditional_votes(
@@ -57,16 +78,51 @@ def class_conditional_votes(
     candidates: np.ndarray,
     candidate_labels: np.ndarray,
     k: int,
+    bins: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Return vote mass per candidate where each private record votes only within its class.
+    """Return vote mass per bin (per candidate without ``bins``) where each private record
+    votes only within its class; a bin holds candidates of one class (``cluster_bins``).
 
     A record whose class has no candidates casts no vote (that only lowers sensitivity).
     """
-    votes = np.zeros(len(candidates), dtype=np.float64)
+    bins = np.arange(len(candidates)) if bins is None else np.asarray(bins, dtype=np.int64)
+    votes = np.zeros(int(bins.max()) + 1 if len(bins) else 0, dtype=np.float64)
     for label in np.unique(candidate_labels):
         in_class = np.flatnonzero(candidate_labels == label)
-        votes[in_class] = nearest_neighbour_votes(private[private_labels == label], candidates[in_class], k)
+        class_bins, local = np.unique(bins[in_class], return_inverse=True)
+        votes[class_bins] += nearest_neighbour_votes(private[private_labels == label], candidates[in_class], k, local)
     return votes
+
+
+def cluster_bins(embeddings: np.ndarray, labels: np.ndarray, candidates_per_bin: int, seed: int) -> np.ndarray:
+    """Group the candidates of each class into bins of about ``candidates_per_bin`` similar ones.
+
+    k-means (faiss, ``seed``) on the candidates' embeddings, per class, with
+    ceil(class size / ``candidates_per_bin``) centroids; each candidate's bin is its centroid's.
+    Candidates are public, so the bins are too. A bin then collects the votes of all its members
+    under one noise draw: with N candidates and about as many private records, a single
+    candidate gets about one vote against noise of sigma, but a bin of c candidates gets about c.
+
+    Returns:
+        The bin of every candidate, numbered 0..B-1 without gaps; bins never mix classes.
+    """
+    if not isinstance(candidates_per_bin, int) or candidates_per_bin < 1:
+        raise ValueError(f"candidates_per_bin must be an integer >= 1, got {candidates_per_bin!r}")
+    bins = np.zeros(len(labels), dtype=np.int64)
+    offset = 0
+    for label in np.unique(labels):
+        members = np.flatnonzero(labels == label)
+        centroids = -(-len(members) // candidates_per_bin)
+        if centroids >= len(members):
+            assigned = np.arange(len(members))
+        else:
+            points = np.ascontiguousarray(embeddings[members], dtype=np.float32)
+            kmeans = faiss.Kmeans(points.shape[1], centroids, niter=KMEANS_ITERATIONS, seed=seed, min_points_per_centroid=1)
+            kmeans.train(points)
+            assigned = np.unique(kmeans.index.search(points, 1)[1].ravel(), return_inverse=True)[1]
+        bins[members] = offset + assigned
+        offset += int(assigned.max()) + 1
+    return bins
 
 
 def release(votes: np.ndarray, sigma: float, threshold: float, rng: np.random.Generator) -> NoisyHistogram:
@@ -89,11 +145,12 @@ def distinct_candidates(embeddings: np.ndarray, labels: np.ndarray) -> tuple[np.
 
 
 def spread_over_groups(histogram: NoisyHistogram, group: np.ndarray) -> NoisyHistogram:
-    """A histogram released over groups of identical candidates, as a per-candidate histogram:
-    each member gets an equal share of its group's count (post-processing of the release).
+    """A histogram released over groups (bins) of candidates, identical or similar, as a
+    per-candidate histogram: each member gets an equal share of its group's count
+    (post-processing of the release).
 
-    Voting over groups keeps the sensitivity at 1 (a record votes for one group, or k) while a
-    group's votes no longer pile onto one member and its noise no longer adds up over copies.
+    Voting over groups keeps the sensitivity at 1 (``nearest_neighbour_votes``) while a group's
+    votes no longer pile onto one member and its noise no longer adds up over its members.
     """
     sizes = np.bincount(group).astype(np.float64)
     return NoisyHistogram(

@@ -23,6 +23,7 @@ import pandas as pd
 
 from dp_synth.core.dependency_tree import (
     EXPECTED_ABS_GAUSSIAN,
+    SUPPRESSED_NOISE_MULTIPLE,
     DependencyTree,
     check_pair_estimate,
     coarse_cells,
@@ -34,6 +35,7 @@ from dp_synth.core.dependency_tree import (
     interaction_scores,
     joint_counts,
     maximum_spanning_forest,
+    posterior_counts,
 )
 from dp_synth.core.modality import PublicSchemaFacts
 from dp_synth.core.schedule import VariationSchedule
@@ -44,8 +46,16 @@ logger = logging.getLogger(__name__)
 EXACT_INTEGER_CELLS = 128
 """Integer columns with at most this many values get one marginal cell per value."""
 
+MARGINAL_PRIOR_GROUPS = 8
+"""Groups of contiguous cells in which a binned numeric column's noisy marginal is denoised
+(``denoised_marginal``)."""
+
 RAKING_SWEEPS = 10
 """Sweeps of iterative proportional fitting when the release is re-weighted to the marginals."""
+
+MARGINAL_ESTIMATES = ("denoise", "clip")
+"""How a binned numeric column's noisy marginal becomes counts: ``denoised_marginal``, or
+negative cells set to 0 (categorical and integer columns are always clipped)."""
 
 STRUCTURES = ("independent", "tree")
 """Generator structures: features drawn independently within a class, or along a DP tree."""
@@ -153,6 +163,25 @@ def _move_numeric(values: np.ndarray, column: Column, degree: float, rng: np.ran
     return np.round(moved).astype(np.int64) if column.kind == "integer" else moved
 
 
+def denoised_marginal(noisy: np.ndarray, sigma: float, groups: int) -> np.ndarray:
+    """Non-negative counts from the noisy marginal of a binned numeric column (post-processing).
+
+    Clipping the noise at 0 leaves about 0.4 sigma in every empty cell: on Adult it gave the
+    <=50K class 400 rows of capital gains above 8,000 (the real table has 14), which teaches a
+    classifier that a large gain says little. Instead the cells are pooled into ``groups``
+    contiguous groups: a group whose noisy total is below ``SUPPRESSED_NOISE_MULTIPLE`` times
+    its noise (sigma sqrt(members)) is empty, and every cell of another group gets its
+    posterior mean under an exponential prior of the group's mean count (``posterior_counts``).
+    """
+    size = len(noisy)
+    group = np.minimum(np.arange(size) * groups // size, groups - 1)
+    members = np.bincount(group, minlength=groups)
+    totals = np.bincount(group, weights=noisy, minlength=groups)
+    kept = np.where(totals >= SUPPRESSED_NOISE_MULTIPLE * sigma * np.sqrt(np.maximum(members, 1)), totals, 0.0)
+    prior = (kept / np.maximum(members, 1))[group]
+    return np.where(prior > 0, posterior_counts(noisy, prior, sigma), 0.0)
+
+
 def _distribution(cells: np.ndarray, size: int) -> np.ndarray:
     counts = np.bincount(cells, minlength=size)
     return counts / max(counts.sum(), 1e-300)
@@ -167,6 +196,8 @@ class TabularModality(PublicSchemaFacts):
         schedule: Variation degree over iterations.
         categorical_weight: Scale of one-hot blocks in the embedding (numeric columns span [0, 1]).
         marginal_bins: Equal-width bins of a numeric column's marginal cells (see ``CellGrid``).
+        marginal_estimate: How a binned numeric column's noisy marginal becomes counts, one of
+            ``MARGINAL_ESTIMATES``.
         local_numeric_share: A numeric feature whose released marginals keep every cell at or
             below this share of a class varies by small moves (see ``moves_locally``).
         structure: ``"independent"``: features drawn independently within a class; ``"tree"``:
@@ -188,6 +219,7 @@ class TabularModality(PublicSchemaFacts):
     schedule: VariationSchedule
     categorical_weight: float = 1.0 / 3.0
     marginal_bins: int = 32
+    marginal_estimate: str = "denoise"
     local_numeric_share: float = 0.2
     structure: str = "independent"
     pair_cells: int = 12
@@ -197,6 +229,8 @@ class TabularModality(PublicSchemaFacts):
     tree: DependencyTree | None = None
 
     def __post_init__(self) -> None:
+        if self.marginal_estimate not in MARGINAL_ESTIMATES:
+            raise ValueError(f"generator.marginal_estimate must be one of {MARGINAL_ESTIMATES}, got {self.marginal_estimate!r}")
         if self.structure not in STRUCTURES:
             raise ValueError(f"generator.structure must be one of {STRUCTURES}, got {self.structure!r}")
         if not isinstance(self.pair_cells, int) or self.pair_cells < 2:
@@ -242,8 +276,10 @@ class TabularModality(PublicSchemaFacts):
         releases by ``TREE_BUDGET`` (``release_noise``), so their mu squared adds up to the same
         total: the marginals, then the dependence scores, then the chosen edge tables.
 
-        Negative marginal cells are set to 0 and each marginal is normalised (uniform if
-        nothing is left): post-processing. Returns ``{"marginals": {label: {column:
+        Negative cells of a categorical or integer marginal are set to 0, a binned numeric
+        marginal is denoised (``denoised_marginal``) or clipped the same way
+        (``marginal_estimate``), and each marginal is normalised (uniform
+        if nothing is left): post-processing. Returns ``{"marginals": {label: {column:
         probabilities}}}``, plus ``"tree"`` for the tree generator.
         """
         noise = self.release_noise(sigma)
@@ -254,7 +290,12 @@ class TabularModality(PublicSchemaFacts):
         for label in self.classes:
             marginals[label] = {}
             for grid in self.grids:
-                cells = np.maximum(noisy[offset : offset + grid.size], 0.0)
+                cells = noisy[offset : offset + grid.size]
+                cells = (
+                    denoised_marginal(cells, noise["one_way"], MARGINAL_PRIOR_GROUPS)
+                    if self.marginal_estimate == "denoise" and grid.column.is_numeric and not grid.exact
+                    else np.maximum(cells, 0.0)
+                )
                 offset += grid.size
                 total = cells.sum()
                 marginals[label][grid.column.name] = cells / total if total > 0 else np.full(grid.size, 1.0 / grid.size)

@@ -30,12 +30,13 @@ PE_SETTINGS = {
     "sampling_iterations",
     "variations_per_survivor",
     "merge_duplicates",
+    "candidates_per_bin",
 }
 DP_SETTINGS = {"epsilon", "delta", "class_proportions", "generator_share", "seed"}
 RELEASE_SETTINGS = {"rows", "vary"}
 
 # Stream numbers of the plan's generators: (iteration, stream).
-_HISTOGRAM_NOISE, _SELECTION, _GENERATION, _STATISTICS_NOISE = 0, 1, 2, 3
+_HISTOGRAM_NOISE, _SELECTION, _GENERATION, _STATISTICS_NOISE, _BINNING = 0, 1, 2, 3, 4
 _CLASS_COUNT_ITERATION = 0
 
 
@@ -55,7 +56,7 @@ def _check_keys(section: str, settings: Mapping[str, Any], known: set[str]) -> N
 
 def _check_population_settings(pe: Mapping[str, Any], classes: int) -> None:
     _check_keys("pe", pe, PE_SETTINGS)
-    for name in ("population_size", "nearest_neighbours", "variations_per_survivor"):
+    for name in ("population_size", "nearest_neighbours", "variations_per_survivor", "candidates_per_bin"):
         if not isinstance(pe[name], int) or pe[name] < 1:
             raise ValueError(f"pe.{name} must be an integer >= 1, got {pe[name]!r}")
     if pe["population_size"] < classes:
@@ -250,8 +251,11 @@ def dp_histogram(
 ) -> dp_hist.NoisyHistogram:
     """Release iteration ``iteration``'s noisy nearest-neighbour histogram (one Gaussian release).
 
-    With ``pe.merge_duplicates``, identical candidates are one bin of the release, whose count
-    is then shared equally among them (see ``histogram.spread_over_groups``).
+    The release is over bins of candidates, whose count is then shared equally among their
+    members (see ``histogram.spread_over_groups``): with ``pe.merge_duplicates`` identical
+    candidates are one bin, and with ``pe.candidates_per_bin`` > 1 the (distinct) candidates of
+    each class are grouped by k-means into bins of about that many (``histogram.cluster_bins``),
+    so each bin collects enough votes to rise above the noise.
     """
     labels = candidates[modality.label_column].to_numpy()
     first, group = (
@@ -259,11 +263,15 @@ def dp_histogram(
         if pe["merge_duplicates"]
         else (np.arange(len(labels)), np.arange(len(labels)))
     )
+    bins = np.arange(len(first))
+    if pe["candidates_per_bin"] > 1:
+        seed = int(plan.noise_generator(iteration, _BINNING).integers(2**31 - 1))
+        bins = dp_hist.cluster_bins(candidate_embeddings[first], labels[first], pe["candidates_per_bin"], seed)
     votes = dp_hist.class_conditional_votes(
-        private_embeddings, private_labels, candidate_embeddings[first], labels[first], pe["nearest_neighbours"]
+        private_embeddings, private_labels, candidate_embeddings[first], labels[first], pe["nearest_neighbours"], bins
     )
     released = dp_hist.release(votes, plan.sigma, pe["threshold"], plan.noise_generator(iteration, _HISTOGRAM_NOISE))
-    return dp_hist.spread_over_groups(released, group)
+    return dp_hist.spread_over_groups(released, bins[group])
 
 
 def resample(

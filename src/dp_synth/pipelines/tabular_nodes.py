@@ -33,7 +33,7 @@ def build_modality(schema_json: Mapping[str, Any], generator: Mapping[str, Any])
     Args:
         schema_json: The public schema (see ``dp_synth.core.schema``).
         generator: ``variation`` (``r0``, ``rf``, ``gamma``), ``categorical_weight``,
-            ``marginal_bins`` (bins of a wide numeric column's DP marginal),
+            ``marginal_bins`` (bins of a wide numeric column's DP marginal), ``marginal_estimate``,
             ``local_numeric_share`` (see ``TabularModality.moves_locally``), ``structure``
             (``independent`` or ``tree``), ``pair_cells``, ``pair_estimate`` and
             ``interactions`` (see ``TabularModality``).
@@ -44,6 +44,7 @@ def build_modality(schema_json: Mapping[str, Any], generator: Mapping[str, Any])
         schedule=VariationSchedule(**generator["variation"]),
         categorical_weight=float(generator["categorical_weight"]),
         marginal_bins=int(generator["marginal_bins"]),
+        marginal_estimate=generator["marginal_estimate"],
         local_numeric_share=float(generator["local_numeric_share"]),
         structure=generator["structure"],
         pair_cells=int(generator["pair_cells"]),
