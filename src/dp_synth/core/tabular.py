@@ -276,10 +276,9 @@ class TabularModality(PublicSchemaFacts):
         releases by ``TREE_BUDGET`` (``release_noise``), so their mu squared adds up to the same
         total: the marginals, then the dependence scores, then the chosen edge tables.
 
-        Negative cells of a categorical or integer marginal are set to 0, a binned numeric
-        marginal is denoised (``denoised_marginal``) or clipped the same way
-        (``marginal_estimate``), and each marginal is normalised (uniform
-        if nothing is left): post-processing. Returns ``{"marginals": {label: {column:
+        Negative cells of a categorical or integer marginal are set to 0; a binned numeric
+        marginal is denoised (``denoised_marginal``), or clipped too with ``marginal_estimate``
+        ``"clip"``; each marginal is normalised (uniform if nothing is left): post-processing. Returns ``{"marginals": {label: {column:
         probabilities}}}``, plus ``"tree"`` for the tree generator.
         """
         noise = self.release_noise(sigma)
