@@ -16,6 +16,22 @@ from dp_synth.core.histogram import (
 )
 
 
+def removal_changes(private, private_labels, candidates, candidate_labels, k, bins=None) -> list[float]:
+    """How far the vote vector moves (L2) when each private record in turn is removed."""
+    full = class_conditional_votes(private, private_labels, candidates, candidate_labels, k, bins)
+    return [
+        float(
+            np.linalg.norm(
+                full
+                - class_conditional_votes(
+                    np.delete(private, i, axis=0), np.delete(private_labels, i), candidates, candidate_labels, k, bins
+                )
+            )
+        )
+        for i in range(len(private))
+    ]
+
+
 def test_each_record_votes_for_its_nearest_candidate():
     candidates = np.array([[0.0, 0.0], [10.0, 10.0]])
     private = np.array([[0.1, 0.0], [9.0, 9.5], [0.0, 0.2]])
@@ -46,16 +62,7 @@ def test_removing_any_record_moves_the_histogram_by_at_most_one_in_l2(k):
     private_labels = rng.choice(["a", "b", "c"], size=60)
     candidates = rng.normal(size=(12, 4)).astype(np.float32)
     candidate_labels = np.repeat(["a", "b", "c"], 4)
-    full = class_conditional_votes(private, private_labels, candidates, candidate_labels, k)
-    changes = [
-        np.linalg.norm(
-            full
-            - class_conditional_votes(
-                np.delete(private, i, axis=0), np.delete(private_labels, i), candidates, candidate_labels, k
-            )
-        )
-        for i in range(len(private))
-    ]
+    changes = removal_changes(private, private_labels, candidates, candidate_labels, k)
     assert max(changes) <= 1.0 + 1e-9
     if k <= 4:  # every class has 4 candidates: a record casts all k votes, and the bound is tight
         assert max(changes) == pytest.approx(1.0)
@@ -79,11 +86,8 @@ def test_identical_candidates_share_one_bin_and_its_count():
     private_labels = np.array(["a", "a", "a", "b"])
     votes = class_conditional_votes(private, private_labels, candidates[first], labels[first], k=1)
     assert sorted(votes.tolist()) == [1.0, 1.0, 2.0]  # both records near 0 vote for the one group
-    for removed in range(len(private)):  # the release over groups keeps sensitivity 1
-        fewer = class_conditional_votes(
-            np.delete(private, removed, axis=0), np.delete(private_labels, removed), candidates[first], labels[first], 1
-        )
-        assert np.linalg.norm(votes - fewer) == pytest.approx(1.0)
+    changes = removal_changes(private, private_labels, candidates[first], labels[first], 1)
+    assert changes == pytest.approx([1.0] * len(private))  # the release over groups keeps sensitivity 1
     released = NoisyHistogram(noisy=votes + 0.3, thresholded=votes)
     spread = spread_over_groups(released, group)
     assert spread.thresholded[:3].tolist() == pytest.approx([2 / 3] * 3)  # the group's 2 votes, shared
@@ -122,15 +126,7 @@ def test_votes_over_bins_move_by_at_most_one_in_l2_when_neighbours_share_a_bin(k
     candidate_labels = np.repeat(["a", "b"], 15)
     bins = cluster_bins(candidates, candidate_labels, candidates_per_bin=5, seed=1)
     full = class_conditional_votes(private, private_labels, candidates, candidate_labels, k, bins)
-    changes = [
-        np.linalg.norm(
-            full
-            - class_conditional_votes(
-                np.delete(private, i, axis=0), np.delete(private_labels, i), candidates, candidate_labels, k, bins
-            )
-        )
-        for i in range(len(private))
-    ]
+    changes = removal_changes(private, private_labels, candidates, candidate_labels, k, bins)
     assert max(changes) == pytest.approx(1.0)  # a record's neighbours in one bin: one vote of weight 1, never sqrt(k)
     assert full.sum() <= len(private) * np.sqrt(k) + 1e-9
 

@@ -35,6 +35,12 @@ class NoisyHistogram:
     thresholded: np.ndarray
 
 
+def _bins_of(bins: np.ndarray | None, candidates: int) -> tuple[np.ndarray, int]:
+    """The bin of every candidate (one bin each when ``bins`` is ``None``) and the number of bins."""
+    bins = np.arange(candidates) if bins is None else np.asarray(bins, dtype=np.int64)
+    return bins, int(bins.max()) + 1 if len(bins) else 0
+
+
 def nearest_neighbour_votes(
     private: np.ndarray, candidates: np.ndarray, k: int, bins: np.ndarray | None = None
 ) -> np.ndarray:
@@ -58,8 +64,7 @@ def nearest_neighbour_votes(
     """
     if k < 1:
         raise ValueError(f"nearest_neighbours must be >= 1, got {k}")
-    bins = np.arange(len(candidates)) if bins is None else np.asarray(bins, dtype=np.int64)
-    size = int(bins.max()) + 1 if len(bins) else 0
+    bins, size = _bins_of(bins, len(candidates))
     if len(private) == 0 or len(candidates) == 0:
         return np.zeros(size, dtype=np.float64)
     index = faiss.IndexFlatL2(candidates.shape[1])
@@ -85,8 +90,8 @@ def class_conditional_votes(
 
     A record whose class has no candidates casts no vote (that only lowers sensitivity).
     """
-    bins = np.arange(len(candidates)) if bins is None else np.asarray(bins, dtype=np.int64)
-    votes = np.zeros(int(bins.max()) + 1 if len(bins) else 0, dtype=np.float64)
+    bins, size = _bins_of(bins, len(candidates))
+    votes = np.zeros(size, dtype=np.float64)
     for label in np.unique(candidate_labels):
         in_class = np.flatnonzero(candidate_labels == label)
         class_bins, local = np.unique(bins[in_class], return_inverse=True)

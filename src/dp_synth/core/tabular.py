@@ -174,7 +174,7 @@ def denoised_marginal(noisy: np.ndarray, sigma: float, groups: int) -> np.ndarra
     posterior mean under an exponential prior of the group's mean count (``posterior_counts``).
     """
     size = len(noisy)
-    group = np.minimum(np.arange(size) * groups // size, groups - 1)
+    group = np.arange(size) * groups // size
     members = np.bincount(group, minlength=groups)
     totals = np.bincount(group, weights=noisy, minlength=groups)
     kept = np.where(totals >= SUPPRESSED_NOISE_MULTIPLE * sigma * np.sqrt(np.maximum(members, 1)), totals, 0.0)
@@ -278,8 +278,9 @@ class TabularModality(PublicSchemaFacts):
 
         Negative cells of a categorical or integer marginal are set to 0; a binned numeric
         marginal is denoised (``denoised_marginal``), or clipped too with ``marginal_estimate``
-        ``"clip"``; each marginal is normalised (uniform if nothing is left): post-processing. Returns ``{"marginals": {label: {column:
-        probabilities}}}``, plus ``"tree"`` for the tree generator.
+        ``"clip"``; each marginal is normalised (uniform if nothing is left): post-processing.
+        Returns ``{"marginals": {label: {column: probabilities}}}``, plus ``"tree"`` for the tree
+        generator.
         """
         noise = self.release_noise(sigma)
         counts = self.marginal_counts(private)
