@@ -51,7 +51,10 @@ def _merged(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, A
     return merged
 
 
-BEFORE_BINS = {"pe": {"candidates_per_bin": 1}, "generator": {"marginal_estimate": "clip"}}
+WIDTH_PAIR_CELLS = {"generator": {"pair_split": "width"}}
+"""What the rows before equal-mass pair cells ran with: equal-width coarse cells everywhere."""
+
+BEFORE_BINS = _merged(WIDTH_PAIR_CELLS, {"pe": {"candidates_per_bin": 1}, "generator": {"marginal_estimate": "clip"}})
 """What the rows before the histogram over bins of similar candidates ran with: one bin per
 distinct candidate, and binned numeric marginals clipped at 0."""
 
@@ -107,7 +110,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "+ posterior means of the pair tables": _merged(TREE_T5, {"generator": {"pair_estimate": "posterior"}}),
     "+ one histogram over 30,000 candidates, share 0.9": ONE_HISTOGRAM,
     "+ denoised binned marginals": _merged(ONE_HISTOGRAM, {"generator": {"marginal_estimate": "denoise"}}),
-    "+ bins of 50 similar candidates, share 0.8 (default)": {},
+    "+ bins of 50 similar candidates, share 0.8": WIDTH_PAIR_CELLS,
+    "+ equal-mass pair cells for spiked columns (default)": {},
 }
 """dp-synth rows of the table: each adds one change to the previous one."""
 

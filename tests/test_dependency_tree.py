@@ -16,6 +16,7 @@ from dp_synth.core.dependency_tree import (
     dependence_scores,
     disjoint_best,
     draw_rows,
+    equal_mass_cells,
     feature_pairs,
     interaction_scores,
     joint_counts,
@@ -187,6 +188,47 @@ def test_coarse_cells_are_contiguous_and_bounded():
     assert mapping.max() == 7 and (np.diff(mapping) >= 0).all() and len(set(mapping)) == 8
 
 
+def test_equal_mass_cells_isolate_a_spike_and_share_the_rest_evenly():
+    tail = np.linspace(2.0, 1.0, 33)
+    mass = np.concatenate([[0.92], 0.08 * tail / tail.sum()])  # a capital gain: 92% at exactly 0
+    mapping = equal_mass_cells(mass, 12)
+    assert (np.diff(mapping) >= 0).all() and set(np.diff(mapping)) <= {0, 1} and mapping.max() <= 11
+    assert (mapping == mapping[0]).sum() == 1  # the spike is a coarse cell alone
+    tail_groups = np.bincount(mapping, weights=mass)[1:]
+    assert len(tail_groups) == 11 and tail_groups.max() < 2 * tail_groups.min()
+    assert coarse_cells(34, 12)[1] == coarse_cells(34, 12)[0]  # equal width merges it with the smallest gains
+    assert equal_mass_cells(np.full(20, 0.05), 12).tolist() == list(range(20))  # up to twice max_cells: kept
+    assert equal_mass_cells(np.zeros(34), 12).tolist() == coarse_cells(34, 12).tolist()
+
+
+SPIKED_SCHEMA = {
+    "label_column": "label",
+    "columns": {
+        "gain": {"type": "integer", "min": 0, "max": 99999},
+        "score": {"type": "float", "min": 0.0, "max": 1.0},
+        "label": {"type": "categorical", "categories": ["no", "yes"]},
+    },
+}
+
+
+@pytest.mark.parametrize("pair_split", ["auto", "mass", "width"])
+def test_pair_split_gives_a_spike_its_own_coarse_cell_and_auto_keeps_a_spread_column_by_width(pair_split):
+    rng = np.random.default_rng(6)
+    rows = 6000
+    gain = np.where(rng.random(rows) < 0.9, 0, rng.integers(1, 20000, size=rows))
+    table = pd.DataFrame({
+        "gain": gain,
+        "score": rng.random(rows) ** 2,  # spread, but not evenly: equal mass differs from equal width
+        "label": np.where(gain > 0, "yes", "no").astype(object),
+    })
+    modality = TabularModality(schema=parse_schema(SPIKED_SCHEMA), schedule=VariationSchedule(), structure="tree", pair_split=pair_split)
+    tree = modality.measure_statistics(table, sigma=1e-6, rng=rng)["tree"]
+    gain_map, score_map = tree.coarse
+    assert ((gain_map == gain_map[0]).sum() == 1) == (pair_split != "width")
+    by_width = coarse_cells(len(score_map), modality.pair_cells)
+    assert (score_map.tolist() == by_width.tolist()) == (pair_split != "mass")
+
+
 PAIRED_SCHEMA = {
     "label_column": "label",
     "columns": {
@@ -231,6 +273,8 @@ def test_unknown_structure_is_refused(tiny_schema):
         TabularModality(schema=tiny_schema, schedule=VariationSchedule(), structure="chain")
     with pytest.raises(ValueError, match="generator.pair_cells"):
         TabularModality(schema=tiny_schema, schedule=VariationSchedule(), pair_cells=1)
+    with pytest.raises(ValueError, match="generator.pair_split"):
+        TabularModality(schema=tiny_schema, schedule=VariationSchedule(), pair_split="quantile")
 
 
 def test_a_saved_tree_keeps_its_coarse_cells_when_pair_cells_changes():

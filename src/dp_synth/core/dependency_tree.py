@@ -79,6 +79,29 @@ def coarse_cells(size: int, max_cells: int) -> np.ndarray:
     return np.arange(size) * max_cells // size
 
 
+def equal_mass_cells(mass: np.ndarray, max_cells: int) -> np.ndarray:
+    """Map each fine cell to one of at most ``max_cells`` contiguous coarse cells of about equal mass.
+
+    Cells are taken in order; a coarse cell closes once the next cell's midpoint would carry it
+    past an even share of the mass not yet assigned, so a spike (a capital gain's mass at 0) is a
+    coarse cell alone and the rest is shared out again evenly. A column with at most twice as
+    many fine cells keeps them all, as in ``coarse_cells``; without mass it falls back to it.
+    """
+    size = len(mass)
+    mass = np.maximum(np.asarray(mass, dtype=np.float64), 0.0)
+    if size <= 2 * max_cells or mass.sum() <= 0:
+        return coarse_cells(size, max_cells)
+    mapping = np.empty(size, dtype=np.int64)
+    coarse, held, unassigned = 0, 0.0, float(mass.sum())
+    for cell in range(size):
+        mapping[cell] = coarse
+        held += mass[cell]
+        share = unassigned / (max_cells - coarse)
+        if cell + 1 < size and coarse + 1 < max_cells and held > 0 and held + mass[cell + 1] / 2 > share:
+            coarse, unassigned, held = coarse + 1, unassigned - held, 0.0
+    return mapping
+
+
 def feature_pairs(features: int) -> list[tuple[int, int]]:
     """Every unordered pair of feature indices, in a fixed order (the scores' order)."""
     return list(itertools.combinations(range(features), 2))

@@ -30,6 +30,7 @@ from dp_synth.core.dependency_tree import (
     dependence_scores,
     disjoint_best,
     draw_rows,
+    equal_mass_cells,
     feature_pairs,
     feature_triples,
     interaction_scores,
@@ -56,6 +57,12 @@ RAKING_SWEEPS = 10
 MARGINAL_ESTIMATES = ("denoise", "clip")
 """How a binned numeric column's noisy marginal becomes counts: ``denoised_marginal``, or
 negative cells set to 0 (categorical and integer columns are always clipped)."""
+
+PAIR_SPLITS = ("auto", "mass", "width")
+"""How a numeric feature's fine cells are grouped into the tree's ``pair_cells`` coarse cells:
+``mass``: of about equal mass in the released marginals (``dependency_tree.equal_mass_cells``);
+``width``: of equal width (``dependency_tree.coarse_cells``); ``auto``: by mass for a feature
+whose marginals have a spike (``has_spike``), by width otherwise."""
 
 STRUCTURES = ("independent", "tree")
 """Generator structures: features drawn independently within a class, or along a DP tree."""
@@ -199,11 +206,14 @@ class TabularModality(PublicSchemaFacts):
         marginal_estimate: How a binned numeric column's noisy marginal becomes counts, one of
             ``MARGINAL_ESTIMATES``.
         local_numeric_share: A numeric feature whose released marginals keep every cell at or
-            below this share of a class varies by small moves (see ``moves_locally``).
+            below this share of a class varies by small moves (see ``moves_locally``); above
+            it, the feature has a spike (``has_spike``).
         structure: ``"independent"``: features drawn independently within a class; ``"tree"``:
             along a DP dependency tree (``dependency_tree``) measured with the marginals.
         pair_cells: Coarse cells of a numeric feature in the tree's pair tables (one with at most
             twice as many cells keeps them all, see ``dependency_tree.coarse_cells``).
+        pair_split: How those coarse cells group a numeric feature's fine cells, one of
+            ``PAIR_SPLITS``.
         pair_estimate: How the tree turns a noisy pair table into a conditional (see
             ``dependency_tree.PAIR_ESTIMATES``).
         interactions: With the tree (the independent generator ignores it), at most this many
@@ -223,6 +233,7 @@ class TabularModality(PublicSchemaFacts):
     local_numeric_share: float = 0.2
     structure: str = "independent"
     pair_cells: int = 12
+    pair_split: str = "auto"
     pair_estimate: str = "posterior"
     interactions: int = 0
     marginals: Mapping[str, Mapping[str, np.ndarray]] | None = None
@@ -235,6 +246,8 @@ class TabularModality(PublicSchemaFacts):
             raise ValueError(f"generator.structure must be one of {STRUCTURES}, got {self.structure!r}")
         if not isinstance(self.pair_cells, int) or self.pair_cells < 2:
             raise ValueError(f"generator.pair_cells must be an integer >= 2, got {self.pair_cells!r}")
+        if self.pair_split not in PAIR_SPLITS:
+            raise ValueError(f"generator.pair_split must be one of {PAIR_SPLITS}, got {self.pair_split!r}")
         check_pair_estimate(self.pair_estimate)
         if not isinstance(self.interactions, int) or self.interactions < 0:
             raise ValueError(f"generator.interactions must be an integer >= 0, got {self.interactions!r}")
@@ -329,28 +342,38 @@ class TabularModality(PublicSchemaFacts):
             for name, sensitivity in sensitivities.items()
         }
 
-    def _coarse_maps(self) -> list[np.ndarray]:
-        """Fine cell -> coarse cell of every feature: as the released tree measured them, or for a
-        new measurement from ``pair_cells`` (categoricals keep their categories)."""
-        if self.tree is not None:
-            return list(self.tree.coarse)
-        return [
-            coarse_cells(grid.size, self.pair_cells) if grid.column.is_numeric else np.arange(grid.size)
-            for grid in self.grids
-        ]
+    def has_spike(self, grid: CellGrid, marginals: Mapping[str, Mapping[str, np.ndarray]]) -> bool:
+        """Whether released marginals put more than ``local_numeric_share`` of a class in one cell
+        of this feature (a capital gain's mass at 0, hours at 40): post-processing."""
+        return max(float(marginal[grid.column.name].max()) for marginal in marginals.values()) > self.local_numeric_share
 
-    def _coarse_one_way(self, marginals: Mapping[str, Mapping[str, np.ndarray]]) -> list[np.ndarray]:
+    def _pair_cell_maps(self, marginals: Mapping[str, Mapping[str, np.ndarray]], class_totals: np.ndarray) -> list[np.ndarray]:
+        """Fine cell -> coarse cell of every feature for a new tree: categoricals keep their
+        categories; a numeric feature gets at most ``pair_cells`` contiguous cells, split as
+        ``pair_split`` says. Equal mass is taken in the released marginals pooled over classes
+        (post-processing): a spike at 0 becomes a coarse cell of its own instead of sharing one
+        with the smallest positive values, and the rest is split evenly."""
+        maps = []
+        for grid in self.grids:
+            if not grid.column.is_numeric:
+                maps.append(np.arange(grid.size))
+            elif self.pair_split == "mass" or (self.pair_split == "auto" and self.has_spike(grid, marginals)):
+                pooled = sum(total * marginals[label][grid.column.name] for label, total in zip(self.classes, class_totals, strict=True))
+                maps.append(equal_mass_cells(pooled, self.pair_cells))
+            else:
+                maps.append(coarse_cells(grid.size, self.pair_cells))
+        return maps
+
+    def _coarse_one_way(self, marginals: Mapping[str, Mapping[str, np.ndarray]], maps: Sequence[np.ndarray]) -> list[np.ndarray]:
         """Per feature, the released class-conditional distributions over coarse cells."""
         return [
             np.stack([np.bincount(mapping, weights=marginals[label][grid.column.name]) for label in self.classes])
-            for grid, mapping in zip(self.grids, self._coarse_maps(), strict=True)
+            for grid, mapping in zip(self.grids, maps, strict=True)
         ]
 
-    def _coarse_cells_of(self, table: pd.DataFrame) -> list[np.ndarray]:
+    def _coarse_cells_of(self, table: pd.DataFrame, maps: Sequence[np.ndarray]) -> list[np.ndarray]:
         """The coarse cell of every row in every feature."""
-        return [
-            mapping[grid.cells(table[grid.column.name])] for grid, mapping in zip(self.grids, self._coarse_maps(), strict=True)
-        ]
+        return [mapping[grid.cells(table[grid.column.name])] for grid, mapping in zip(self.grids, maps, strict=True)]
 
     def _measure_tree(
         self,
@@ -362,11 +385,11 @@ class TabularModality(PublicSchemaFacts):
     ) -> DependencyTree:
         """Release the dependence scores, choose the forest, release its edge tables; with
         ``interactions``, then release the interaction scores and the chosen cliques' tables."""
-        maps = self._coarse_maps()
+        maps = self._pair_cell_maps(marginals, class_totals)
         sizes = [int(mapping.max()) + 1 for mapping in maps]
-        cells = np.column_stack(self._coarse_cells_of(private))
+        cells = np.column_stack(self._coarse_cells_of(private, maps))
         classes = category_codes(private[self.label_column], self.schema.label)
-        one_way = self._coarse_one_way(marginals)
+        one_way = self._coarse_one_way(marginals, maps)
         expected = [distribution * class_totals[:, None] for distribution in one_way]
         scores = dependence_scores(cells, classes, sizes, expected)
         noisy_scores = scores + rng.normal(0.0, noise["scores"], size=scores.size)
@@ -489,9 +512,7 @@ class TabularModality(PublicSchemaFacts):
         """
         if not grid.column.is_numeric:
             return False
-        if self.marginals is None:
-            return True
-        return max(float(marginal[grid.column.name].max()) for marginal in self.marginals.values()) <= self.local_numeric_share
+        return self.marginals is None or not self.has_spike(grid, self.marginals)
 
     def _draw(self, grid: CellGrid, label: str, size: int, rng: np.random.Generator) -> np.ndarray:
         """``size`` values of one feature for class ``label``: from its marginal, else uniform."""
@@ -528,7 +549,8 @@ class TabularModality(PublicSchemaFacts):
         """A fine cell inside each given coarse cell, from the fine marginal of class ``label``
         restricted to it (uniform over the coarse cell if the marginal gives it no mass)."""
         assert self.marginals is not None
-        grid, mapping = self.grids[feature], self._coarse_maps()[feature]
+        assert self.tree is not None
+        grid, mapping = self.grids[feature], self.tree.coarse[feature]
         probabilities = self.marginals[label][grid.column.name]
         fine = np.empty(len(coarse), dtype=np.int64)
         for cell in np.unique(coarse):
@@ -560,7 +582,7 @@ class TabularModality(PublicSchemaFacts):
         degree = self.schedule.degree(iteration, iterations)
         labels = survivors[self.label_column].to_numpy()
         grids = self.grids
-        coarse = self._coarse_cells_of(survivors) if self.tree is not None else []
+        coarse = self._coarse_cells_of(survivors, self.tree.coarse) if self.tree is not None else []
         varied = {}
         for feature in self.tree.order if self.tree is not None else range(len(grids)):
             grid = grids[feature]

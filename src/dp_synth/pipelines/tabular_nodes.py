@@ -35,7 +35,7 @@ def build_modality(schema_json: Mapping[str, Any], generator: Mapping[str, Any])
         generator: ``variation`` (``r0``, ``rf``, ``gamma``), ``categorical_weight``,
             ``marginal_bins`` (bins of a wide numeric column's DP marginal), ``marginal_estimate``,
             ``local_numeric_share`` (see ``TabularModality.moves_locally``), ``structure``
-            (``independent`` or ``tree``), ``pair_cells``, ``pair_estimate`` and
+            (``independent`` or ``tree``), ``pair_cells``, ``pair_split``, ``pair_estimate`` and
             ``interactions`` (see ``TabularModality``).
     """
     schema = parse_schema(schema_json)
@@ -48,6 +48,7 @@ def build_modality(schema_json: Mapping[str, Any], generator: Mapping[str, Any])
         local_numeric_share=float(generator["local_numeric_share"]),
         structure=generator["structure"],
         pair_cells=int(generator["pair_cells"]),
+        pair_split=generator["pair_split"],
         pair_estimate=generator["pair_estimate"],
         interactions=int(generator["interactions"]),
     )
