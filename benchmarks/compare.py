@@ -51,7 +51,10 @@ def _merged(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, A
     return merged
 
 
-WIDTH_PAIR_CELLS = {"generator": {"pair_split": "width"}}
+UNREFINED = {"generator": {"refine_cells": 1}}
+"""What the rows before refined sub-cells ran with: a value drawn uniformly in its bin."""
+
+WIDTH_PAIR_CELLS = _merged(UNREFINED, {"generator": {"pair_split": "width"}})
 """What the rows before equal-mass pair cells ran with: equal-width coarse cells everywhere."""
 
 BEFORE_BINS = _merged(WIDTH_PAIR_CELLS, {"pe": {"candidates_per_bin": 1}, "generator": {"marginal_estimate": "clip"}})
@@ -111,7 +114,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "+ one histogram over 30,000 candidates, share 0.9": ONE_HISTOGRAM,
     "+ denoised binned marginals": _merged(ONE_HISTOGRAM, {"generator": {"marginal_estimate": "denoise"}}),
     "+ bins of 50 similar candidates, share 0.8": WIDTH_PAIR_CELLS,
-    "+ equal-mass pair cells for spiked columns (default)": {},
+    "+ equal-mass pair cells for spiked columns": UNREFINED,
+    "+ DP sub-cells of binned columns (default)": {},
 }
 """dp-synth rows of the table: each adds one change to the previous one."""
 

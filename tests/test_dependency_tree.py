@@ -84,10 +84,26 @@ def test_each_interaction_score_moves_by_at_most_one_when_a_record_is_removed():
     assert largest == pytest.approx(1.0)
 
 
-@pytest.mark.parametrize("interactions", [0, 1, 4])
-def test_tree_releases_add_up_to_the_plans_statistics_budget_under_an_independent_accountant(adult_schema_json, interactions):
+def _epsilon_of(plan, noise: dict[str, float], sensitivities: dict[str, float]) -> float:
+    """The plan's epsilon at delta 1e-5 by an independent PLD accountant, with these statistics releases."""
+    assert set(noise) == set(sensitivities)
+    accountant = pld_privacy_accountant.PLDAccountant(value_discretization_interval=1e-4)
+    accountant.compose(dp_accounting.GaussianDpEvent(noise_multiplier=plan.sigma), count=plan.releases)
+    for name, sensitivity in sensitivities.items():
+        accountant.compose(dp_accounting.GaussianDpEvent(noise_multiplier=noise[name] / sensitivity))
+    return accountant.get_epsilon(1e-5)
+
+
+@pytest.mark.parametrize(("interactions", "refine_cells"), [(0, 1), (1, 1), (4, 1), (1, 16)])
+def test_tree_releases_add_up_to_the_plans_statistics_budget_under_an_independent_accountant(
+    adult_schema_json, interactions, refine_cells
+):
     modality = TabularModality(
-        schema=parse_schema(adult_schema_json), schedule=VariationSchedule(), structure="tree", interactions=interactions
+        schema=parse_schema(adult_schema_json),
+        schedule=VariationSchedule(),
+        structure="tree",
+        interactions=interactions,
+        refine_cells=refine_cells,
     )
     features = len(modality.schema.features)
     plan = calibrate(1.0, 1e-5, 10, 1, statistics_sensitivity=modality.statistics_sensitivity, statistics_share=0.5)
@@ -96,14 +112,14 @@ def test_tree_releases_add_up_to_the_plans_statistics_budget_under_an_independen
     if interactions:  # every triple's score; one cell of each of at most interactions disjoint tables
         sensitivities["interaction_scores"] = math.sqrt(math.comb(features, 3))
         sensitivities["cliques"] = math.sqrt(min(interactions, features // 3))
-    assert set(noise) == set(sensitivities)
-    accountant = pld_privacy_accountant.PLDAccountant(value_discretization_interval=1e-4)
-    accountant.compose(dp_accounting.GaussianDpEvent(noise_multiplier=plan.sigma), count=plan.releases)
-    for name, sensitivity in sensitivities.items():
-        accountant.compose(dp_accounting.GaussianDpEvent(noise_multiplier=noise[name] / sensitivity))
-    assert accountant.get_epsilon(1e-5) == pytest.approx(1.0, rel=1e-3)
+    if refine_cells > 1:  # one sub-cell of each binned column: fnlwgt, capital gain and loss
+        sensitivities["refinement"] = math.sqrt(3)
+    assert _epsilon_of(plan, noise, sensitivities) == pytest.approx(1.0, rel=1e-3)
     independent = TabularModality(schema=modality.schema, schedule=VariationSchedule())
     assert independent.release_noise(plan.statistics_sigma) == {"one_way": plan.statistics_sigma}
+    refined = TabularModality(schema=modality.schema, schedule=VariationSchedule(), refine_cells=refine_cells)
+    sensitivities = {"one_way": math.sqrt(features)} | ({"refinement": math.sqrt(3)} if refine_cells > 1 else {})
+    assert _epsilon_of(plan, refined.release_noise(plan.statistics_sigma), sensitivities) == pytest.approx(1.0, rel=1e-3)
 
 
 def test_spanning_forest_takes_the_heaviest_pairs_without_cycles_and_skips_worthless_ones():

@@ -8,7 +8,7 @@ import pytest
 
 from dp_synth.core.selection import allocate_class_sizes, sample_proportional, top_by_count
 from dp_synth.core.schedule import VariationSchedule
-from dp_synth.core.tabular import TabularModality, denoised_marginal
+from dp_synth.core.tabular import TabularModality, denoised_marginal, refined_within
 
 
 @pytest.fixture
@@ -109,6 +109,73 @@ def test_cell_grid_round_trips_and_keeps_atoms_on_the_bounds():
     assert (wide.cells(pd.Series(redrawn)) == cells).all()
     narrow = CellGrid(Column("age", "integer", low=18, high=90), bins=8)
     assert narrow.size == 73 and narrow.cells(pd.Series([18, 90])).tolist() == [0, 72]
+
+
+def test_cell_grid_draws_at_the_midpoints_of_the_given_sub_cells():
+    from dp_synth.core.schema import Column
+    from dp_synth.core.tabular import CellGrid
+
+    gain = CellGrid(Column("gain", "integer", low=0, high=99999), bins=8)  # bins of 12,499.875
+    within = np.zeros((gain.size, 4))
+    within[:, 0] = 1.0  # every bin: its first quarter
+    within[3] = [0.0, 0.0, 0.5, 0.5]  # bin 3 (24,999.75 to 37,499.6): its last two quarters
+    cells = np.array([0, 1, 3, 3, 3, 3, 9])
+    values = gain.values(cells, np.random.default_rng(0), within)
+    assert values[0] == 0 and values[-1] == 99999 and values[1] == round(12499.875 / 8)
+    assert set(values[2:6]) <= {round(24999.75 + 12499.875 * 5 / 8), round(24999.75 + 12499.875 * 7 / 8)}
+    assert (gain.cells(pd.Series(values)) == cells).all()
+    inner, parts = gain.sub_cells(pd.Series([0, 1, 40000, 99998, 99999]), 4)
+    assert inner.tolist() == [1, 4, 8] and parts.tolist() == [0, 0, 3]  # the bounds have no sub-cell
+
+
+def test_refined_counts_move_by_at_most_one_per_binned_feature_when_a_record_is_removed(tiny_schema, tiny_table):
+    refined = TabularModality(schema=tiny_schema, schedule=VariationSchedule(), refine_cells=8)
+    assert [grid.column.name for grid in refined.refined_grids] == ["score"]  # age has a cell per value
+    full = refined.refined_counts(tiny_table)
+    assert full.size == 2 * 32 * 8 and full.sum() == 2  # scores -1 and 1 sit on the bounds
+    for row in range(len(tiny_table)):
+        change = np.linalg.norm(full - refined.refined_counts(tiny_table.drop(index=row)))
+        assert change == (1.0 if -1.0 < tiny_table["score"][row] < 1.0 else 0.0)
+    assert TabularModality(schema=tiny_schema, schedule=VariationSchedule()).refined_grids == ()
+
+
+def test_refined_within_keeps_sub_cells_above_their_noise_and_spreads_the_rest_of_the_bin():
+    sigma = 10.0
+    noisy = np.array([[0.0, 80.0, -12.0, 15.0], [5.0, -3.0, 12.0, 19.0], [9.0, 9.0, 9.0, 9.0]])
+    cell_counts = np.array([100.0, 40.0, 0.0])
+    within = refined_within(noisy, cell_counts, sigma)
+    assert within[0] == pytest.approx([0.05, 0.85, 0.05, 0.05])  # 80 kept, the other 20 spread evenly
+    assert within[1] == pytest.approx([0.25] * 4)  # nothing at 2 sigma or above: uniform
+    assert within[2] == pytest.approx([0.25] * 4)  # an empty bin: uniform (never drawn)
+    assert refined_within(np.array([[0.0, 90.0, 60.0, 0.0]]), np.array([100.0]), sigma)[0] == pytest.approx([0, 0.6, 0.4, 0])
+
+
+def test_refined_generator_puts_values_where_the_private_values_are():
+    from dp_synth.core.schema import parse_schema
+
+    schema = parse_schema(
+        {
+            "label_column": "label",
+            "columns": {
+                "gain": {"type": "integer", "min": 0, "max": 99999},
+                "label": {"type": "categorical", "categories": ["no", "yes"]},
+            },
+        }
+    )
+    rng = np.random.default_rng(3)
+    gain = np.where(rng.random(4000) < 0.5, 5178, 5013)  # one bin of 3,125 (32 bins), two sub-cells of 98
+    private = pd.DataFrame({"gain": gain, "label": np.where(gain == 5178, "yes", "no")})
+    coarse = TabularModality(schema=schema, schedule=VariationSchedule())
+    refined = TabularModality(schema=schema, schedule=VariationSchedule(), refine_cells=32)
+    for modality, spread in ((coarse, 3125), (refined, 98)):
+        fitted = modality.with_statistics(modality.measure_statistics(private, sigma=1e-9, rng=rng))
+        synthetic = fitted.random_population({"no": 1000, "yes": 1000}, rng)
+        for label, value in (("no", 5013), ("yes", 5178)):
+            drawn = synthetic.loc[synthetic["label"] == label, "gain"]
+            assert np.abs(drawn - value).max() < spread
+            assert (drawn.nunique() == 1) == (modality is refined)  # a sub-cell's midpoint
+    with pytest.raises(ValueError, match="generator.refine_cells must be"):
+        TabularModality(schema=schema, schedule=VariationSchedule(), refine_cells=0)
 
 
 def test_generator_with_noiseless_statistics_reproduces_class_conditional_marginals(modality):

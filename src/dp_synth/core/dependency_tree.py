@@ -53,9 +53,10 @@ _LOG_FLOOR = 1e-9
 """Probabilities are floored at this before logs in a Gibbs step (a cell no table allows)."""
 
 SUPPRESSED_NOISE_MULTIPLE = 2.0
-"""Noisy table cells below this many sigmas are set to 0 (post-processing) in a clique's table
-and, with the ``"suppress"`` estimate, in a pair's: a cell of pure noise then rarely survives,
-so conditionals do not spread mass over impossible pairs."""
+"""Noisy table cells below this many sigmas are set to 0 (post-processing) in a clique's table,
+in a bin's sub-cells (``tabular.refined_within``) and, with the ``"suppress"`` estimate, in a
+pair's: a cell of pure noise then rarely survives, so conditionals do not spread mass over
+impossible pairs."""
 
 PAIR_ESTIMATES = ("posterior", "suppress")
 """How a pair's noisy table becomes a conditional: ``posterior`` means (``posterior_counts``) or

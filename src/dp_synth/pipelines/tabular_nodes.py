@@ -35,8 +35,8 @@ def build_modality(schema_json: Mapping[str, Any], generator: Mapping[str, Any])
         generator: ``variation`` (``r0``, ``rf``, ``gamma``), ``categorical_weight``,
             ``marginal_bins`` (bins of a wide numeric column's DP marginal), ``marginal_estimate``,
             ``local_numeric_share`` (see ``TabularModality.moves_locally``), ``structure``
-            (``independent`` or ``tree``), ``pair_cells``, ``pair_split``, ``pair_estimate`` and
-            ``interactions`` (see ``TabularModality``).
+            (``independent`` or ``tree``), ``pair_cells``, ``pair_split``, ``pair_estimate``,
+            ``interactions`` and ``refine_cells`` (see ``TabularModality``).
     """
     schema = parse_schema(schema_json)
     return TabularModality(
@@ -51,6 +51,7 @@ def build_modality(schema_json: Mapping[str, Any], generator: Mapping[str, Any])
         pair_split=generator["pair_split"],
         pair_estimate=generator["pair_estimate"],
         interactions=int(generator["interactions"]),
+        refine_cells=int(generator["refine_cells"]),
     )
 
 
