@@ -420,14 +420,14 @@ class DependencyTree:
         )
 
 
-def _suppressed(noisy: np.ndarray, sigma: float) -> np.ndarray:
+def suppressed(noisy: np.ndarray, sigma: float) -> np.ndarray:
     """Noisy counts with every cell below ``SUPPRESSED_NOISE_MULTIPLE`` sigma set to 0."""
     return np.where(noisy >= SUPPRESSED_NOISE_MULTIPLE * sigma, noisy, 0.0)
 
 
 def _normalised(noisy: np.ndarray, sigma: float) -> np.ndarray:
     """P(cells | class) from a noisy (class, *cells) table; a class left empty is uniform."""
-    kept = _suppressed(noisy, sigma).reshape(len(noisy), -1)
+    kept = suppressed(noisy, sigma).reshape(len(noisy), -1)
     totals = kept.sum(axis=1, keepdims=True)
     return np.where(totals > 0, kept / np.where(totals > 0, totals, 1.0), 1.0 / kept.shape[1]).reshape(noisy.shape)
 
@@ -471,7 +471,7 @@ def _conditional(noisy: np.ndarray, child_one_way: np.ndarray, sigma: float, est
         rows = np.maximum(noisy.sum(axis=2, keepdims=True), 0.0)
         counts = posterior_counts(noisy, rows * child_one_way[:, None, :], sigma)
     else:
-        counts = _suppressed(noisy, sigma)
+        counts = suppressed(noisy, sigma)
     totals = counts.sum(axis=2, keepdims=True)
     fallback = np.broadcast_to(child_one_way[:, None, :], counts.shape)
     return np.where(totals > 0, counts / np.where(totals > 0, totals, 1.0), fallback)

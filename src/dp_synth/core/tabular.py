@@ -38,6 +38,7 @@ from dp_synth.core.dependency_tree import (
     joint_counts,
     maximum_spanning_forest,
     posterior_counts,
+    suppressed,
 )
 from dp_synth.core.modality import PublicSchemaFacts
 from dp_synth.core.schedule import VariationSchedule
@@ -231,7 +232,7 @@ def refined_within(noisy: np.ndarray, cell_counts: np.ndarray, sigma: float) -> 
     Returns:
         Shape (bins, sub-cells): each row a distribution over the bin's sub-cells.
     """
-    kept = np.where(noisy >= SUPPRESSED_NOISE_MULTIPLE * sigma, noisy, 0.0)
+    kept = suppressed(noisy, sigma)
     rest = np.maximum(cell_counts - kept.sum(axis=1), 0.0)
     counts = kept + rest[:, None] / noisy.shape[1]
     totals = counts.sum(axis=1, keepdims=True)
@@ -428,7 +429,7 @@ class TabularModality(PublicSchemaFacts):
                 within = np.full((grid.size, self.refine_cells), 1.0 / self.refine_cells)
                 cell_counts = total * marginals[label][grid.column.name][1 : grid.bins + 1]
                 within[1 : grid.bins + 1] = refined_within(sub_counts, cell_counts, sigma)
-                kept[grid.column.name] += int((sub_counts >= SUPPRESSED_NOISE_MULTIPLE * sigma).sum())
+                kept[grid.column.name] += np.count_nonzero(suppressed(sub_counts, sigma))
                 offset += size
                 refined[label][grid.column.name] = within
         logger.info(
