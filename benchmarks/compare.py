@@ -33,11 +33,11 @@ from kedro.config import OmegaConfigLoader
 from kedro.io import DataCatalog
 from kedro.runner import SequentialRunner
 
-from dp_synth.core.evaluation import classifier_utility, marginal_tvd, wasserstein_kway
-from dp_synth.core.privacy import default_delta
-from dp_synth.core.schema import conform, parse_schema
+from dp_synth.evaluation.tabular import classifier_utility, marginal_tvd, wasserstein_kway
+from dp_synth.pe.accounting import default_delta
+from dp_synth.modalities.tabular.schema import conform, parse_schema
 from dp_synth.pipeline_registry import DEFAULT_ITERATIONS
-from dp_synth.pipelines.tabular_pipeline import create_pipeline
+from dp_synth.pipelines.tabular.pipeline import create_pipeline
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 ADULT = PROJECT_ROOT / "data" / "01_raw" / "adult"

@@ -49,8 +49,8 @@ from snsynth.transform.base import ColumnTransformer
 from snsynth.transform.definitions import ColumnType
 from snsynth.transform.table import TableTransformer
 
-from dp_synth.core.evaluation import classifier_utility
-from dp_synth.core.schema import Column, TableSchema, category_codes, conform, parse_schema
+from dp_synth.evaluation.tabular import classifier_utility
+from dp_synth.modalities.tabular.schema import Column, TableSchema, category_codes, conform, parse_schema
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 ADULT = PROJECT_ROOT / "data" / "01_raw" / "adult"

@@ -16,7 +16,7 @@ Kinds:
   correlated with ``noise_int``).
 
 Each generator returns ``(train, test, schema_json)`` with the schema in the project's JSON
-form (``dp_synth.core.schema``). Run ``python benchmarks/interaction_tables.py`` to print the
+form (``dp_synth.modalities.tabular.schema``). Run ``python benchmarks/interaction_tables.py`` to print the
 checks: real-data accuracy, the accuracy of a classifier on each pair of columns, and a
 chi-square test of independence between the label and each 1- and 2-way marginal.
 """
@@ -32,8 +32,8 @@ import numpy as np
 import pandas as pd
 from scipy.stats import chi2_contingency
 
-from dp_synth.core.evaluation import classifier_utility
-from dp_synth.core.schema import conform, parse_schema
+from dp_synth.evaluation.tabular import classifier_utility
+from dp_synth.modalities.tabular.schema import conform, parse_schema
 
 LABEL = "label"
 LABEL_NOISE = 0.03

@@ -13,9 +13,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from dp_synth.core.schema import TableSchema, parse_schema
+from dp_synth.modalities.tabular.schema import TableSchema, parse_schema
 
-from .fake_llm_server import llm_server  # noqa: F401 (a fixture every test module may use)
+from tests.fake_llm_server import llm_server  # noqa: F401 (a fixture every test module may use)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 ADULT_DIR = PROJECT_ROOT / "data" / "01_raw" / "adult"

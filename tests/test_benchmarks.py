@@ -9,9 +9,9 @@ import sys
 import numpy as np
 import pytest
 
-from dp_synth.core.schema import conform, parse_schema
+from dp_synth.modalities.tabular.schema import conform, parse_schema
 
-from .conftest import PROJECT_ROOT
+from tests.conftest import PROJECT_ROOT
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 from kedro.io import AbstractDataset, DatasetError
 
-from dp_synth.core.llm import Secret
+from dp_synth.modalities.text.llm import Secret
 
 
 class ApiKeyDataset(AbstractDataset[None, "Secret | None"]):

@@ -19,9 +19,9 @@ from kedro.framework.hooks import hook_impl
 from matplotlib.figure import Figure
 from kedro.pipeline import Node
 
-from dp_synth.core.privacy import GaussianPrivacyPlan
+from dp_synth.pe.accounting import GaussianPrivacyPlan
 from dp_synth.pipeline_registry import DEFAULT_ITERATIONS, pe_iterations
-from dp_synth.pipelines.pe_template import resume_point_name
+from dp_synth.pipelines.pe.pipeline import resume_point_name
 
 logger = logging.getLogger(__name__)
 

@@ -6,8 +6,10 @@ import os
 
 from kedro.pipeline import Pipeline
 
-from dp_synth.pipelines import image_pipeline, tabular_pipeline, text_pipeline
-from dp_synth.pipelines.pe_template import ResumePoint, parse_resume_point
+from dp_synth.pipelines.image import pipeline as image_pipeline
+from dp_synth.pipelines.tabular import pipeline as tabular_pipeline
+from dp_synth.pipelines.text import pipeline as text_pipeline
+from dp_synth.pipelines.pe.pipeline import ResumePoint, parse_resume_point
 
 ITERATIONS_VARIABLE = "DP_SYNTH_ITERATIONS"
 RESUME_VARIABLE = "DP_SYNTH_RESUME"

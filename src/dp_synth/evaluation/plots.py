@@ -1,0 +1,98 @@
+"""Report figures: metrics over iterations, real vs synthetic marginals, association differences.
+
+Figures show aggregates only. Real-data panels use the held-out reference table, never the
+private table, so a rare category's bar cannot reveal a single private record.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")  # reports are written to files; no display is needed or assumed
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from dp_synth.evaluation.tabular import DEFAULT_BINS, discretise  # noqa: E402
+from dp_synth.modalities.tabular.schema import TableSchema  # noqa: E402
+
+_MAX_CATEGORIES_SHOWN = 20
+
+
+def plot_iteration_metrics(iteration_metrics: pd.DataFrame) -> Figure:
+    """One panel per metric, against the iteration t."""
+    metrics = [name for name in iteration_metrics.columns if name != "iteration"]
+    figure, axes = plt.subplots(len(metrics), 1, figsize=(7, 2.2 * len(metrics)), sharex=True, squeeze=False)
+    for axis, name in zip(axes[:, 0], metrics, strict=True):
+        axis.plot(iteration_metrics["iteration"], iteration_metrics[name], marker="o", markersize=3)
+        axis.set_ylabel(name, fontsize=8)
+        axis.grid(alpha=0.3)
+    axes[-1, 0].set_xlabel("iteration t")
+    figure.suptitle("Private Evolution, per iteration")
+    figure.tight_layout()
+    return figure
+
+
+def _shares(codes: np.ndarray, cells: int) -> np.ndarray:
+    return np.bincount(codes, minlength=cells) / max(len(codes), 1)
+
+
+def plot_marginals(
+    reference: pd.DataFrame, synthetic: pd.DataFrame, schema: TableSchema, columns: Sequence[str]
+) -> Figure:
+    """Side-by-side bars of the held-out real and the synthetic distribution of a few columns."""
+    figure, axes = plt.subplots(len(columns), 1, figsize=(8, 2.6 * len(columns)), squeeze=False)
+    reference_codes, synthetic_codes = discretise(reference, schema), discretise(synthetic, schema)
+    for axis, name in zip(axes[:, 0], columns, strict=True):
+        position = schema.names.index(name)
+        column = schema.column(name)
+        labels = (
+            [f"{edge:.4g}" for edge in np.linspace(column.low, column.high, DEFAULT_BINS + 1)[:-1]]
+            if column.is_numeric
+            else list(column.categories)
+        )
+        cells = len(labels)
+        shown = np.arange(min(cells, _MAX_CATEGORIES_SHOWN))
+        real_share = _shares(reference_codes[:, position], cells)[shown]
+        synthetic_share = _shares(synthetic_codes[:, position], cells)[shown]
+        axis.bar(shown - 0.2, real_share, width=0.4, label="held-out real")
+        axis.bar(shown + 0.2, synthetic_share, width=0.4, label="synthetic")
+        axis.set_xticks(shown, [labels[i] for i in shown], rotation=45, ha="right", fontsize=7)
+        axis.set_title(name, fontsize=9)
+        axis.legend(fontsize=7)
+    figure.tight_layout()
+    return figure
+
+
+def cramers_v_matrix(codes: np.ndarray) -> np.ndarray:
+    """Cramér's V between every pair of discretised columns (1 on the diagonal)."""
+    columns = codes.shape[1]
+    association = np.eye(columns)
+    for i in range(columns):
+        for j in range(i + 1, columns):
+            table = pd.crosstab(codes[:, i], codes[:, j]).to_numpy(dtype=float)
+            if min(table.shape) < 2:
+                continue
+            expected = table.sum(axis=1, keepdims=True) * table.sum(axis=0, keepdims=True) / table.sum()
+            chi_squared = ((table - expected) ** 2 / expected).sum()
+            association[i, j] = association[j, i] = np.sqrt(chi_squared / table.sum() / (min(table.shape) - 1))
+    return association
+
+
+def plot_association_difference(reference: pd.DataFrame, synthetic: pd.DataFrame, schema: TableSchema) -> Figure:
+    """Heatmap of |Cramér's V (held-out real) - Cramér's V (synthetic)| over all column pairs."""
+    difference = np.abs(
+        cramers_v_matrix(discretise(reference, schema)) - cramers_v_matrix(discretise(synthetic, schema))
+    )
+    figure, axis = plt.subplots(figsize=(7, 6))
+    image = axis.imshow(difference, vmin=0, vmax=max(difference.max(), 1e-9), cmap="viridis")
+    axis.set_xticks(range(len(schema.names)), schema.names, rotation=90, fontsize=7)
+    axis.set_yticks(range(len(schema.names)), schema.names, fontsize=7)
+    axis.set_title(f"|association difference| (Cramér's V), mean {difference[np.triu_indices_from(difference, 1)].mean():.3f}")
+    figure.colorbar(image, ax=axis)
+    figure.tight_layout()
+    return figure

@@ -1,0 +1,353 @@
+"""Image modality: PE with a glyph simulator (Sim-PE) or a diffusion model.
+
+Populations have a ``label`` column (a declared class name), an ``image`` column (each image
+flattened to float32 values in [0, 1], shape (H, W, C) declared in the public schema), the
+generator's own parameter columns (the simulator's glyph parameters; none for diffusion) and,
+with lookahead, a ``lookahead`` column: the mean embedding of L variations of the candidate.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+
+from dp_synth.evaluation.embeddings import EmbeddedReference, GaussianFit, frechet_distance
+from dp_synth.pe.interfaces import PublicSchemaFacts, WithoutStatistics
+from dp_synth.modalities.image.glyphs import PARAMETER_COLUMNS, GlyphBounds, perturb_parameters, random_parameters, render
+from dp_synth.pe.schedule import VariationSchedule
+from dp_synth.modalities.tabular.schema import SchemaError, check_every_class_present, parse_declared_classes
+
+logger = logging.getLogger(__name__)
+
+LABEL, IMAGE, LOOKAHEAD = "label", "image", "lookahead"
+"""Column names of an image population."""
+
+
+@dataclass(frozen=True)
+class ImageSchema:
+    """The public description of a labelled image set.
+
+    Attributes:
+        classes: Declared class names, in order (a class-conditional model's class index is
+            the position here).
+        glyphs: The text the simulator draws for each class (e.g. ``"7"`` for class ``"7"``).
+        height: Image height in pixels.
+        width: Image width in pixels.
+        channels: 1 (grayscale) or 3 (RGB).
+        public_row_count: The private image count, if declared public.
+        class_proportions: Class proportions, if declared public.
+    """
+
+    classes: tuple[str, ...]
+    glyphs: Mapping[str, str]
+    height: int
+    width: int
+    channels: int
+    public_row_count: int | None = None
+    class_proportions: Mapping[str, float] | None = None
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """(height, width, channels) of every image."""
+        return self.height, self.width, self.channels
+
+
+def parse_image_schema(raw: Mapping[str, Any]) -> ImageSchema:
+    """Build an ``ImageSchema`` from its JSON form; ``classes`` maps each class to its glyph.
+
+    Raises:
+        SchemaError: naming the missing or malformed entry.
+    """
+    declared = parse_declared_classes(
+        raw, "image schema", ("image_size", "channels"), "the glyph the simulator draws"
+    )
+    size = raw["image_size"]
+    if not (isinstance(size, Sequence) and len(size) == 2 and all(isinstance(v, int) and v >= 1 for v in size)):
+        raise SchemaError(f"image schema: 'image_size' must be [height, width] of positive integers, got {size!r}")
+    if raw["channels"] not in (1, 3):
+        raise SchemaError(f"image schema: 'channels' must be 1 or 3, got {raw['channels']!r}")
+    return ImageSchema(
+        classes=tuple(declared.classes),
+        glyphs=declared.classes,
+        height=size[0],
+        width=size[1],
+        channels=raw["channels"],
+        public_row_count=declared.public_row_count,
+        class_proportions=declared.class_proportions,
+    )
+
+
+def images_of(population: pd.DataFrame, schema: ImageSchema) -> np.ndarray:
+    """The population's images as one float32 array of shape (n, H, W, C)."""
+    if len(population) == 0:
+        return np.zeros((0, *schema.shape), dtype=np.float32)
+    return np.stack(population[IMAGE].to_numpy()).astype(np.float32).reshape(len(population), *schema.shape)
+
+
+def image_column(images: np.ndarray) -> list[np.ndarray]:
+    """Images (n, ...) as a population column: one flat float32 array per image."""
+    return list(np.asarray(images, dtype=np.float32).reshape(len(images), -1))
+
+
+def check_images(table: pd.DataFrame, schema: ImageSchema, *, every_class: bool) -> pd.DataFrame:
+    """Check a labelled image table against its public schema; return ``label``/``image`` columns.
+
+    Raises:
+        SchemaError: for a missing column, an undeclared class, an image of another size, or
+            values outside [0, 1].
+    """
+    missing = [name for name in (LABEL, IMAGE) if name not in table.columns]
+    if missing:
+        raise SchemaError(f"image set: columns {missing} are missing")
+    labels = table[LABEL].astype(str)
+    undeclared = sorted(set(labels) - set(schema.classes))
+    if undeclared:
+        raise SchemaError(f"image set: {len(undeclared)} undeclared classes; declared: {list(schema.classes)}")
+    expected = int(np.prod(schema.shape))
+    wrong = int(sum(np.asarray(image).size != expected for image in table[IMAGE]))
+    if wrong:
+        raise SchemaError(f"image set: {wrong} images are not {schema.height}x{schema.width}x{schema.channels}")
+    checked = pd.DataFrame({LABEL: labels.to_numpy(), IMAGE: image_column(np.stack(table[IMAGE].to_numpy()))})
+    pixels = images_of(checked, schema)
+    if len(pixels) and (pixels.min() < 0 or pixels.max() > 1):
+        raise SchemaError("image set: pixel values must lie in [0, 1]")
+    if every_class:
+        check_every_class_present(checked[LABEL], schema.classes)
+    return checked
+
+
+class ImageGenerator(Protocol):
+    """The public image generator behind the random and variation APIs.
+
+    Attributes:
+        description: What the generator is, for the log.
+    """
+
+    description: str
+
+    def random(self, labels: Sequence[str], rng: np.random.Generator) -> pd.DataFrame:
+        """One new candidate per label: the ``image`` column plus the generator's parameters."""
+        ...
+
+    def vary(self, candidates: pd.DataFrame, degree: float, rng: np.random.Generator) -> pd.DataFrame:
+        """One variation of every candidate at ``degree`` in [0, 1]; same columns, same order."""
+        ...
+
+
+@dataclass(frozen=True)
+class GlyphSimulator:
+    """Sim-PE's generator: rendered glyphs whose parameters PE evolves (see ``core.glyphs``).
+
+    Attributes:
+        schema: Image size and each class's glyph.
+        fonts: Font files, indexed by the ``font`` parameter.
+        bounds: Public ranges of the continuous parameters.
+    """
+
+    schema: ImageSchema
+    fonts: tuple[Path, ...]
+    bounds: GlyphBounds = field(default_factory=GlyphBounds)
+
+    @property
+    def description(self) -> str:
+        """The simulator and its fonts."""
+        return f"glyph simulator ({len(self.fonts)} fonts)"
+
+    def _rendered(self, labels: Sequence[str], parameters: pd.DataFrame) -> pd.DataFrame:
+        glyphs = [self.schema.glyphs[label] for label in labels]
+        images = render(glyphs, parameters, self.fonts, (self.schema.height, self.schema.width))
+        if self.schema.channels == 3:
+            images = np.repeat(images[..., None], 3, axis=-1)
+        return parameters.assign(**{IMAGE: image_column(images)})
+
+    def random(self, labels: Sequence[str], rng: np.random.Generator) -> pd.DataFrame:
+        """Parameters drawn uniformly within the bounds, rendered."""
+        return self._rendered(labels, random_parameters(len(labels), self.bounds, len(self.fonts), rng))
+
+    def vary(self, candidates: pd.DataFrame, degree: float, rng: np.random.Generator) -> pd.DataFrame:
+        """Parameters perturbed by ``degree`` x their range (clipped), rendered again."""
+        moved = perturb_parameters(candidates[list(PARAMETER_COLUMNS)], degree, self.bounds, len(self.fonts), rng)
+        return self._rendered(candidates[LABEL].tolist(), moved)
+
+
+@dataclass(frozen=True)
+class DiffusionGenerator:
+    """A diffusion model (``core.diffusion``): random = sampling, variation = SDEdit at strength
+    ``degree``. A class-conditional model gets each label's position among the declared classes."""
+
+    schema: ImageSchema
+    model: Any  # a dp_synth.modalities.image.diffusion.DiffusionImageGenerator (imported only with the image extra)
+
+    @property
+    def description(self) -> str:
+        """The diffusion model."""
+        return f"diffusion model on {self.model.device} ({self.model.num_inference_steps} steps)"
+
+    def _indices(self, labels: Sequence[str]) -> np.ndarray:
+        return np.array([self.schema.classes.index(label) for label in labels], dtype=np.int64)
+
+    def random(self, labels: Sequence[str], rng: np.random.Generator) -> pd.DataFrame:
+        """Images denoised from pure noise."""
+        images = self.model.random(self._indices(labels), seed=int(rng.integers(2**31 - 1)))
+        return pd.DataFrame({IMAGE: image_column(images)})
+
+    def vary(self, candidates: pd.DataFrame, degree: float, rng: np.random.Generator) -> pd.DataFrame:
+        """SDEdit: each image noised to strength ``degree`` (at least one step), then denoised."""
+        strength = float(np.clip(degree, 1.0 / self.model.num_inference_steps, 1.0))
+        images = self.model.vary(
+            images_of(candidates, self.schema), self._indices(candidates[LABEL].tolist()), strength,
+            seed=int(rng.integers(2**31 - 1)),
+        )
+        return pd.DataFrame({IMAGE: image_column(images)})
+
+
+def pixel_embedding(images: np.ndarray, pool: int) -> np.ndarray:
+    """Images (n, H, W, C) average-pooled by ``pool`` x ``pool`` blocks and flattened."""
+    n, height, width, channels = images.shape
+    if pool > 1:
+        images = images[:, : height - height % pool, : width - width % pool]
+        images = images.reshape(n, height // pool, pool, width // pool, pool, channels).mean(axis=(2, 4))
+    return images.reshape(n, -1).astype(np.float32)
+
+
+@dataclass
+class ImageEncoder:
+    """A pretrained image encoder from a local transformers directory (a ViT, DINOv2, CLIP...),
+    loaded offline on first use; embeddings are L2-normalised.
+
+    Attributes:
+        model: The local model directory (with its image processor's configuration).
+        batch_size: Images per forward pass.
+        device: ``"cpu"``, ``"cuda"``, ...
+    """
+
+    model: str
+    batch_size: int = 64
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        if not Path(self.model).expanduser().is_dir():
+            raise ValueError(
+                f"embedding.encoder {self.model!r} is not a local directory; point it at a saved transformers "
+                "image model with its image processor, or set it to null for the pixel embedding"
+            )
+        if not isinstance(self.batch_size, int) or self.batch_size < 1:
+            raise ValueError(f"embedding.batch_size must be an integer >= 1, got {self.batch_size!r}")
+
+    @cached_property
+    def _loaded(self) -> tuple[Any, Any]:
+        from transformers import AutoImageProcessor, AutoModel
+
+        path = str(Path(self.model).expanduser())
+        processor = AutoImageProcessor.from_pretrained(path, local_files_only=True)
+        return processor, AutoModel.from_pretrained(path, local_files_only=True).to(self.device).eval()
+
+    def _features(self, batch: np.ndarray) -> np.ndarray:
+        import torch
+
+        processor, model = self._loaded
+        rgb = np.repeat(batch, 3, axis=-1) if batch.shape[-1] == 1 else batch
+        inputs = processor(images=list((rgb * 255).round().astype(np.uint8)), return_tensors="pt").to(self.device)
+        with torch.inference_mode():
+            if hasattr(model, "get_image_features"):
+                features = model.get_image_features(**inputs)
+            else:
+                output = model(**inputs)
+                pooled = getattr(output, "pooler_output", None)
+                features = pooled if pooled is not None else output.last_hidden_state[:, 0]
+        return features.float().cpu().numpy()
+
+    def encode(self, images: np.ndarray) -> np.ndarray:
+        """Embeddings of images (n, H, W, C) in [0, 1], float32, unit L2 norm."""
+        features = np.concatenate(
+            [self._features(images[start : start + self.batch_size]) for start in range(0, len(images), self.batch_size)]
+        )
+        return (features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class ImageModality(PublicSchemaFacts, WithoutStatistics):
+    """PE over labelled images.
+
+    Attributes:
+        schema: Public classes, glyphs and image shape.
+        generator: The simulator or the diffusion model.
+        schedule: Variation degree r(t) (the simulator's perturbation width, SDEdit's strength).
+        lookahead: L: a candidate's vote embedding is the mean embedding of L variations of it
+            at the next variation's degree (0: its own embedding).
+        pool: Average-pooling factor of the pixel embedding (1: raw pixels).
+        encoder: A pretrained image encoder for the embedding, or ``None`` for pixels.
+    """
+
+    schema: ImageSchema
+    generator: ImageGenerator
+    schedule: VariationSchedule
+    lookahead: int = 0
+    pool: int = 1
+    encoder: ImageEncoder | None = None
+    label_column: str = field(default=LABEL, init=False)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.lookahead, int) or self.lookahead < 0:
+            raise ValueError(f"generator.lookahead must be an integer >= 0, got {self.lookahead!r}")
+        if not isinstance(self.pool, int) or self.pool < 1:
+            raise ValueError(f"embedding.pool must be an integer >= 1, got {self.pool!r}")
+
+    def pixels(self, population: pd.DataFrame) -> np.ndarray:
+        """The pixel embedding of the population's own images (what the classifier reads)."""
+        return pixel_embedding(images_of(population, self.schema), self.pool)
+
+    def features(self, population: pd.DataFrame) -> np.ndarray:
+        """The embedding of the population's own images: the encoder's, else pixels."""
+        if self.encoder is None:
+            return self.pixels(population)
+        return self.encoder.encode(images_of(population, self.schema))
+
+    def _with_lookahead(self, candidates: pd.DataFrame, degree: float, rng: np.random.Generator) -> pd.DataFrame:
+        """Add the mean embedding of L variations of each candidate (only candidates' embeddings
+        change: each private record still casts one vote, so the histogram's sensitivity stays 1)."""
+        if self.lookahead == 0:
+            return candidates
+        total = 0.0
+        for _ in range(self.lookahead):
+            variations = self.generator.vary(candidates, degree, rng).assign(**{LABEL: candidates[LABEL].to_numpy()})
+            total = total + self.features(variations).astype(np.float64)
+        return candidates.assign(**{LOOKAHEAD: list((total / self.lookahead).astype(np.float32))})
+
+    def random_population(self, class_sizes: Mapping[str, int], rng: np.random.Generator) -> pd.DataFrame:
+        """Random API: ``class_sizes[c]`` new images of class c (lookahead at degree r0)."""
+        labels = [label for label, size in class_sizes.items() for _ in range(size)]
+        candidates = self.generator.random(labels, rng).assign(**{LABEL: labels})
+        return self._with_lookahead(candidates, self.schedule.r0, rng)
+
+    def vary(self, survivors: pd.DataFrame, iteration: int, iterations: int, rng: np.random.Generator) -> pd.DataFrame:
+        """Variation API: one variation of every survivor at r(t); lookahead at r(t + 1)."""
+        survivors = survivors.drop(columns=LOOKAHEAD, errors="ignore").reset_index(drop=True)
+        varied = self.generator.vary(survivors, self.schedule.degree(iteration, iterations), rng)
+        varied = varied.assign(**{LABEL: survivors[LABEL].to_numpy()})
+        return self._with_lookahead(varied, self.schedule.degree(min(iteration + 1, iterations), iterations), rng)
+
+    def reweight(self, population: pd.DataFrame, weights: np.ndarray) -> np.ndarray:
+        """No DP statistics to match: the histogram's weights are the release weights."""
+        return weights
+
+    def embed(self, population: pd.DataFrame) -> np.ndarray:
+        """The vote embedding: the lookahead mean if the population carries one, else its own."""
+        if LOOKAHEAD in population.columns:
+            return np.stack(population[LOOKAHEAD].to_numpy()).astype(np.float32)
+        return self.features(population)
+
+    def summarise_reference(self, reference: pd.DataFrame) -> EmbeddedReference:
+        """The held-out images' embeddings and labels."""
+        return EmbeddedReference.of(self.features(reference), reference[LABEL].to_numpy())
+
+    def quality(self, population: pd.DataFrame, reference_summary: EmbeddedReference) -> dict[str, float]:
+        """Frechet distance of the population's embeddings to the held-out images."""
+        return {"frechet_distance": frechet_distance(GaussianFit.of(self.features(population)), reference_summary.fit)}

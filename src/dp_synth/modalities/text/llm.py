@@ -1,0 +1,129 @@
+"""The language-model interface behind the text modality's random and variation APIs.
+
+A backend turns prompts into completions; the text modality builds the prompts (from public
+knowledge for the random API, from a selected synthetic sample for the variation API). Two
+backends implement it: a local Hugging Face causal LM (``dp_synth.modalities.text.llm_local``) and any
+OpenAI-compatible HTTP endpoint (``dp_synth.modalities.text.llm_http``).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+logger = logging.getLogger(__name__)
+
+
+class GeneratorConfigError(ValueError):
+    """The text generator is missing or misconfigured; the message says how to fix it."""
+
+
+class TextGenerator(Protocol):
+    """A language model that completes prompts.
+
+    Attributes:
+        description: What the model is, safe to log (a model path or a URL, never a key).
+    """
+
+    description: str
+
+    def generate(self, prompts: Sequence[str], *, temperature: float, max_new_tokens: int, seed: int) -> list[str]:
+        """One completion per prompt, in the prompts' order, without the prompt itself.
+
+        Args:
+            prompts: The prompts.
+            temperature: Sampling temperature (> 0).
+            max_new_tokens: Upper bound on each completion's length in tokens.
+            seed: Seed of the sampling, so a seeded run can be reproduced where the backend allows.
+        """
+        ...
+
+
+@dataclass(frozen=True)
+class Secret:
+    """A credential that never shows itself in a repr, a log line or an exception message."""
+
+    value: str = field(repr=False)
+
+    def __repr__(self) -> str:
+        return "Secret(****)"
+
+    __str__ = __repr__
+
+
+@dataclass
+class GenerationProgress:
+    """Logs how many samples are done out of how many were asked for, and the rate.
+
+    Args:
+        total: Samples requested.
+        what: What is being generated, for the log line.
+        every_seconds: Minimum time between two log lines (the last sample always logs).
+    """
+
+    total: int
+    what: str = "samples"
+    every_seconds: float = 10.0
+    done: int = 0
+    _started: float = field(default_factory=time.monotonic, repr=False)
+    _last_logged: float = field(default=float("-inf"), repr=False)
+
+    def advance(self, count: int) -> None:
+        """Record ``count`` more finished samples; log if enough time passed or all are done."""
+        self.done += count
+        now = time.monotonic()
+        if self.done >= self.total or now - self._last_logged >= self.every_seconds:
+            elapsed = max(now - self._started, 1e-9)
+            logger.info(
+                "Generated %d/%d %s (%.1f per second, %.0f s elapsed)",
+                self.done, self.total, self.what, self.done / elapsed, elapsed,
+            )
+            self._last_logged = now
+
+
+BACKENDS = ("huggingface", "openai_compatible")
+_HOW_TO_CONFIGURE = (
+    "set text.generator.backend to 'huggingface' with text.generator.huggingface.model pointing at a "
+    "local model directory, or to 'openai_compatible' with text.generator.openai_compatible.base_url "
+    "and .model (the key, if the server needs one, goes in conf/local/credentials.yml under "
+    "text_llm.api_key); see the README's text section"
+)
+
+
+def build_generator(backend: str | None, settings: Mapping[str, Mapping[str, Any]], api_key: Secret | None) -> TextGenerator:
+    """Build the configured backend.
+
+    Args:
+        backend: ``"huggingface"``, ``"openai_compatible"``, or ``None`` (not configured).
+        settings: Each backend's constructor settings, under its name.
+        api_key: The HTTP backend's key from the credentials, if any.
+
+    Raises:
+        GeneratorConfigError: for no backend, an unknown one, or settings it does not take.
+    """
+    if backend is None:
+        raise GeneratorConfigError(f"no text generator is configured: {_HOW_TO_CONFIGURE}")
+    if backend not in BACKENDS:
+        raise GeneratorConfigError(f"unknown text.generator.backend {backend!r}; choose one of {list(BACKENDS)}")
+    options = dict(settings.get(backend) or {})
+    if backend == "huggingface":
+        try:
+            from dp_synth.modalities.text.llm_local import HuggingFaceGenerator as backend_class
+        except ImportError as error:
+            raise GeneratorConfigError(
+                f"the huggingface backend needs the text extra ({error.name} is missing): "
+                "pip install -e '.[text]', or make install-all"
+            ) from None
+    else:
+        from dp_synth.modalities.text.llm_http import OpenAICompatibleGenerator as backend_class
+
+        options["api_key"] = api_key
+    if not options.get("model"):
+        raise GeneratorConfigError(f"text.generator.{backend}.model is not set: {_HOW_TO_CONFIGURE}")
+    try:
+        return backend_class(**options)
+    except TypeError as error:
+        raise GeneratorConfigError(f"text.generator.{backend}: {error}") from None

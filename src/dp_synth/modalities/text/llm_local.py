@@ -1,0 +1,265 @@
+"""A local Hugging Face causal language model as a ``TextGenerator``.
+
+The model is loaded lazily, on the first ``generate`` call, so building the generator is cheap;
+a local directory that does not exist is reported at construction. Nothing is downloaded unless
+``allow_download`` is set.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+from transformers import (
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
+
+from dp_synth.modalities.text.llm import GenerationProgress, GeneratorConfigError
+
+logger = logging.getLogger(__name__)
+
+DtypeName = Literal["auto", "float32", "bfloat16", "float16"]
+ChatTemplateChoice = Literal["auto"] | bool
+
+_DTYPES: dict[str, torch.dtype] = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+class HuggingFaceGenerator:
+    """Completes prompts by sampling from a causal LM run locally by ``transformers``, in batches.
+
+    Args:
+        model: A local directory holding the model and its tokenizer (as saved by
+            ``save_pretrained``), or a Hugging Face hub id such as ``"Qwen/Qwen2.5-0.5B-Instruct"``.
+            A string is taken as a directory when it starts with ``.``, ``/`` or ``~``, has more
+            than one ``/``, or names an existing directory.
+        allow_download: Whether a hub id missing from the local cache may be downloaded; when
+            False only local files are read.
+        device: A torch device (``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...), or ``"auto"`` for CUDA
+            when available, else the CPU.
+        dtype: The weights' dtype; ``"auto"`` keeps the checkpoint's dtype on an accelerator and
+            uses float32 on the CPU, where half precision is slow.
+        batch_size: Prompts per forward pass (>= 1).
+        use_chat_template: Whether to send each prompt as a user message through the tokenizer's
+            chat template; ``"auto"`` does so when the tokenizer has one.
+
+    Completions depend on ``seed`` and on ``batch_size`` (which prompts share a batch, and its
+    padding); with both fixed, a run on the same device and software reproduces.
+
+    Raises:
+        GeneratorConfigError: On a bad setting or a local model directory that does not exist.
+    """
+
+    def __init__(
+        self,
+        model: str | os.PathLike[str],
+        *,
+        allow_download: bool = False,
+        device: str = "auto",
+        dtype: DtypeName = "auto",
+        batch_size: int = 8,
+        use_chat_template: ChatTemplateChoice = "auto",
+    ) -> None:
+        self.model = _resolve_model(model)
+        self.allow_download = allow_download
+        self.device = _resolve_device(device)
+        self.dtype = _resolve_dtype(dtype, self.device)
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise GeneratorConfigError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+        self.batch_size = batch_size
+        if use_chat_template not in ("auto", True, False):
+            raise GeneratorConfigError(f"use_chat_template must be 'auto', true or false, got {use_chat_template!r}")
+        self.use_chat_template = use_chat_template
+        self.description = f"{self.model} (transformers, {self.device})"
+        self._loaded: tuple[PreTrainedModel, PreTrainedTokenizerBase, bool] | None = None
+
+    def generate(self, prompts: Sequence[str], *, temperature: float, max_new_tokens: int, seed: int) -> list[str]:
+        """One sampled completion per prompt, in the prompts' order, without the prompt itself.
+
+        Args:
+            prompts: The prompts.
+            temperature: Sampling temperature (> 0).
+            max_new_tokens: Upper bound on each completion's length in tokens (>= 1).
+            seed: Seed of the sampling; batch ``i`` samples under a seed derived from it and ``i``.
+
+        Raises:
+            GeneratorConfigError: When the model or its tokenizer cannot be loaded.
+            ValueError: On a non-positive ``temperature`` or ``max_new_tokens``.
+        """
+        if temperature <= 0:
+            raise ValueError(f"temperature must be > 0, got {temperature}")
+        if max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
+        if not prompts:
+            return []
+        model, tokenizer, chat = self._load()
+        progress = GenerationProgress(total=len(prompts), what="completions")
+        completions: list[str] = []
+        for index, batch in enumerate(_batches(prompts, self.batch_size)):
+            torch.manual_seed(_batch_seed(seed, index))
+            texts = [_chat_prompt(tokenizer, prompt) for prompt in batch] if chat else list(batch)
+            # A chat template already writes the special tokens (such as a beginning of text) it needs.
+            completions += _sample(
+                model, tokenizer, texts,
+                add_special_tokens=not chat, temperature=temperature, max_new_tokens=max_new_tokens,
+            )
+            progress.advance(len(batch))
+        return completions
+
+    def _load(self) -> tuple[PreTrainedModel, PreTrainedTokenizerBase, bool]:
+        """The model, its tokenizer and whether to use the chat template; loaded on first use."""
+        if self._loaded is None:
+            logger.info("Loading %s", self.description)
+            tokenizer = _load_tokenizer(self.model, self.allow_download)
+            chat = _wants_chat_template(self.use_chat_template, tokenizer, self.model)
+            model = _load_model(self.model, self.dtype, self.allow_download)
+            self._loaded = (model.to(self.device).eval(), tokenizer, chat)
+        return self._loaded
+
+
+def _looks_like_directory(model: str) -> bool:
+    """Whether ``model`` names a local directory rather than a hub id (``org/name``)."""
+    return (
+        model.startswith((".", "/", "~"))
+        or model.count("/") > 1
+        or (os.sep != "/" and os.sep in model)
+        or Path(model).is_dir()
+    )
+
+
+def _resolve_model(model: str | os.PathLike[str]) -> str:
+    """The hub id, or the local directory with ``~`` expanded, which must exist."""
+    name = os.fspath(model)
+    if not isinstance(model, os.PathLike) and not _looks_like_directory(name):
+        return name
+    directory = Path(name).expanduser()
+    if not directory.is_dir():
+        raise GeneratorConfigError(
+            f"The local model directory {directory} does not exist. Point the model setting at a "
+            "directory saved by `save_pretrained` (config.json, weights and tokenizer files), or at a "
+            "Hugging Face hub id such as 'Qwen/Qwen2.5-0.5B-Instruct'."
+        )
+    return str(directory)
+
+
+def _resolve_device(device: str) -> str:
+    """``device`` as a torch device string, ``"auto"`` resolved to CUDA when available, else CPU."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        return str(torch.device(device))
+    except (RuntimeError, TypeError) as error:
+        raise GeneratorConfigError(
+            f"device must be 'auto' or a torch device such as 'cpu' or 'cuda', got {device!r}"
+        ) from error
+
+
+def _resolve_dtype(dtype: str, device: str) -> torch.dtype | Literal["auto"]:
+    """The dtype for ``from_pretrained``: ``"auto"`` is the checkpoint's own, except float32 on the CPU."""
+    if dtype == "auto":
+        return torch.float32 if device == "cpu" else "auto"
+    if dtype not in _DTYPES:
+        raise GeneratorConfigError(f"dtype must be 'auto' or one of {sorted(_DTYPES)}, got {dtype!r}")
+    return _DTYPES[dtype]
+
+
+def _not_found(model: str, allow_download: bool, error: Exception) -> GeneratorConfigError:
+    """The error for a model or tokenizer that could not be loaded, saying how to fix it."""
+    remedy = (
+        "Check the hub id and the network."
+        if allow_download
+        else "Point the model setting at a local directory saved by `save_pretrained`, or set "
+        "allow_download to true to fetch a hub id into the Hugging Face cache."
+    )
+    return GeneratorConfigError(f"Could not load the language model {model!r}: {error}. {remedy}")
+
+
+def _load_tokenizer(model: str, allow_download: bool) -> PreTrainedTokenizerBase:
+    """The model's tokenizer, padding on the left (as generation needs), with a padding token."""
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(model, local_files_only=not allow_download)
+    except (OSError, ValueError) as error:
+        raise _not_found(model, allow_download, error) from error
+    tokenizer.padding_side = "left"
+    if tokenizer.pad_token is None:
+        if tokenizer.eos_token is None:
+            raise GeneratorConfigError(f"The tokenizer of {model!r} has neither a padding nor an end-of-text token.")
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def _load_model(model: str, dtype: torch.dtype | Literal["auto"], allow_download: bool) -> PreTrainedModel:
+    """The causal LM, its weights in ``dtype``."""
+    try:
+        return AutoModelForCausalLM.from_pretrained(model, dtype=dtype, local_files_only=not allow_download)
+    except (OSError, ValueError) as error:
+        raise _not_found(model, allow_download, error) from error
+
+
+def _wants_chat_template(choice: ChatTemplateChoice, tokenizer: PreTrainedTokenizerBase, model: str) -> bool:
+    """Whether prompts go through the chat template: ``choice``, or for ``"auto"`` whether there is one."""
+    has_template = tokenizer.chat_template is not None
+    if choice is True and not has_template:
+        raise GeneratorConfigError(
+            f"use_chat_template is true but the tokenizer of {model!r} has no chat template; set it to 'auto' or false."
+        )
+    return has_template if choice == "auto" else bool(choice)
+
+
+def _chat_prompt(tokenizer: PreTrainedTokenizerBase, prompt: str) -> str:
+    """``prompt`` as a user message in the chat template, ready for the assistant's answer."""
+    messages = [{"role": "user", "content": prompt}]
+    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+
+def _batches(prompts: Sequence[str], size: int) -> Iterator[Sequence[str]]:
+    """Consecutive slices of ``prompts`` of at most ``size`` each."""
+    for start in range(0, len(prompts), size):
+        yield prompts[start : start + size]
+
+
+def _batch_seed(seed: int, index: int) -> int:
+    """A seed for batch ``index`` derived from the run's ``seed``, unrelated across both."""
+    return int(np.random.SeedSequence([seed, index]).generate_state(1, dtype=np.uint64)[0] >> 1)
+
+
+def _sample(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    texts: list[str],
+    *,
+    add_special_tokens: bool,
+    temperature: float,
+    max_new_tokens: int,
+) -> list[str]:
+    """One sampled completion per text: only the new tokens, decoded without special tokens, stripped.
+
+    Raises:
+        GeneratorConfigError: when a prompt plus ``max_new_tokens`` exceeds the model's context.
+    """
+    inputs = tokenizer(texts, padding=True, return_tensors="pt", add_special_tokens=add_special_tokens).to(model.device)
+    context = getattr(model.config, "max_position_embeddings", None)
+    needed = inputs["input_ids"].shape[1] + max_new_tokens
+    if context is not None and needed > context:
+        raise GeneratorConfigError(
+            f"a prompt of {inputs['input_ids'].shape[1]} tokens plus max_new_tokens={max_new_tokens} exceeds the "
+            f"model's context of {context} tokens; shorten the prompt templates, lower text.generator.max_new_tokens "
+            "or use a model with a longer context"
+        )
+    with torch.inference_mode():
+        output = model.generate(
+            **inputs,
+            do_sample=True,
+            temperature=temperature,
+            max_new_tokens=max_new_tokens,
+            pad_token_id=tokenizer.pad_token_id,
+        )
+    new_tokens = output[:, inputs["input_ids"].shape[1] :]
+    return [text.strip() for text in tokenizer.batch_decode(new_tokens, skip_special_tokens=True)]

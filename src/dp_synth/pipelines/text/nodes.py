@@ -1,0 +1,147 @@
+"""Node functions specific to text PE (Aug-PE): the corpus, the LLM, the evaluation."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from dp_synth.evaluation.embeddings import (
+    EmbeddedReference,
+    GaussianFit,
+    classifier_accuracy,
+    frechet_distance,
+    precision_recall,
+)
+from dp_synth.modalities.text.llm import Secret, build_generator
+from dp_synth.pe.schedule import VariationSchedule
+from dp_synth.modalities.text.modality import (
+    LABEL,
+    TEXT,
+    PromptTemplates,
+    SentenceEmbedder,
+    TextModality,
+    load_corpus,
+    parse_corpus_schema,
+)
+
+logger = logging.getLogger(__name__)
+
+
+def build_modality(
+    schema_json: Mapping[str, Any],
+    generator: Mapping[str, Any],
+    embedding: Mapping[str, Any],
+    api_key: Secret | None,
+) -> TextModality:
+    """Build the text modality from the public corpus schema and the generator settings.
+
+    Runs before anything reads data, so a missing or wrong model configuration stops the run
+    at once with a message saying how to configure one.
+
+    Args:
+        schema_json: The public corpus schema (see ``dp_synth.modalities.text.modality.parse_corpus_schema``).
+        generator: ``backend`` and its settings, ``prompts``, ``variation`` schedules,
+            ``random_temperature``, ``paraphrase_share`` and ``max_new_tokens``.
+        embedding: ``model`` (null: the packaged all-MiniLM-L6-v2), ``batch_size``, ``device``.
+        api_key: The HTTP backend's key from credentials (never logged).
+    """
+    variation = generator["variation"]
+    modality = TextModality(
+        schema=parse_corpus_schema(schema_json),
+        generator=build_generator(generator["backend"], generator, api_key),
+        embedder=SentenceEmbedder(**embedding),
+        prompts=PromptTemplates(**generator["prompts"]),
+        mask_schedule=VariationSchedule(**variation["mask_share"]),
+        temperature_schedule=VariationSchedule(**variation["temperature"]),
+        random_temperature=float(generator["random_temperature"]),
+        paraphrase_share=float(variation["paraphrase_share"]),
+        max_new_tokens=int(generator["max_new_tokens"]),
+    )
+    logger.info("Text generator: %s; embedding: %s", modality.generator.description, modality.embedder.path)
+    return modality
+
+
+def load_private_corpus(private_raw: pd.DataFrame, modality: TextModality) -> pd.DataFrame:
+    """Check the private corpus against the public schema; every declared class must occur."""
+    return load_corpus(private_raw, modality.schema, every_class=True)
+
+
+def load_reference_corpus(
+    reference_raw: pd.DataFrame, modality: TextModality, evaluation: Mapping[str, Any]
+) -> pd.DataFrame:
+    """Check the held-out corpus against the public schema; keep a seeded sample of
+    ``evaluation.reference_rows`` texts (null: all) for the diagnostics, which embed them."""
+    reference = load_corpus(reference_raw, modality.schema, every_class=False)
+    rows = evaluation["reference_rows"]
+    if rows is None or rows >= len(reference):
+        return reference
+    return reference.sample(n=rows, random_state=evaluation["seed"]).reset_index(drop=True)
+
+
+def _length_statistics(texts: pd.Series) -> dict[str, float]:
+    words = texts.str.split().str.len()
+    return {"mean_words": float(words.mean()), "median_words": float(words.median()), "std_words": float(words.std())}
+
+
+def evaluate_synthetic_texts(
+    synthetic_data: pd.DataFrame,
+    private_embeddings: np.ndarray,
+    private_labels: np.ndarray,
+    reference_summary: EmbeddedReference,
+    reference_table: pd.DataFrame,
+    modality: TextModality,
+    evaluation: Mapping[str, Any],
+) -> dict[str, Any]:
+    """Fidelity and utility of the released texts, measured in the embedding space.
+
+    Diagnostics for the data owner, not DP releases: only aggregates are returned. The private
+    and held-out texts come already embedded (by the loop and by its quality diagnostic).
+
+    - fidelity: Frechet distance to the held-out texts' embeddings and precision/recall against
+      k-NN manifolds (k = ``evaluation.precision_recall_k``), beside the private texts' own
+      Frechet distance to the held-out texts (what real data reaches);
+    - utility: accuracy and macro-F1 on the held-out texts of a logistic regression on
+      embeddings trained on the synthetic texts, and on the private texts (upper bound);
+    - length: word-count statistics of the synthetic and the held-out texts.
+    """
+    synthetic = modality.embed(synthetic_data)
+    reference, reference_labels = reference_summary.embeddings, reference_summary.labels
+    seed = evaluation["seed"]
+    report = {
+        "rows": len(synthetic_data),
+        "fidelity": {
+            "frechet_distance": frechet_distance(GaussianFit.of(synthetic), reference_summary.fit),
+            "frechet_distance_real_train": frechet_distance(GaussianFit.of(private_embeddings), reference_summary.fit),
+            **precision_recall(reference, synthetic, evaluation["precision_recall_k"]),
+        },
+        "utility": {
+            "synthetic": classifier_accuracy(synthetic, synthetic_data[LABEL].to_numpy(), reference, reference_labels, seed),
+            "real_train": classifier_accuracy(private_embeddings, private_labels, reference, reference_labels, seed),
+        },
+        "length": {
+            "synthetic": _length_statistics(synthetic_data[TEXT]),
+            "held_out": _length_statistics(reference_table[TEXT]),
+        },
+    }
+    logger.info(
+        "Evaluation of %d released texts: accuracy %.4f (private texts %.4f), Frechet distance %.4f "
+        "(private texts %.4f), precision %.3f, recall %.3f",
+        report["rows"], report["utility"]["synthetic"]["accuracy"], report["utility"]["real_train"]["accuracy"],
+        report["fidelity"]["frechet_distance"], report["fidelity"]["frechet_distance_real_train"],
+        report["fidelity"]["precision"], report["fidelity"]["recall"],
+    )
+    return report
+
+
+def sample_synthetic_texts(synthetic_data: pd.DataFrame, evaluation: Mapping[str, Any]) -> dict[str, list[str]]:
+    """Up to ``evaluation.samples_per_class`` released texts of each class, for reading."""
+    rng = np.random.default_rng(evaluation["seed"])
+    samples = {}
+    for label, texts in synthetic_data.groupby(LABEL, sort=False)[TEXT]:
+        count = min(len(texts), evaluation["samples_per_class"])
+        samples[str(label)] = texts.iloc[np.sort(rng.choice(len(texts), size=count, replace=False))].tolist()
+    return samples

@@ -1,0 +1,56 @@
+"""``kedro run --pipeline=text``: Aug-PE on a labelled corpus with a local or hosted LLM."""
+
+from __future__ import annotations
+
+from kedro.pipeline import Node, Pipeline
+
+from dp_synth.pipelines.pe import nodes as pe_nodes
+from dp_synth.pipelines.text import nodes as text_nodes
+from dp_synth.pipelines.pe.pipeline import ResumePoint, preparation_pipeline, private_evolution_pipeline
+
+NAMESPACE = "text"
+
+
+def create_pipeline(iterations: int, resume: ResumePoint | None = None) -> Pipeline:
+    """The text job under the ``text`` namespace.
+
+    Catalog inputs: ``text.schema`` (public classes and their descriptions),
+    ``text.private_data`` (private), ``text.reference_data`` (held-out, diagnostics only) and
+    ``text.llm_api_key`` (from credentials). Outputs besides the versioned populations:
+    ``text.synthetic_data`` (the release), ``text.evaluation_report``,
+    ``text.synthetic_samples`` and ``text.iterations_plot``.
+
+    Args:
+        iterations: T, the number of PE iterations.
+        resume: Where to resume a failed run, or ``None`` for a fresh run.
+    """
+    prepare = preparation_pipeline(
+        Node(
+            text_nodes.build_modality,
+            ["schema", "params:generator", "params:embedding", "llm_api_key"],
+            "public_modality",
+            name="build_modality",
+        ),
+        text_nodes.load_private_corpus,
+        text_nodes.load_reference_corpus,
+        reference_settings=("params:evaluation",),
+    )
+    evaluate = Pipeline(
+        [
+            Node(
+                text_nodes.evaluate_synthetic_texts,
+                ["synthetic_data", "private_embeddings", "private_labels", "reference_summary", "reference_table",
+                 "public_modality", "params:evaluation"],
+                "evaluation_report",
+                name="evaluate",
+            ),
+            Node(
+                text_nodes.sample_synthetic_texts,
+                ["synthetic_data", "params:evaluation"],
+                "synthetic_samples",
+                name="sample_synthetic_texts",
+            ),
+            Node(pe_nodes.plot_iterations, "iteration_metrics", "iterations_plot", name="plot_reports"),
+        ]
+    )
+    return Pipeline([prepare, private_evolution_pipeline(iterations, resume), evaluate], namespace=NAMESPACE)

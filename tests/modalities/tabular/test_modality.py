@@ -1,0 +1,270 @@
+"""Tabular random and variation APIs, the embedding, and class-size allocation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from dp_synth.pe.selection import allocate_class_sizes, sample_proportional, top_by_count
+from dp_synth.pe.schedule import VariationSchedule
+from dp_synth.modalities.tabular.modality import TabularModality, denoised_marginal, refined_within
+
+
+@pytest.fixture
+def modality(tiny_schema) -> TabularModality:
+    return TabularModality(schema=tiny_schema, schedule=VariationSchedule())
+
+
+def within_domain(table: pd.DataFrame, modality: TabularModality) -> bool:
+    for column in modality.schema.columns:
+        values = table[column.name]
+        if column.is_numeric:
+            if not values.between(column.low, column.high).all():
+                return False
+        elif not values.isin(column.categories).all():
+            return False
+    return bool((table["age"] == np.round(table["age"])).all())
+
+
+def test_random_population_covers_the_public_domain_with_requested_class_sizes(modality):
+    population = modality.random_population({"no": 700, "yes": 300}, np.random.default_rng(0))
+    assert population["label"].value_counts().to_dict() == {"no": 700, "yes": 300}
+    assert within_domain(population, modality)
+    assert population["age"].min() == 18 and population["age"].max() == 90
+    assert set(population["colour"]) == {"red", "green", "blue"}
+
+
+def test_variation_stays_in_domain_and_keeps_labels(modality):
+    rng = np.random.default_rng(1)
+    population = modality.random_population({"no": 500, "yes": 500}, rng)
+    varied = modality.vary(population, 1, 10, rng)
+    assert within_domain(varied, modality)
+    assert varied["label"].tolist() == population["label"].tolist()
+    degree = VariationSchedule().degree(1, 10)
+    assert (np.abs(varied["score"] - population["score"]) <= degree * 2.0 + 1e-12).all()
+    assert (varied["colour"] != population["colour"]).mean() == pytest.approx(degree * 2 / 3, abs=0.05)
+
+
+def test_variation_degree_follows_the_schedule():
+    schedule = VariationSchedule(r0=0.5, rf=0.01, gamma=0.2)
+    degrees = [schedule.degree(t, 30) for t in range(0, 31)]
+    assert degrees[0] == pytest.approx(0.5)
+    assert degrees[30] == pytest.approx(0.01)
+    assert degrees == sorted(degrees, reverse=True)
+    assert degrees[1] == pytest.approx(0.5 - 0.49 * (1 / 30) ** 0.2)
+
+
+def test_embedding_scales_numeric_on_public_bounds_and_one_hots_categories(modality, tiny_table):
+    embedding = modality.embed(tiny_table)
+    assert embedding.shape == (4, 2 + 3)
+    assert embedding[:, 0].tolist() == pytest.approx([0.0, 22 / 72, 1.0, 15 / 72])
+    assert embedding[:, 1].tolist() == pytest.approx([0.0, 0.75, 1.0, 0.5])
+    assert embedding[1, 2:].tolist() == pytest.approx([0.0, 0.0, 1 / 3])
+
+
+def test_quality_is_zero_for_identical_tables(modality, tiny_table):
+    assert modality.quality(tiny_table, modality.summarise_reference(tiny_table)) == {"tvd_1way": 0.0}
+
+
+def test_class_sizes_add_up_with_at_least_one_row_per_class():
+    sizes = allocate_class_sizes(1000, {"a": 760.4, "b": 239.6, "c": -12.0})
+    assert sum(sizes.values()) == 1000
+    assert min(sizes.values()) >= 1
+    assert sizes["a"] > 3 * sizes["c"]
+    with pytest.raises(ValueError, match="smaller than the number of classes"):
+        allocate_class_sizes(2, {"a": 1, "b": 1, "c": 1})
+
+
+def test_selection_respects_class_sizes_and_weights():
+    labels = np.array(["a", "a", "a", "b", "b"])
+    weights = np.array([0.0, 5.0, 1.0, 0.0, 0.0])
+    top = top_by_count(weights, labels, {"a": 2, "b": 1})
+    assert top.tolist() == [1, 2, 3]
+    drawn = sample_proportional(weights, labels, {"a": 1000, "b": 10}, np.random.default_rng(0))
+    assert np.count_nonzero(drawn == 0) == 0
+    assert np.count_nonzero(drawn == 1) == pytest.approx(5 / 6 * 1000, rel=0.1)
+    assert set(drawn[1000:]) <= {3, 4}
+
+
+def test_marginal_counts_move_by_exactly_sqrt_d_when_a_record_is_removed(modality, tiny_table):
+    full = modality.marginal_counts(tiny_table)
+    assert full.sum() == len(tiny_table) * len(modality.schema.features)
+    for row in range(len(tiny_table)):
+        without = modality.marginal_counts(tiny_table.drop(index=row))
+        assert np.linalg.norm(full - without) == pytest.approx(modality.statistics_sensitivity)
+    assert modality.statistics_sensitivity == pytest.approx(np.sqrt(3))
+
+
+def test_cell_grid_round_trips_and_keeps_atoms_on_the_bounds():
+    from dp_synth.modalities.tabular.schema import Column
+    from dp_synth.modalities.tabular.modality import CellGrid
+
+    wide = CellGrid(Column("gain", "integer", low=0, high=99999), bins=8)
+    values = pd.Series([0, 1, 50000, 99998, 99999])
+    cells = wide.cells(values)
+    assert cells.tolist() == [0, 1, 5, 8, 9] and wide.size == 10
+    redrawn = wide.values(cells, np.random.default_rng(0))
+    assert redrawn[0] == 0 and redrawn[-1] == 99999
+    assert (wide.cells(pd.Series(redrawn)) == cells).all()
+    narrow = CellGrid(Column("age", "integer", low=18, high=90), bins=8)
+    assert narrow.size == 73 and narrow.cells(pd.Series([18, 90])).tolist() == [0, 72]
+
+
+def test_cell_grid_draws_at_the_midpoints_of_the_given_sub_cells():
+    from dp_synth.modalities.tabular.schema import Column
+    from dp_synth.modalities.tabular.modality import CellGrid
+
+    gain = CellGrid(Column("gain", "integer", low=0, high=99999), bins=8)  # bins of 12,499.875
+    within = np.zeros((gain.size, 4))
+    within[:, 0] = 1.0  # every bin: its first quarter
+    within[3] = [0.0, 0.0, 0.5, 0.5]  # bin 3 (24,999.75 to 37,499.6): its last two quarters
+    cells = np.array([0, 1, 3, 3, 3, 3, 9])
+    values = gain.values(cells, np.random.default_rng(0), within)
+    assert values[0] == 0 and values[-1] == 99999 and values[1] == round(12499.875 / 8)
+    assert set(values[2:6]) <= {round(24999.75 + 12499.875 * 5 / 8), round(24999.75 + 12499.875 * 7 / 8)}
+    assert (gain.cells(pd.Series(values)) == cells).all()
+    inner, parts = gain.sub_cells(pd.Series([0, 1, 40000, 99998, 99999]), 4)
+    assert inner.tolist() == [1, 4, 8] and parts.tolist() == [0, 0, 3]  # the bounds have no sub-cell
+
+
+def test_refined_counts_move_by_at_most_one_per_binned_feature_when_a_record_is_removed(tiny_schema, tiny_table):
+    refined = TabularModality(schema=tiny_schema, schedule=VariationSchedule(), refine_cells=8)
+    assert [grid.column.name for grid in refined.refined_grids] == ["score"]  # age has a cell per value
+    full = refined.refined_counts(tiny_table)
+    assert full.size == 2 * 32 * 8 and full.sum() == 2  # scores -1 and 1 sit on the bounds
+    for row in range(len(tiny_table)):
+        change = np.linalg.norm(full - refined.refined_counts(tiny_table.drop(index=row)))
+        assert change == (1.0 if -1.0 < tiny_table["score"][row] < 1.0 else 0.0)
+    assert TabularModality(schema=tiny_schema, schedule=VariationSchedule()).refined_grids == ()
+
+
+def test_refined_within_keeps_sub_cells_above_their_noise_and_spreads_the_rest_of_the_bin():
+    sigma = 10.0
+    noisy = np.array([[0.0, 80.0, -12.0, 15.0], [5.0, -3.0, 12.0, 19.0], [9.0, 9.0, 9.0, 9.0]])
+    cell_counts = np.array([100.0, 40.0, 0.0])
+    within = refined_within(noisy, cell_counts, sigma)
+    assert within[0] == pytest.approx([0.05, 0.85, 0.05, 0.05])  # 80 kept, the other 20 spread evenly
+    assert within[1] == pytest.approx([0.25] * 4)  # nothing at 2 sigma or above: uniform
+    assert within[2] == pytest.approx([0.25] * 4)  # an empty bin: uniform (never drawn)
+    assert refined_within(np.array([[0.0, 90.0, 60.0, 0.0]]), np.array([100.0]), sigma)[0] == pytest.approx([0, 0.6, 0.4, 0])
+
+
+def test_refined_generator_puts_values_where_the_private_values_are():
+    from dp_synth.modalities.tabular.schema import parse_schema
+
+    schema = parse_schema(
+        {
+            "label_column": "label",
+            "columns": {
+                "gain": {"type": "integer", "min": 0, "max": 99999},
+                "label": {"type": "categorical", "categories": ["no", "yes"]},
+            },
+        }
+    )
+    rng = np.random.default_rng(3)
+    gain = np.where(rng.random(4000) < 0.5, 5178, 5013)  # one bin of 3,125 (32 bins), two sub-cells of 98
+    private = pd.DataFrame({"gain": gain, "label": np.where(gain == 5178, "yes", "no")})
+    coarse = TabularModality(schema=schema, schedule=VariationSchedule())
+    refined = TabularModality(schema=schema, schedule=VariationSchedule(), refine_cells=32)
+    for modality, spread in ((coarse, 3125), (refined, 98)):
+        fitted = modality.with_statistics(modality.measure_statistics(private, sigma=1e-9, rng=rng))
+        synthetic = fitted.random_population({"no": 1000, "yes": 1000}, rng)
+        for label, value in (("no", 5013), ("yes", 5178)):
+            drawn = synthetic.loc[synthetic["label"] == label, "gain"]
+            assert np.abs(drawn - value).max() < spread
+            assert (drawn.nunique() == 1) == (modality is refined)  # a sub-cell's midpoint
+    with pytest.raises(ValueError, match="generator.refine_cells must be"):
+        TabularModality(schema=schema, schedule=VariationSchedule(), refine_cells=0)
+
+
+def test_generator_with_noiseless_statistics_reproduces_class_conditional_marginals(modality):
+    rng = np.random.default_rng(0)
+    private = modality.random_population({"no": 3000, "yes": 1000}, rng)
+    private.loc[private["label"] == "yes", "colour"] = "blue"
+    private.loc[private["label"] == "no", "age"] = 30
+    fitted = modality.with_statistics(modality.measure_statistics(private, sigma=1e-9, rng=rng))
+    synthetic = fitted.random_population({"no": 2000, "yes": 2000}, rng)
+    assert set(synthetic.loc[synthetic["label"] == "yes", "colour"]) == {"blue"}
+    assert set(synthetic.loc[synthetic["label"] == "no", "age"]) == {30}
+    varied = fitted.vary(synthetic, 1, 10, rng)
+    assert within_domain(varied, fitted)
+    assert set(varied.loc[varied["label"] == "yes", "colour"]) == {"blue"}  # redraws follow the marginal
+
+
+def test_reweighting_matches_the_noisy_marginals(modality):
+    rng = np.random.default_rng(1)
+    private = modality.random_population({"no": 4000, "yes": 1000}, rng)
+    private.loc[: 2999, "colour"] = "red"
+    fitted = modality.with_statistics(modality.measure_statistics(private, sigma=1e-9, rng=rng))
+    population = modality.random_population({"no": 500, "yes": 500}, rng)
+    weights = fitted.reweight(population, np.ones(len(population)))
+    is_no = (population["label"] == "no").to_numpy()
+    red_share = weights[is_no & (population["colour"] == "red").to_numpy()].sum() / weights[is_no].sum()
+    true_share = (private.loc[private["label"] == "no", "colour"] == "red").mean()
+    assert red_share == pytest.approx(true_share, abs=0.01)
+    assert np.array_equal(modality.reweight(population, np.ones(3)), np.ones(3))  # no statistics: unchanged
+
+
+def test_numeric_features_without_a_spike_move_locally_and_spiky_ones_are_redrawn(modality):
+    rng = np.random.default_rng(2)
+    private = modality.random_population({"no": 3000, "yes": 1000}, rng)
+    private["age"] = 30  # a spike: all the mass in one cell; score stays uniform on [-1, 1]
+    fitted = modality.with_statistics(modality.measure_statistics(private, sigma=1e-9, rng=rng))
+    grids = {grid.column.name: grid for grid in fitted.grids}
+    assert fitted.moves_locally(grids["score"]) and not fitted.moves_locally(grids["age"])
+    assert not fitted.moves_locally(grids["colour"]) and modality.moves_locally(grids["age"])  # no statistics
+    survivors = fitted.random_population({"no": 500, "yes": 500}, rng)
+    varied = fitted.vary(survivors, 10, 10, rng)  # r(T) = rf = 0.01
+    moved = np.abs(varied["score"] - survivors["score"])
+    assert (moved > 0).all() and moved.max() <= 0.01 * 2.0 + 1e-12  # every cell, by at most r x span
+    assert set(varied["age"]) == {30}  # redrawn from the spiky marginal, never moved off it
+
+
+def test_denoised_marginal_keeps_empty_groups_empty_where_clipping_adds_mass():
+    rng = np.random.default_rng(5)
+    true = np.zeros(34)
+    true[0], true[20] = 5000.0, 300.0  # a capital-gain-like column: a spike at 0, one large value
+    sigma = 25.0
+    group = np.minimum(np.arange(34) * 8 // 34, 7)
+    far = ~np.isin(group, group[[0, 20]])  # the cells of the six groups without real mass
+    clipped_far, denoised_far, clipped_spurious, denoised_spurious, spike = [], [], [], [], []
+    for _ in range(200):
+        noisy = true + rng.normal(0.0, sigma, size=true.size)
+        denoised = denoised_marginal(noisy, sigma, groups=8)
+        assert (denoised >= 0).all()
+        clipped_far.append(np.maximum(noisy, 0.0)[far].sum())
+        denoised_far.append(denoised[far].sum())
+        clipped_spurious.append(np.maximum(noisy, 0.0)[true == 0].sum())
+        denoised_spurious.append(denoised[true == 0].sum())
+        spike.append(denoised[20])
+    assert np.mean(clipped_far) == pytest.approx(far.sum() * sigma / np.sqrt(2 * np.pi), rel=0.05)  # 0.4 sigma a cell
+    assert np.mean(denoised_far) < 0.1 * np.mean(clipped_far)  # a group passes 2 sigma by chance 2% of the time
+    assert np.mean(denoised_spurious) < 0.6 * np.mean(clipped_spurious)  # near a real value, shrunk but not zero
+    assert np.mean(spike) == pytest.approx(300.0, abs=sigma)  # a cell far above its noise keeps its count
+
+
+def test_denoised_marginal_of_a_smooth_column_keeps_its_shape():
+    rng = np.random.default_rng(6)
+    true = np.linspace(50.0, 400.0, 34)
+    errors = {"denoise": [], "clip": []}
+    for _ in range(200):
+        noisy = true + rng.normal(0.0, 25.0, size=34)
+        for name, counts in (("denoise", denoised_marginal(noisy, 25.0, groups=8)), ("clip", np.maximum(noisy, 0.0))):
+            errors[name].append(0.5 * np.abs(counts / counts.sum() - true / true.sum()).sum())
+    assert np.mean(errors["denoise"]) <= np.mean(errors["clip"]) * 1.05  # no worse than clipping where nothing is empty
+
+
+def test_marginal_estimate_switches_binned_columns_only(tiny_schema):
+    rng = np.random.default_rng(7)
+    base = TabularModality(schema=tiny_schema, schedule=VariationSchedule())
+    private = base.random_population({"no": 300, "yes": 100}, rng)
+    denoised = base.measure_statistics(private, sigma=30.0, rng=np.random.default_rng(8))["marginals"]
+    clip = TabularModality(schema=tiny_schema, schedule=VariationSchedule(), marginal_estimate="clip")
+    clipped = clip.measure_statistics(private, sigma=30.0, rng=np.random.default_rng(8))["marginals"]
+    for label in ("no", "yes"):
+        assert np.array_equal(denoised[label]["colour"], clipped[label]["colour"])  # categorical: always clipped
+        assert np.array_equal(denoised[label]["age"], clipped[label]["age"])  # an integer cell per value: clipped
+        assert not np.array_equal(denoised[label]["score"], clipped[label]["score"])  # binned: denoised
+    with pytest.raises(ValueError, match="generator.marginal_estimate"):
+        TabularModality(schema=tiny_schema, schedule=VariationSchedule(), marginal_estimate="median")

@@ -1,0 +1,351 @@
+"""Pipeline shape, T binding, parameter validation, and the PE template on a non-tabular modality."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import pytest
+from kedro.io import DataCatalog, MemoryDataset
+from kedro.pipeline import Pipeline
+from kedro.runner import SequentialRunner
+
+from dp_synth.pe import histogram as dp_hist
+from dp_synth.pe.accounting import PrivacyConfigError
+from dp_synth.pipeline_registry import ITERATIONS_VARIABLE, RESUME_VARIABLE, pe_iterations, resume_point
+from dp_synth.pipelines.pe import nodes as pe_nodes
+from dp_synth.pipelines.pe.pipeline import ResumePoint, parse_resume_point, private_evolution_pipeline, resume_point_name
+from dp_synth.pipelines.text import pipeline as text_pipeline
+from dp_synth.pipelines.tabular.pipeline import create_pipeline
+
+PE = {
+    "population_size": 40,
+    "nearest_neighbours": 1,
+    "threshold": 0.0,
+    "sampling_iterations": 1,
+    "variations_per_survivor": 3,
+    "merge_duplicates": False,
+    "candidates_per_bin": 1,
+}
+DP = {"epsilon": 1.0, "delta": "auto", "class_proportions": "dp", "generator_share": 0, "seed": 0}
+RELEASE = {"rows": "auto", "vary": False}
+
+
+def test_tabular_dag_has_one_namespaced_iteration_per_t():
+    pipeline = create_pipeline(3)
+    names = {node.name for node in pipeline.nodes}
+    for t in (1, 2, 3):
+        for stage in ("embed", "dp_histogram", "resample", "evaluate_iteration"):
+            assert f"tabular.iter_{t:03d}.{stage}" in names
+    assert {"tabular.iter_001.vary", "tabular.iter_002.vary"} <= names
+    assert "tabular.iter_003.vary" not in names  # the last survivors are the release
+    assert "tabular.iter_003.release_synthetic_data" in names
+    assert not any(name.startswith("tabular.iter_004") for name in names)
+    for stage in ("load_private_data", "embed_private_data", "fit_generator", "generate_initial_population",
+                  "evaluate", "plot_reports", "collect_iteration_metrics"):
+        assert f"tabular.{stage}" in names
+    assert {n.namespace for n in pipeline.nodes if ".iter_" in n.name} == {
+        "tabular.iter_001", "tabular.iter_002", "tabular.iter_003"
+    }
+
+
+def test_dag_inputs_and_outputs():
+    pipeline = create_pipeline(2)
+    assert pipeline.inputs() == {
+        "tabular.schema", "tabular.private_data", "tabular.reference_data",
+        "params:tabular.dp", "params:tabular.pe", "params:tabular.release", "params:tabular.generator",
+        "params:tabular.evaluation",
+    }
+    assert pipeline.outputs() == {
+        f"tabular.{name}"
+        for name in ("evaluation_report", "iterations_plot", "marginals_plot", "associations_plot")
+    }
+    assert "tabular.synthetic_data" in pipeline.all_outputs()
+    assert "tabular.iter_001.population" in pipeline.all_outputs()
+    assert "tabular.iter_002.survivors" in pipeline.all_outputs()
+
+
+def test_calibration_pays_for_exactly_the_iterations_in_the_dag():
+    for iterations in (1, 4, 30):
+        (calibrate,) = [n for n in create_pipeline(iterations).nodes if n.name == "tabular.calibrate_privacy"]
+        assert calibrate.func.keywords == {"iterations": iterations}
+        assert sum(n.name.endswith(".dp_histogram") for n in create_pipeline(iterations).nodes) == iterations
+
+
+def test_each_job_has_its_default_iterations_and_resuming_needs_them_explicitly(monkeypatch):
+    monkeypatch.delenv(ITERATIONS_VARIABLE, raising=False)
+    assert [pe_iterations(job) for job in ("tabular", "text", "image")] == [1, 10, 10]
+    monkeypatch.setenv(RESUME_VARIABLE, "iter_002.survivors")
+    with pytest.raises(ValueError, match=f"{ITERATIONS_VARIABLE} is not"):
+        resume_point(pe_iterations("text"))
+    monkeypatch.setenv(ITERATIONS_VARIABLE, "3")
+    assert resume_point(pe_iterations("text")).dataset == "iter_002.survivors"
+
+
+@pytest.mark.parametrize("value", ["0", "-2", "ten"])
+def test_bad_iteration_count_is_rejected(monkeypatch, value):
+    monkeypatch.setenv(ITERATIONS_VARIABLE, value)
+    with pytest.raises(ValueError, match=ITERATIONS_VARIABLE):
+        pe_iterations("tabular")
+
+
+@dataclass(frozen=True)
+class PointModality:
+    """A one-dimensional toy modality: candidates are points in [0, 1]."""
+
+    label_column: str = "label"
+    classes: tuple[str, ...] = ("left", "right")
+    public_row_count: int | None = 400
+    public_class_proportions: dict | None = None
+    statistics_sensitivity: float = 0.0
+
+    def measure_statistics(self, private, sigma, rng):
+        raise AssertionError("a generator without statistics is never measured")
+
+    def with_statistics(self, statistics):
+        raise AssertionError("a generator without statistics is never fitted")
+
+    def reweight(self, population, weights):
+        return weights
+
+    def random_population(self, class_sizes, rng):
+        size = sum(class_sizes.values())
+        return pd.DataFrame({"x": rng.uniform(size=size), "label": np.repeat(list(class_sizes), list(class_sizes.values()))})
+
+    def vary(self, survivors, iteration, iterations, rng):
+        moved = np.clip(survivors["x"] + rng.normal(0, 0.1 / iteration, size=len(survivors)), 0, 1)
+        return survivors.assign(x=moved).reset_index(drop=True)
+
+    def embed(self, population):
+        return population[["x"]].to_numpy(dtype=np.float32)
+
+    def summarise_reference(self, reference):
+        return reference.groupby("label")["x"].mean()
+
+    def quality(self, population, reference_summary):
+        means = population.groupby("label")["x"].mean()
+        return {"mean_gap": float((means - reference_summary).abs().max())}
+
+
+def points_catalog() -> DataCatalog:
+    """The toy modality's inputs of the PE template, under the ``points`` namespace."""
+    rng = np.random.default_rng(0)
+    private = pd.DataFrame(
+        {"x": np.r_[rng.normal(0.2, 0.02, 200), rng.normal(0.8, 0.02, 200)], "label": ["left"] * 200 + ["right"] * 200}
+    )
+    modality = PointModality()
+    embeddings, labels = pe_nodes.embed_private_data(modality, private)
+    catalog = DataCatalog()
+    for name, value in {
+        "public_modality": modality,
+        "private_table": private,
+        "private_embeddings": embeddings,
+        "private_labels": labels,
+        "reference_summary": modality.summarise_reference(private),
+    }.items():
+        catalog[f"points.{name}"] = value
+    catalog["params:points.pe"] = PE
+    catalog["params:points.dp"] = {**DP, "epsilon": 20.0}
+    catalog["params:points.release"] = {"rows": 100, "vary": False}
+    return catalog
+
+
+def test_template_runs_any_modality_and_moves_towards_private_data():
+    """The PE loop, unchanged, under another namespace with a non-tabular modality."""
+    pipeline = Pipeline(private_evolution_pipeline(4), namespace="points")
+    outputs = SequentialRunner().run(pipeline, points_catalog())
+    synthetic = outputs["points.synthetic_data"].load()
+    assert len(synthetic) == 100
+    means = synthetic.groupby("label")["x"].mean()
+    assert means["left"] == pytest.approx(0.2, abs=0.05)
+    assert means["right"] == pytest.approx(0.8, abs=0.05)
+    iteration_metrics = outputs["points.iteration_metrics"].load()
+    assert iteration_metrics["iteration"].tolist() == [1, 2, 3, 4]
+    assert iteration_metrics["epsilon_spent"].is_monotonic_increasing
+    assert iteration_metrics["epsilon_spent"].iloc[-1] == pytest.approx(20.0)
+
+
+def test_population_schedule_sizes():
+    modality = PointModality()
+    plan = pe_nodes.calibrate_privacy(modality, DP, PE, RELEASE, iterations=3)
+    survivors = modality.random_population({"left": 30, "right": 10}, np.random.default_rng(0))
+    assert len(pe_nodes.vary(modality, survivors, plan, PE, iteration=1)) == 40  # sampling: replace
+    grown = pe_nodes.vary(modality, survivors, plan, PE, iteration=2)  # after: keep + 3 variations
+    assert len(grown) == 160
+    assert grown.iloc[:40].equals(survivors.reset_index(drop=True))
+    assert grown["label"].value_counts().to_dict() == {"left": 120, "right": 40}
+
+
+@pytest.mark.parametrize(
+    ("dp", "pe", "release", "error", "message"),
+    [
+        ({"epsilon": 0}, {}, {}, PrivacyConfigError, "epsilon"),
+        ({"delta": 1.0}, {}, {}, PrivacyConfigError, "delta"),
+        ({"class_proportions": "public"}, {}, {}, PrivacyConfigError, "declares no class_proportions"),
+        ({"class_proportions": "guess"}, {}, {}, PrivacyConfigError, "'dp' or 'public'"),
+        ({}, {"population_size": 1}, {}, ValueError, "smaller than the number of classes"),
+        ({}, {"iterations": 5}, {}, PrivacyConfigError, "DP_SYNTH_ITERATIONS"),
+        ({}, {"nearest_neighbors": 2}, {}, ValueError, "unknown pe settings"),
+        ({}, {"nearest_neighbours": 0}, {}, ValueError, "nearest_neighbours must be an integer >= 1"),
+        ({}, {"candidates_per_bin": 0}, {}, ValueError, "candidates_per_bin must be an integer >= 1"),
+        ({}, {}, {"rows": 1}, ValueError, "release.rows must be 'auto' or an integer >= the number of classes"),
+        ({}, {}, {"vary": "yes"}, ValueError, "release.vary must be true or false"),
+        ({"generator_share": 0.2}, {}, {}, PrivacyConfigError, "this generator uses no DP statistics"),
+        ({"generator_share": 1.0}, {}, {}, PrivacyConfigError, "generator_share must be a number in"),
+    ],
+)
+def test_bad_settings_stop_the_run_before_any_private_data_is_used(dp, pe, release, error, message):
+    with pytest.raises(error, match=message):
+        pe_nodes.calibrate_privacy(PointModality(), {**DP, **dp}, {**PE, **pe}, {**RELEASE, **release}, iterations=3)
+
+
+def test_a_histogram_over_bins_shares_each_bin_count_among_similar_candidates():
+    modality = PointModality()
+    rng = np.random.default_rng(2)
+    candidates = pd.DataFrame({"x": np.r_[rng.uniform(0.0, 0.1, 50), rng.uniform(0.9, 1.0, 50)], "label": ["left"] * 100})
+    private = pd.DataFrame({"x": np.full(30, 0.05), "label": ["left"] * 30})  # every record near the first blob
+    embeddings, labels = pe_nodes.embed_private_data(modality, private)
+    plan = pe_nodes.calibrate_privacy(modality, {**DP, "epsilon": 1e6}, PE, RELEASE, iterations=1)  # almost no noise
+    histogram = pe_nodes.dp_histogram(
+        modality, candidates, modality.embed(candidates), embeddings, labels, plan, {**PE, "candidates_per_bin": 50},
+        iteration=1,
+    )
+    assert histogram.noisy[:50] == pytest.approx(np.full(50, 30 / 50), abs=1e-3)  # the blob's 30 votes, shared
+    assert histogram.noisy[50:] == pytest.approx(np.zeros(50), abs=1e-3)
+
+
+def test_auto_delta_needs_a_public_row_count():
+    with pytest.raises(PrivacyConfigError, match="public_row_count"):
+        pe_nodes.calibrate_privacy(PointModality(public_row_count=None), DP, PE, RELEASE, iterations=3)
+    plan = pe_nodes.calibrate_privacy(PointModality(), {**DP, "delta": 1e-4}, PE, RELEASE, iterations=3)
+    assert plan.delta == 1e-4
+
+
+def test_public_class_proportions_cost_no_release():
+    modality = PointModality(public_class_proportions={"left": 3, "right": 1})
+    plan = pe_nodes.calibrate_privacy(modality, {**DP, "class_proportions": "public"}, PE, RELEASE, iterations=3)
+    assert plan.releases == 3
+    weights = pe_nodes.measure_class_distribution(modality, np.array(["left"] * 5), plan)
+    assert pe_nodes.allocate_population(weights, PE) == {"left": 30, "right": 10}
+
+
+def test_release_size_is_free_of_private_counts_and_follows_the_histogram():
+    modality = PointModality()
+    plan = pe_nodes.calibrate_privacy(modality, DP, PE, RELEASE, iterations=3)
+    candidates = pd.DataFrame({"x": [0.1, 0.2, 0.3, 0.9], "label": ["left", "left", "right", "right"]})
+    histogram = dp_hist.NoisyHistogram(noisy=np.array([3.0, -1.0, 1.0, 3.0]), thresholded=np.array([3.0, 0.0, 1.0, 3.0]))
+    weights = {"left": 310.4, "right": 99.2}
+    assert pe_nodes.released_row_count(modality, weights, RELEASE) == 400  # the public row count
+    no_public_count = PointModality(public_row_count=None)
+    assert pe_nodes.released_row_count(no_public_count, weights, RELEASE) == 410  # DP estimate
+    released = pe_nodes.release_synthetic_data(modality, candidates, histogram, weights, plan, {"rows": 2000, "vary": False})
+    assert len(released) == 2000
+    counts = released.groupby("label")["x"].value_counts()
+    assert set(released.loc[released["label"] == "left", "x"]) == {0.1}  # zero weight: never drawn
+    assert counts["right"][0.9] / counts["right"].sum() == pytest.approx(0.75, abs=0.05)
+    assert counts["left"].sum() == pytest.approx(2000 * 310.4 / 409.6, abs=2)
+
+
+SAVED_BY_A_RUN = ("privacy_plan", "generator_statistics", "class_weights", "class_sizes")
+
+
+class SavedDataset(MemoryDataset):
+    """Stands in for a persisted catalog dataset: the runner's release keeps its data."""
+
+    def _release(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("resume_from", ["class_sizes", "initial_population", "iter_001.population", "iter_002.survivors"])
+def test_a_resumed_run_releases_only_the_missing_histograms_and_matches_an_uninterrupted_one(resume_from):
+    """With a seed, resuming from any saved dataset gives the uninterrupted run's release."""
+    point = parse_resume_point(resume_from, 3)
+    full = points_catalog()
+    for name in (*SAVED_BY_A_RUN, point.dataset, "synthetic_data"):
+        full[f"points.{name}"] = SavedDataset()
+    SequentialRunner().run(Pipeline(private_evolution_pipeline(3), namespace="points"), full)
+    resumed_pipeline = Pipeline(private_evolution_pipeline(3, point), namespace="points")
+    histograms = sorted(node.name for node in resumed_pipeline.nodes if node.name.endswith("dp_histogram"))
+    assert histograms == [f"points.iter_{t:03d}.dp_histogram" for t in range(point.iteration + 1, 4)]
+    stages = {node.name.rsplit(".", 1)[-1] for node in resumed_pipeline.nodes}
+    assert not {"calibrate_privacy", "dp_class_counts", "dp_generator_statistics"} & stages  # releases: loaded
+    assert ("generate_initial_population" in stages) == (resume_from == "class_sizes")
+    saved = {f"points.{name}" for name in (*SAVED_BY_A_RUN, point.dataset)}
+    assert saved <= resumed_pipeline.inputs()
+
+    resumed = points_catalog()
+    for name in saved:
+        resumed[name] = full[name].load()
+    outputs = SequentialRunner().run(resumed_pipeline, resumed)
+    assert outputs["points.synthetic_data"].load().equals(full["points.synthetic_data"].load())
+    assert outputs["points.iteration_metrics"].load()["iteration"].tolist() == list(range(point.iteration + 1, 4))
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [("iter_3.population", "cannot resume from"), ("iter_003.population", "T=3"), ("iter_000.survivors", "T=3"),
+     ("histogram", "name a saved dataset"), ("privacy_plan", "'class_sizes'")],
+)
+def test_bad_resume_points_are_refused(text, message):
+    with pytest.raises(ValueError, match=message):
+        parse_resume_point(text, 3)
+    assert parse_resume_point(" iter_002.survivors ", 3) == ResumePoint(2, "survivors")
+    assert parse_resume_point("class_sizes", 3) == ResumePoint(0, "setup")
+
+
+def test_saved_datasets_name_their_resume_point():
+    assert resume_point_name("text.iter_002.survivors") == "iter_002.survivors"
+    assert resume_point_name("tabular.class_sizes") == resume_point_name("class_sizes") == "class_sizes"
+    assert resume_point_name("image.initial_population") == "initial_population"
+    assert resume_point_name("text.iter_002.metrics") is None and resume_point_name("text.privacy_plan") is None
+
+
+def test_a_saved_plan_for_another_t_is_refused():
+    plan = pe_nodes.calibrate_privacy(PointModality(), DP, PE, RELEASE, iterations=3)
+    with pytest.raises(PrivacyConfigError, match="T=3 iterations but this DAG has T=5"):
+        pe_nodes.check_resumed_plan(plan, iterations=5)
+
+
+def test_text_dag_reuses_the_template_and_reads_only_its_declared_inputs():
+    pipeline = text_pipeline.create_pipeline(2)
+    assert pipeline.inputs() == {
+        "text.schema", "text.private_data", "text.reference_data", "text.llm_api_key",
+        *(f"params:text.{section}" for section in ("dp", "pe", "release", "generator", "embedding", "evaluation")),
+    }
+    template_stages = {node.name.split(".", 2)[-1] for node in create_pipeline(2).nodes if ".iter_" in node.name}
+    assert {node.name.split(".", 2)[-1] for node in pipeline.nodes if ".iter_" in node.name} == template_stages
+    assert pipeline.outputs() == {"text.evaluation_report", "text.synthetic_samples", "text.iterations_plot"}
+
+
+def test_a_resumed_tabular_run_reuses_the_saved_generator_statistics(adult_schema_json):
+    """The tabular generator's DP marginals are a saved release: a resumed run loads them (never
+    measures again) and, with a seed, releases what the uninterrupted run released."""
+    import yaml
+
+    from tests.conftest import ADULT_DIR, PROJECT_ROOT
+
+    settings = yaml.safe_load((PROJECT_ROOT / "conf/base/parameters_tabular.yml").read_text())["tabular"]
+    settings["dp"]["seed"], settings["pe"]["population_size"], settings["release"]["rows"] = 5, 200, 300
+
+    def catalog(saved: dict | None = None) -> DataCatalog:
+        entries = DataCatalog()
+        entries["tabular.schema"] = adult_schema_json
+        entries["tabular.private_data"] = pd.read_csv(ADULT_DIR / "adult_train.csv").head(3000)
+        entries["tabular.reference_data"] = pd.read_csv(ADULT_DIR / "adult_test.csv").head(500)
+        for section in ("dp", "pe", "release", "generator"):
+            entries[f"params:tabular.{section}"] = settings[section]
+        for name, value in (saved or {}).items():
+            entries[name] = value
+        return entries
+
+    kept = (*SAVED_BY_A_RUN, "iter_001.survivors", "synthetic_data")
+    full = catalog({f"tabular.{name}": SavedDataset() for name in kept})
+    SequentialRunner().run(create_pipeline(2).to_outputs("tabular.synthetic_data"), full)
+    assert full["tabular.generator_statistics"].load()["marginals"]  # the DP marginals were released and kept
+
+    resumed_pipeline = create_pipeline(2, parse_resume_point("iter_001.survivors", 2)).to_outputs("tabular.synthetic_data")
+    assert not any(node.name.endswith(("dp_generator_statistics", "dp_class_counts")) for node in resumed_pipeline.nodes)
+    resumed = catalog({f"tabular.{name}": full[f"tabular.{name}"].load() for name in kept[:-1]})
+    outputs = SequentialRunner().run(resumed_pipeline, resumed)
+    assert outputs["tabular.synthetic_data"].load().equals(full["tabular.synthetic_data"].load())

@@ -1,0 +1,141 @@
+"""``kedro run`` on a copy of the project, as a user runs it: outputs, versions, MLflow, errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+import pytest
+
+from dp_synth.modalities.tabular.schema import conform, parse_schema
+
+from tests.conftest import PROJECT_ROOT, kedro, written_files
+
+def test_kedro_run_releases_versioned_synthetic_data_and_tracks_epsilon(project):
+    small = "tabular.pe.population_size=60,tabular.release.rows=500,tabular.dp.seed=3"
+    first = kedro(project, "run", "--params", small)
+    assert first.returncode == 0, first.stderr[-3000:] + first.stdout[-3000:]
+    second = kedro(project, "run", "--pipeline=tabular", "--params", small)
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert (project / "pyproject.toml").read_text() == (PROJECT_ROOT / "pyproject.toml").read_text()
+
+    # Every population and the release are versioned: the second run wrote next to the first.
+    releases = sorted((project / "data/07_model_output/tabular/synthetic_data.csv").iterdir())
+    assert len(releases) == 2
+    schema = parse_schema(json.loads((project / "data/01_raw/adult/schema.json").read_text()))
+    for release in releases:
+        synthetic = conform(pd.read_csv(release / "synthetic_data.csv"), schema)
+        assert len(synthetic) == 500
+        assert set(synthetic["class"]) == {"<=50K", ">50K"}
+    for name in ("iter_000", "iter_001"):
+        assert len(list((project / f"data/05_model_input/tabular/populations/{name}.parquet").iterdir())) == 2
+    assert len(list((project / "data/05_model_input/tabular/survivors/iter_002.parquet").iterdir())) == 2
+
+    # Nothing derived from private rows is persisted besides DP outputs and aggregate reports.
+    allowed_roots = {
+        "data/05_model_input/tabular/populations",
+        "data/05_model_input/tabular/survivors",
+        "data/06_models/tabular",
+        "data/07_model_output/tabular",
+        "data/08_reporting/tabular",
+    }
+    assert all(any(str(path).startswith(root) for root in allowed_roots) for path in written_files(project))
+
+    mlflow.set_tracking_uri(f"sqlite:///{project / 'mlflow.db'}")
+    runs = mlflow.search_runs(experiment_names=["dp-synth"], output_format="list")
+    assert len(runs) == 2
+    client = mlflow.MlflowClient()
+    for run in runs:
+        assert run.data.params["dp_epsilon"] == "1.0"
+        assert run.data.params["dp_iterations"] == "2"
+        assert run.data.params["dp_releases"] == "3"  # class count + 2 histograms
+        assert run.data.params["dp_noise_seeded"] == "True"
+        assert float(run.data.params["dp_sigma"]) > 0
+        history = client.get_metric_history(run.info.run_id, "epsilon_spent")
+        assert [metric.step for metric in sorted(history, key=lambda m: m.step)] == [1, 2]
+        assert max(metric.value for metric in history) == pytest.approx(1.0)
+        assert 0.5 < run.data.metrics["final.utility.synthetic.gbm.accuracy"] <= 1.0
+        assert run.data.metrics["final.utility.real_train.gbm.accuracy"] > 0.85
+        assert run.data.metrics["final.rows"] == 500
+        assert {"tvd_1way", "distinct_survivors", "histogram_mass_above_threshold"} <= set(run.data.metrics)
+        assert {"final.fidelity.tvd_2way", "final.privacy.exact_copy_share"} <= set(run.data.metrics)
+        reports = {artifact.path for artifact in client.list_artifacts(run.info.run_id, "reports")}
+        assert reports == {
+            f"reports/{name}" for name in ("evaluation_report.json", "iterations.png", "marginals.png", "associations.png")
+        }
+
+    # The report holds aggregates only: numbers under fixed keys, no rows.
+    report_paths = list((project / "data/08_reporting/tabular/evaluation_report.json").glob("*/evaluation_report.json"))
+    assert len(report_paths) == 2
+    for report_path in report_paths:
+        report = json.loads(report_path.read_text())
+        assert set(report) == {"rows", "fidelity", "utility", "privacy"}
+        assert set(report["utility"]) == {"synthetic", "real_train", "uniform_random"}
+    iterations = pd.read_csv(next((project / "data/08_reporting/tabular/iteration_metrics.csv").glob("*/*.csv")))
+    assert iterations["iteration"].tolist() == [1, 2]
+    assert iterations["epsilon_spent"].iloc[-1] == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize(
+    ("corrupt", "args", "message"),
+    [
+        (lambda table: table.assign(zip_code=1), [], "extra ['zip_code']"),
+        (lambda table: table.drop(columns="age"), [], "missing ['age']"),
+        (lambda table: table.assign(age=table["age"].where(table.index != 5, 150)), [], "outside the declared domain"),
+        (lambda table: table.assign(race=table["race"].where(table.index != 5, None)), [], "'race' has 1 missing values"),
+        (lambda table: table[table["class"] == "<=50K"], [], "classes ['>50K'] have no private rows"),
+        (None, ["--params", "tabular.dp.epsilon=0"], "dp.epsilon must be a finite number > 0"),
+        (None, ["--params", "tabular.dp.delta=1.5"], "dp.delta must be in the open interval (0, 1)"),
+        (None, ["--params", "tabular.pe.population_size=1"], "smaller than the number of classes"),
+    ],
+)
+def test_bad_input_stops_with_a_clear_error_and_writes_nothing(project, corrupt, args, message):
+    if corrupt is not None:
+        path = project / "data/01_raw/adult/adult_train.csv"
+        corrupt(pd.read_csv(path)).to_csv(path, index=False)
+    result = kedro(project, "run", *args, iterations=1)
+    assert result.returncode != 0
+    assert message in result.stdout + result.stderr
+    # Calibration may run (and save its plan, public settings only) before the data is checked;
+    # nothing derived from the data is written.
+    assert {path.parent.parent for path in written_files(project)} <= {Path("data/06_models/tabular/privacy_plan.pkl")}
+
+
+def test_zero_iterations_is_refused(project):
+    result = kedro(project, "run", iterations=0)
+    assert result.returncode != 0
+    assert "DP_SYNTH_ITERATIONS must be an integer >= 1" in result.stdout + result.stderr
+
+
+def test_project_declines_telemetry_without_any_environment_variable(monkeypatch):
+    from kedro_telemetry.plugin import _check_for_telemetry_consent
+
+    for variable in ("DO_NOT_TRACK", "KEDRO_DISABLE_TELEMETRY"):
+        monkeypatch.delenv(variable, raising=False)
+    assert _check_for_telemetry_consent(PROJECT_ROOT) is False
+
+
+def test_kedro_viz_shows_each_iteration_as_a_modular_pipeline(project):
+    result = kedro(project, "viz", "build", iterations=3)
+    assert result.returncode == 0, result.stderr[-3000:]
+    for job in ("tabular", "text", "image"):  # every job reuses the one iteration template
+        graph = json.loads((project / "build" / "api" / "pipelines" / job).read_text())
+        modular = set(graph["modular_pipelines"])
+        assert {job, f"{job}.iter_001", f"{job}.iter_002", f"{job}.iter_003"} <= modular
+        assert f"{job}.iter_004" not in modular
+
+
+def test_comparison_notebook_runs_against_a_tracking_store(project, monkeypatch):
+    """The notebook's code, executed in order against the runs of a real `kedro run`."""
+    result = kedro(project, "run", "--params", "tabular.pe.population_size=40,tabular.release.rows=300", iterations=1)
+    assert result.returncode == 0, result.stderr[-3000:]
+    notebook = json.loads((PROJECT_ROOT / "notebooks" / "compare_runs.ipynb").read_text())
+    monkeypatch.chdir(project)
+    namespace: dict = {}
+    for cell in notebook["cells"]:
+        if cell["cell_type"] == "code":
+            exec(compile("".join(cell["source"]), "compare_runs.ipynb", "exec"), namespace)
+    assert len(namespace["table"]) == 1
+    assert namespace["table"]["rows"].iloc[0] == 300
