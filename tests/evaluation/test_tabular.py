@@ -14,10 +14,9 @@ from dp_synth.evaluation.tabular import (
     marginal_tvd,
     wasserstein_kway,
 )
+from dp_synth.modalities.tabular.modality import TabularModality
 from dp_synth.modalities.tabular.schema import TableSchema, conform, parse_schema
 from dp_synth.pe.schedule import VariationSchedule
-from dp_synth.modalities.tabular.modality import TabularModality
-
 from tests.conftest import ADULT_DIR
 
 

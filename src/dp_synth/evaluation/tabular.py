@@ -25,8 +25,8 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, f1_score
 
+from dp_synth.modalities.tabular.cells import encode_rows
 from dp_synth.modalities.tabular.schema import Column, TableSchema, category_codes
-from dp_synth.modalities.tabular.modality import encode_rows
 
 DEFAULT_BINS = 10
 """Equal-width bins per numeric column. With k = 3 and three numeric columns this makes

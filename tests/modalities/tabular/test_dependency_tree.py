@@ -12,6 +12,7 @@ from dp_accounting.pld import pld_privacy_accountant
 
 from dp_synth.modalities.tabular.dependency_tree import (
     DependencyTree,
+    NoisyClique,
     coarse_cells,
     dependence_scores,
     disjoint_best,
@@ -23,10 +24,11 @@ from dp_synth.modalities.tabular.dependency_tree import (
     maximum_spanning_forest,
     posterior_counts,
 )
+from dp_synth.modalities.tabular.modality import TabularModality
+from dp_synth.modalities.tabular.schema import parse_schema
+from dp_synth.modalities.tabular.statistics import Release
 from dp_synth.pe.accounting import calibrate
 from dp_synth.pe.schedule import VariationSchedule
-from dp_synth.modalities.tabular.schema import parse_schema
-from dp_synth.modalities.tabular.modality import TabularModality
 
 SIZES = (3, 5, 2, 4)
 
@@ -56,10 +58,12 @@ def test_edge_tables_move_by_exactly_sqrt_edges_when_a_record_is_removed():
     edges = [(0, 1), (1, 2), (1, 3)]
 
     def tables(rows: np.ndarray) -> np.ndarray:
-        return np.concatenate([
-            joint_counts([cells[rows, a], cells[rows, b]], classes[rows], (2, SIZES[a], SIZES[b])).ravel()
-            for a, b in edges
-        ])
+        return np.concatenate(
+            [
+                joint_counts([cells[rows, a], cells[rows, b]], classes[rows], (2, SIZES[a], SIZES[b])).ravel()
+                for a, b in edges
+            ]
+        )
 
     everyone = tables(np.arange(100))
     for removed in (0, 50, 99):
@@ -107,8 +111,12 @@ def test_tree_releases_add_up_to_the_plans_statistics_budget_under_an_independen
     )
     features = len(modality.schema.features)
     plan = calibrate(1.0, 1e-5, 10, 1, statistics_sensitivity=modality.statistics_sensitivity, statistics_share=0.5)
-    noise = modality.release_noise(plan.statistics_sigma)
-    sensitivities = {"one_way": math.sqrt(features), "scores": math.sqrt(features * (features - 1) / 2), "edges": math.sqrt(features - 1)}
+    noise = {name: release.sigma for name, release in modality.release_plan(plan.statistics_sigma).items()}
+    sensitivities = {
+        "one_way": math.sqrt(features),
+        "scores": math.sqrt(features * (features - 1) / 2),
+        "edges": math.sqrt(features - 1),
+    }
     if interactions:  # every triple's score; one cell of each of at most interactions disjoint tables
         sensitivities["interaction_scores"] = math.sqrt(math.comb(features, 3))
         sensitivities["cliques"] = math.sqrt(min(interactions, features // 3))
@@ -116,10 +124,13 @@ def test_tree_releases_add_up_to_the_plans_statistics_budget_under_an_independen
         sensitivities["refinement"] = math.sqrt(3)
     assert _epsilon_of(plan, noise, sensitivities) == pytest.approx(1.0, rel=1e-3)
     independent = TabularModality(schema=modality.schema, schedule=VariationSchedule())
-    assert independent.release_noise(plan.statistics_sigma) == {"one_way": plan.statistics_sigma}
+    assert independent.release_plan(plan.statistics_sigma) == {
+        "one_way": Release(plan.statistics_sigma, math.sqrt(features))
+    }
     refined = TabularModality(schema=modality.schema, schedule=VariationSchedule(), refine_cells=refine_cells)
     sensitivities = {"one_way": math.sqrt(features)} | ({"refinement": math.sqrt(3)} if refine_cells > 1 else {})
-    assert _epsilon_of(plan, refined.release_noise(plan.statistics_sigma), sensitivities) == pytest.approx(1.0, rel=1e-3)
+    refined_noise = {name: release.sigma for name, release in refined.release_plan(plan.statistics_sigma).items()}
+    assert _epsilon_of(plan, refined_noise, sensitivities) == pytest.approx(1.0, rel=1e-3)
 
 
 def test_spanning_forest_takes_the_heaviest_pairs_without_cycles_and_skips_worthless_ones():
@@ -127,7 +138,11 @@ def test_spanning_forest_takes_the_heaviest_pairs_without_cycles_and_skips_worth
     weights = np.array([9.0, 8.0, -1.0, 7.0, 0.0, -2.0])
     assert maximum_spanning_forest(weights, 4) == [pairs[0], pairs[1]]  # (1,2) would close a cycle
     tree = DependencyTree.from_noisy_tables(
-        [(0, 1), (0, 2)], [np.ones((2, 3, 3)), np.ones((2, 3, 3))], [np.full((2, 3), 1 / 3)] * 4, 0.1, [np.arange(3)] * 4
+        [(0, 1), (0, 2)],
+        [np.ones((2, 3, 3)), np.ones((2, 3, 3))],
+        [np.full((2, 3), 1 / 3)] * 4,
+        0.1,
+        [np.arange(3)] * 4,
     )
     assert tree.parents == (-1, 0, 0, -1) and sorted(tree.order) == [0, 1, 2, 3]
     assert tree.order.index(0) < tree.order.index(1) and tree.children(0) == [1, 2]
@@ -143,8 +158,13 @@ def test_interaction_cliques_are_disjoint_and_the_forest_grows_around_them():
     prior = np.ones((1, 2, 2, 4))
     prior[0, :, :, 0] = 3.0  # coarse cells 0, 1 of c form group 0; 2, 3 group 1
     tree = DependencyTree.from_noisy_tables(
-        [(2, 3), (0, 3)], [np.ones((1, 4, 2)), np.ones((1, 2, 2))], [np.full((1, 2), 0.5)] * 2 + [np.full((1, 4), 0.25), np.full((1, 2), 0.5)],
-        1.0, [np.arange(2), np.arange(2), np.arange(4), np.arange(2)], [((0, 1, 2), clique_counts, [np.arange(2), np.arange(2), np.array([0, 0, 1, 1])], prior)], 1.0,
+        [(2, 3), (0, 3)],
+        [np.ones((1, 4, 2)), np.ones((1, 2, 2))],
+        [np.full((1, 2), 0.5)] * 2 + [np.full((1, 4), 0.25), np.full((1, 2), 0.5)],
+        1.0,
+        [np.arange(2), np.arange(2), np.arange(4), np.arange(2)],
+        [NoisyClique((0, 1, 2), clique_counts, (np.arange(2), np.arange(2), np.array([0, 0, 1, 1])), prior)],
+        1.0,
     )
     (clique,) = tree.cliques
     assert clique.members == (0, 1, 2) and tree.parents == (-1, -1, -1, 2)  # (0, 3) would close a cycle
@@ -162,8 +182,6 @@ def test_suppressed_conditionals_drop_cells_of_pure_noise_and_fall_back_to_the_o
     )
     assert tree.conditionals[1][0, 0].tolist() == [1.0, 0.0, 0.0]
     assert tree.conditionals[1][0, 1].tolist() == one_way[0].tolist()
-    with pytest.raises(ValueError, match="generator.pair_estimate"):
-        DependencyTree.from_noisy_tables([], [], [one_way], 1.0, [np.arange(3)], estimate="clip")
 
 
 def test_posterior_counts_match_the_exponential_prior_posterior_mean():
@@ -183,7 +201,9 @@ def test_posterior_counts_match_the_exponential_prior_posterior_mean():
 def test_posterior_conditionals_keep_rare_cells_in_proportion_to_the_one_way_marginal():
     noisy = np.array([[[300.0, 2.0, -3.0]]])  # one class, one parent cell
     one_way = np.array([[0.9, 0.05, 0.05]])
-    tree = DependencyTree.from_noisy_tables([(0, 1)], [noisy], [np.array([[1.0]]), one_way], 5.0, [np.arange(1), np.arange(3)])
+    tree = DependencyTree.from_noisy_tables(
+        [(0, 1)], [noisy], [np.array([[1.0]]), one_way], 5.0, [np.arange(1), np.arange(3)]
+    )
     conditional = tree.conditionals[1][0, 0]
     assert conditional.sum() == pytest.approx(1.0) and conditional[0] > 0.95
     assert 0 < conditional[2] < conditional[1] < 0.03  # small, ordered by the noisy counts, not zero
@@ -232,13 +252,17 @@ def test_pair_split_gives_a_spike_its_own_coarse_cell_and_auto_keeps_a_spread_co
     rng = np.random.default_rng(6)
     rows = 6000
     gain = np.where(rng.random(rows) < 0.9, 0, rng.integers(1, 20000, size=rows))
-    table = pd.DataFrame({
-        "gain": gain,
-        "score": rng.random(rows) ** 2,  # spread, but not evenly: equal mass differs from equal width
-        "label": np.where(gain > 0, "yes", "no").astype(object),
-    })
-    modality = TabularModality(schema=parse_schema(SPIKED_SCHEMA), schedule=VariationSchedule(), structure="tree", pair_split=pair_split)
-    tree = modality.measure_statistics(table, sigma=1e-6, rng=rng)["tree"]
+    table = pd.DataFrame(
+        {
+            "gain": gain,
+            "score": rng.random(rows) ** 2,  # spread, but not evenly: equal mass differs from equal width
+            "label": np.where(gain > 0, "yes", "no").astype(object),
+        }
+    )
+    modality = TabularModality(
+        schema=parse_schema(SPIKED_SCHEMA), schedule=VariationSchedule(), structure="tree", pair_split=pair_split
+    )
+    tree = modality.measure_statistics(table, sigma=1e-6, rng=rng).tree
     gain_map, score_map = tree.coarse
     assert ((gain_map == gain_map[0]).sum() == 1) == (pair_split != "width")
     by_width = coarse_cells(len(score_map), modality.pair_cells)
@@ -259,12 +283,14 @@ PAIRED_SCHEMA = {
 def paired_table(rows: int, rng: np.random.Generator) -> pd.DataFrame:
     """``years`` is a function of ``level`` (as education-num of education in Adult)."""
     level = rng.integers(4, size=rows)
-    return pd.DataFrame({
-        "level": np.array(["a", "b", "c", "d"], dtype=object)[level],
-        "years": level + 1,
-        "noise": rng.random(rows),
-        "label": np.where(rng.random(rows) < 0.3, "yes", "no").astype(object),
-    })
+    return pd.DataFrame(
+        {
+            "level": np.array(["a", "b", "c", "d"], dtype=object)[level],
+            "years": level + 1,
+            "noise": rng.random(rows),
+            "label": np.where(rng.random(rows) < 0.3, "yes", "no").astype(object),
+        }
+    )
 
 
 @pytest.mark.parametrize("structure", ["independent", "tree"])
@@ -275,27 +301,22 @@ def test_only_the_tree_generator_keeps_a_deterministic_pair(structure):
     population = fitted.random_population({"no": 1000, "yes": 1000}, rng)
     varied = fitted.vary(population, 1, 10, rng)  # r(1) close to r0: many cells redrawn
     kept = [
-        (table["years"] == table["level"].map({"a": 1, "b": 2, "c": 3, "d": 4})).mean() for table in (population, varied)
+        (table["years"] == table["level"].map({"a": 1, "b": 2, "c": 3, "d": 4})).mean()
+        for table in (population, varied)
     ]
+    tree = fitted.generator.tree
     if structure == "tree":
-        assert fitted.tree is not None and fitted.tree.parents[:2] in ((-1, 0), (1, -1))  # level -- years
+        assert tree is not None and tree.parents[:2] in ((-1, 0), (1, -1))  # level -- years
         assert kept == [1.0, 1.0]
     else:
-        assert fitted.tree is None and max(kept) < 0.5
-
-
-def test_unknown_structure_is_refused(tiny_schema):
-    with pytest.raises(ValueError, match="generator.structure"):
-        TabularModality(schema=tiny_schema, schedule=VariationSchedule(), structure="chain")
-    with pytest.raises(ValueError, match="generator.pair_cells"):
-        TabularModality(schema=tiny_schema, schedule=VariationSchedule(), pair_cells=1)
-    with pytest.raises(ValueError, match="generator.pair_split"):
-        TabularModality(schema=tiny_schema, schedule=VariationSchedule(), pair_split="quantile")
+        assert tree is None and max(kept) < 0.5
 
 
 def test_a_saved_tree_keeps_its_coarse_cells_when_pair_cells_changes():
     rng = np.random.default_rng(4)
-    schema = parse_schema({**PAIRED_SCHEMA, "columns": {**PAIRED_SCHEMA["columns"], "years": {"type": "integer", "min": 1, "max": 40}}})
+    schema = parse_schema(
+        {**PAIRED_SCHEMA, "columns": {**PAIRED_SCHEMA["columns"], "years": {"type": "integer", "min": 1, "max": 40}}}
+    )
     table = paired_table(2000, rng).assign(years=lambda frame: frame["years"] * 10)
     measured = TabularModality(schema=schema, schedule=VariationSchedule(), structure="tree", pair_cells=12)
     statistics = measured.measure_statistics(table, sigma=1e-6, rng=rng)
@@ -319,17 +340,23 @@ XOR_SCHEMA = {
 
 def xor_bits(table: pd.DataFrame) -> np.ndarray:
     """The label as a 3-way XOR: odd level, flag y, score above 0.5."""
-    return table["level"].isin(["b", "d"]).to_numpy() ^ (table["flag"] == "y").to_numpy() ^ (table["score"] > 0.5).to_numpy()
+    return (
+        table["level"].isin(["b", "d"]).to_numpy()
+        ^ (table["flag"] == "y").to_numpy()
+        ^ (table["score"] > 0.5).to_numpy()
+    )
 
 
 def xor_table(rows: int, rng: np.random.Generator) -> pd.DataFrame:
     """No 1- or 2-way marginal of this table says anything of the label."""
-    table = pd.DataFrame({
-        "level": np.array(["a", "b", "c", "d"], dtype=object)[rng.integers(4, size=rows)],
-        "flag": np.array(["n", "y"], dtype=object)[rng.integers(2, size=rows)],
-        "score": rng.random(rows),
-        "other": np.array(["p", "q", "r"], dtype=object)[rng.integers(3, size=rows)],
-    })
+    table = pd.DataFrame(
+        {
+            "level": np.array(["a", "b", "c", "d"], dtype=object)[rng.integers(4, size=rows)],
+            "flag": np.array(["n", "y"], dtype=object)[rng.integers(2, size=rows)],
+            "score": rng.random(rows),
+            "other": np.array(["p", "q", "r"], dtype=object)[rng.integers(3, size=rows)],
+        }
+    )
     return table.assign(label=np.where(xor_bits(table), "1", "0").astype(object))
 
 
@@ -343,16 +370,15 @@ def test_only_an_interaction_clique_keeps_a_three_way_xor(interactions):
     population = fitted.random_population({"0": 1000, "1": 1000}, rng)
     varied = fitted.vary(population, 1, 10, rng)  # r(1) close to r0: many cells redrawn or moved
     agree = [(xor_bits(table) == (table["label"] == "1")).mean() for table in (population, varied)]
-    assert fitted.tree is not None
+    tree = fitted.generator.tree
+    assert tree is not None
     if interactions:
-        assert [clique.members for clique in fitted.tree.cliques] == [(0, 1, 2)]
+        assert [clique.members for clique in tree.cliques] == [(0, 1, 2)]
         assert agree[0] == 1.0 and agree[1] > 0.85  # the score moves locally: it may cross 0.5
     else:
-        assert fitted.tree.cliques == () and max(agree) < 0.56
+        assert tree.cliques == () and max(agree) < 0.56
 
 
-def test_interactions_must_be_a_count_and_cost_nothing_without_the_tree(tiny_schema):
-    with pytest.raises(ValueError, match="generator.interactions must be"):
-        TabularModality(schema=tiny_schema, schedule=VariationSchedule(), structure="tree", interactions=-1)
+def test_interactions_cost_nothing_without_the_tree():
     independent = TabularModality(schema=parse_schema(XOR_SCHEMA), schedule=VariationSchedule(), interactions=1)
-    assert independent.release_noise(1.0) == {"one_way": 1.0}
+    assert independent.release_plan(1.0) == {"one_way": Release(1.0, math.sqrt(4))}

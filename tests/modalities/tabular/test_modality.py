@@ -6,9 +6,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dp_synth.pe.selection import allocate_class_sizes, sample_proportional, top_by_count
+from dp_synth.modalities.tabular.cells import CellGrid
+from dp_synth.modalities.tabular.estimation import denoised_marginal, refined_within
+from dp_synth.modalities.tabular.modality import TabularModality
+from dp_synth.modalities.tabular.schema import Column, parse_schema
+from dp_synth.modalities.tabular.statistics import marginal_counts, refined_counts
 from dp_synth.pe.schedule import VariationSchedule
-from dp_synth.modalities.tabular.modality import TabularModality, denoised_marginal, refined_within
+from dp_synth.pe.selection import allocate_class_sizes, sample_proportional, top_by_count
 
 
 @pytest.fixture
@@ -88,18 +92,15 @@ def test_selection_respects_class_sizes_and_weights():
 
 
 def test_marginal_counts_move_by_exactly_sqrt_d_when_a_record_is_removed(modality, tiny_table):
-    full = modality.marginal_counts(tiny_table)
+    full = marginal_counts(modality.layout, tiny_table)
     assert full.sum() == len(tiny_table) * len(modality.schema.features)
     for row in range(len(tiny_table)):
-        without = modality.marginal_counts(tiny_table.drop(index=row))
+        without = marginal_counts(modality.layout, tiny_table.drop(index=row))
         assert np.linalg.norm(full - without) == pytest.approx(modality.statistics_sensitivity)
     assert modality.statistics_sensitivity == pytest.approx(np.sqrt(3))
 
 
 def test_cell_grid_round_trips_and_keeps_atoms_on_the_bounds():
-    from dp_synth.modalities.tabular.schema import Column
-    from dp_synth.modalities.tabular.modality import CellGrid
-
     wide = CellGrid(Column("gain", "integer", low=0, high=99999), bins=8)
     values = pd.Series([0, 1, 50000, 99998, 99999])
     cells = wide.cells(values)
@@ -112,9 +113,6 @@ def test_cell_grid_round_trips_and_keeps_atoms_on_the_bounds():
 
 
 def test_cell_grid_draws_at_the_midpoints_of_the_given_sub_cells():
-    from dp_synth.modalities.tabular.schema import Column
-    from dp_synth.modalities.tabular.modality import CellGrid
-
     gain = CellGrid(Column("gain", "integer", low=0, high=99999), bins=8)  # bins of 12,499.875
     within = np.zeros((gain.size, 4))
     within[:, 0] = 1.0  # every bin: its first quarter
@@ -130,13 +128,17 @@ def test_cell_grid_draws_at_the_midpoints_of_the_given_sub_cells():
 
 def test_refined_counts_move_by_at_most_one_per_binned_feature_when_a_record_is_removed(tiny_schema, tiny_table):
     refined = TabularModality(schema=tiny_schema, schedule=VariationSchedule(), refine_cells=8)
-    assert [grid.column.name for grid in refined.refined_grids] == ["score"]  # age has a cell per value
-    full = refined.refined_counts(tiny_table)
+    assert [refined.grids[feature].column.name for feature in refined.refined_features] == [
+        "score"
+    ]  # age has a cell per value
+    full = refined_counts(refined.layout, refined.refined_features, 8, tiny_table)
     assert full.size == 2 * 32 * 8 and full.sum() == 2  # scores -1 and 1 sit on the bounds
     for row in range(len(tiny_table)):
-        change = np.linalg.norm(full - refined.refined_counts(tiny_table.drop(index=row)))
+        change = np.linalg.norm(
+            full - refined_counts(refined.layout, refined.refined_features, 8, tiny_table.drop(index=row))
+        )
         assert change == (1.0 if -1.0 < tiny_table["score"][row] < 1.0 else 0.0)
-    assert TabularModality(schema=tiny_schema, schedule=VariationSchedule()).refined_grids == ()
+    assert TabularModality(schema=tiny_schema, schedule=VariationSchedule()).refined_features == ()
 
 
 def test_refined_within_keeps_sub_cells_above_their_noise_and_spreads_the_rest_of_the_bin():
@@ -147,12 +149,12 @@ def test_refined_within_keeps_sub_cells_above_their_noise_and_spreads_the_rest_o
     assert within[0] == pytest.approx([0.05, 0.85, 0.05, 0.05])  # 80 kept, the other 20 spread evenly
     assert within[1] == pytest.approx([0.25] * 4)  # nothing at 2 sigma or above: uniform
     assert within[2] == pytest.approx([0.25] * 4)  # an empty bin: uniform (never drawn)
-    assert refined_within(np.array([[0.0, 90.0, 60.0, 0.0]]), np.array([100.0]), sigma)[0] == pytest.approx([0, 0.6, 0.4, 0])
+    assert refined_within(np.array([[0.0, 90.0, 60.0, 0.0]]), np.array([100.0]), sigma)[0] == pytest.approx(
+        [0, 0.6, 0.4, 0]
+    )
 
 
 def test_refined_generator_puts_values_where_the_private_values_are():
-    from dp_synth.modalities.tabular.schema import parse_schema
-
     schema = parse_schema(
         {
             "label_column": "label",
@@ -174,8 +176,6 @@ def test_refined_generator_puts_values_where_the_private_values_are():
             drawn = synthetic.loc[synthetic["label"] == label, "gain"]
             assert np.abs(drawn - value).max() < spread
             assert (drawn.nunique() == 1) == (modality is refined)  # a sub-cell's midpoint
-    with pytest.raises(ValueError, match="generator.refine_cells must be"):
-        TabularModality(schema=schema, schedule=VariationSchedule(), refine_cells=0)
 
 
 def test_generator_with_noiseless_statistics_reproduces_class_conditional_marginals(modality):
@@ -195,7 +195,7 @@ def test_generator_with_noiseless_statistics_reproduces_class_conditional_margin
 def test_reweighting_matches_the_noisy_marginals(modality):
     rng = np.random.default_rng(1)
     private = modality.random_population({"no": 4000, "yes": 1000}, rng)
-    private.loc[: 2999, "colour"] = "red"
+    private.loc[:2999, "colour"] = "red"
     fitted = modality.with_statistics(modality.measure_statistics(private, sigma=1e-9, rng=rng))
     population = modality.random_population({"no": 500, "yes": 500}, rng)
     weights = fitted.reweight(population, np.ones(len(population)))
@@ -212,8 +212,9 @@ def test_numeric_features_without_a_spike_move_locally_and_spiky_ones_are_redraw
     private["age"] = 30  # a spike: all the mass in one cell; score stays uniform on [-1, 1]
     fitted = modality.with_statistics(modality.measure_statistics(private, sigma=1e-9, rng=rng))
     grids = {grid.column.name: grid for grid in fitted.grids}
-    assert fitted.moves_locally(grids["score"]) and not fitted.moves_locally(grids["age"])
-    assert not fitted.moves_locally(grids["colour"]) and modality.moves_locally(grids["age"])  # no statistics
+    moves_locally, public_moves_locally = fitted.generator.moves_locally, modality.generator.moves_locally
+    assert moves_locally(grids["score"]) and not moves_locally(grids["age"])
+    assert not moves_locally(grids["colour"]) and public_moves_locally(grids["age"])  # no statistics
     survivors = fitted.random_population({"no": 500, "yes": 500}, rng)
     varied = fitted.vary(survivors, 10, 10, rng)  # r(T) = rf = 0.01
     moved = np.abs(varied["score"] - survivors["score"])
@@ -259,12 +260,10 @@ def test_marginal_estimate_switches_binned_columns_only(tiny_schema):
     rng = np.random.default_rng(7)
     base = TabularModality(schema=tiny_schema, schedule=VariationSchedule())
     private = base.random_population({"no": 300, "yes": 100}, rng)
-    denoised = base.measure_statistics(private, sigma=30.0, rng=np.random.default_rng(8))["marginals"]
+    denoised = base.measure_statistics(private, sigma=30.0, rng=np.random.default_rng(8)).marginals
     clip = TabularModality(schema=tiny_schema, schedule=VariationSchedule(), marginal_estimate="clip")
-    clipped = clip.measure_statistics(private, sigma=30.0, rng=np.random.default_rng(8))["marginals"]
+    clipped = clip.measure_statistics(private, sigma=30.0, rng=np.random.default_rng(8)).marginals
     for label in ("no", "yes"):
         assert np.array_equal(denoised[label]["colour"], clipped[label]["colour"])  # categorical: always clipped
         assert np.array_equal(denoised[label]["age"], clipped[label]["age"])  # an integer cell per value: clipped
         assert not np.array_equal(denoised[label]["score"], clipped[label]["score"])  # binned: denoised
-    with pytest.raises(ValueError, match="generator.marginal_estimate"):
-        TabularModality(schema=tiny_schema, schedule=VariationSchedule(), marginal_estimate="median")

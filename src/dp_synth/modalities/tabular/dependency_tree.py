@@ -39,6 +39,7 @@ import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 from scipy import special
@@ -58,15 +59,9 @@ in a bin's sub-cells (``tabular.refined_within``) and, with the ``"suppress"`` e
 pair's: a cell of pure noise then rarely survives, so conditionals do not spread mass over
 impossible pairs."""
 
-PAIR_ESTIMATES = ("posterior", "suppress")
+PairEstimate = Literal["posterior", "suppress"]
 """How a pair's noisy table becomes a conditional: ``posterior`` means (``posterior_counts``) or
 cells below ``SUPPRESSED_NOISE_MULTIPLE`` sigma set to 0."""
-
-
-def check_pair_estimate(estimate: str) -> None:
-    """Raise ValueError unless ``estimate`` is one of ``PAIR_ESTIMATES``."""
-    if estimate not in PAIR_ESTIMATES:
-        raise ValueError(f"generator.pair_estimate must be one of {PAIR_ESTIMATES}, got {estimate!r}")
 
 
 def coarse_cells(size: int, max_cells: int) -> np.ndarray:
@@ -142,7 +137,9 @@ def dependence_scores(
         totals = expected_one_way[first].sum(axis=1, keepdims=True)
         independent = (
             expected_one_way[first][:, :, None]
-            * (expected_one_way[second] / np.maximum(expected_one_way[second].sum(axis=1, keepdims=True), 1e-12))[:, None, :]
+            * (expected_one_way[second] / np.maximum(expected_one_way[second].sum(axis=1, keepdims=True), 1e-12))[
+                :, None, :
+            ]
         )
         independent = np.where(totals[:, :, None] > 0, independent, 0.0)
         shape = (len(expected_one_way[first]), sizes[first], sizes[second])
@@ -203,7 +200,10 @@ def disjoint_best(weights: np.ndarray, groups: Sequence[tuple[int, ...]], limit:
 
 
 def maximum_spanning_forest(
-    weights: np.ndarray, features: int, pairs: Sequence[tuple[int, int]] | None = None, merged: Sequence[tuple[int, ...]] = ()
+    weights: np.ndarray,
+    features: int,
+    pairs: Sequence[tuple[int, int]] | None = None,
+    merged: Sequence[tuple[int, ...]] = (),
 ) -> list[tuple[int, int]]:
     """Kruskal's algorithm with these weights; pairs of weight <= 0 are never taken, so the
     result may be a forest.
@@ -269,6 +269,24 @@ class Clique:
 
 
 @dataclass(frozen=True)
+class NoisyClique:
+    """A released interaction table, before ``DependencyTree.from_noisy_tables`` turns it into a ``Clique``.
+
+    Attributes:
+        members: The features, disjoint from every other clique's, in the table's axis order.
+        noisy: Noisy joint counts with axes (class, *members) over groups of coarse cells.
+        groups: Each member's map from its coarse cells to its groups.
+        prior: A public prior over the members' coarse cells with axes (class, *members) that
+            spreads each group's probability over its coarse cells; positive everywhere.
+    """
+
+    members: tuple[int, ...]
+    noisy: np.ndarray
+    groups: tuple[np.ndarray, ...]
+    prior: np.ndarray
+
+
+@dataclass(frozen=True)
 class DependencyTree:
     """A released forest over the features, its class-conditional conditionals, and the
     released interaction cliques that the forest grows from.
@@ -318,7 +336,9 @@ class DependencyTree:
                 continue
             parent = self.parents[feature]
             if parent < 0:
-                drawn[:, feature] = rng.choice(len(self.one_way[feature][klass]), size=size, p=self.one_way[feature][klass])
+                drawn[:, feature] = rng.choice(
+                    len(self.one_way[feature][klass]), size=size, p=self.one_way[feature][klass]
+                )
             else:
                 drawn[:, feature] = draw_rows(self.conditionals[feature][klass][drawn[:, parent]], rng)
             done.add(feature)
@@ -351,9 +371,9 @@ class DependencyTree:
         one_way: Sequence[np.ndarray],
         sigma: float,
         coarse: Sequence[np.ndarray],
-        cliques: Sequence[tuple[tuple[int, ...], np.ndarray, Sequence[np.ndarray], np.ndarray]] = (),
+        cliques: Sequence[NoisyClique] = (),
         clique_sigma: float = 0.0,
-        estimate: str = "posterior",
+        estimate: PairEstimate = "posterior",
     ) -> DependencyTree:
         """Orient the released forest around the released cliques and normalise its noisy
         tables (post-processing).
@@ -367,26 +387,23 @@ class DependencyTree:
                 (classes, cells), used where a conditional row has no mass left (and kept).
             sigma: Noise of the pair tables.
             coarse: Fine -> coarse cell map of every feature.
-            cliques: Released interactions, disjoint: (members, noisy joint counts with axes
-                (class, *members) over groups of coarse cells, each member's map from its coarse
-                cells to its groups, a public prior over the members' coarse cells with axes
-                (class, *members) that spreads each group's probability over its coarse cells;
-                positive everywhere).
+            cliques: Released interactions, disjoint.
             clique_sigma: Noise of the clique tables; cells below ``SUPPRESSED_NOISE_MULTIPLE``
                 sigma become 0.
-            estimate: How a pair's table becomes a conditional, one of ``PAIR_ESTIMATES``.
+            estimate: How a pair's table becomes a conditional (``PairEstimate``).
         """
-        check_pair_estimate(estimate)
         features = len(one_way)
-        kept = set(maximum_spanning_forest(np.ones(len(edges)), features, edges, [members for members, *_ in cliques]))
+        kept = set(
+            maximum_spanning_forest(np.ones(len(edges)), features, edges, [clique.members for clique in cliques])
+        )
         neighbours: dict[int, list[tuple[int, int]]] = {feature: [] for feature in range(features)}
         for index, (first, second) in enumerate(edges):
             if (first, second) in kept:
                 neighbours[first].append((second, index))
                 neighbours[second].append((first, index))
         released = tuple(
-            Clique(tuple(members), _spread(_normalised(table, clique_sigma), groups, prior))
-            for members, table, groups, prior in cliques
+            Clique(clique.members, _spread(_normalised(clique.noisy, clique_sigma), clique.groups, clique.prior))
+            for clique in cliques
         )
         parents = [-1] * features
         order: list[int] = []
@@ -462,7 +479,7 @@ def posterior_counts(noisy: np.ndarray, prior_mean: np.ndarray, sigma: float) ->
     return np.maximum(shifted + sigma * hazard, 0.0)
 
 
-def _conditional(noisy: np.ndarray, child_one_way: np.ndarray, sigma: float, estimate: str) -> np.ndarray:
+def _conditional(noisy: np.ndarray, child_one_way: np.ndarray, sigma: float, estimate: PairEstimate) -> np.ndarray:
     """P(child | class, parent) from a noisy (class, parent, child) table, normalised per row:
     ``posterior``: the posterior mean of each cell (``posterior_counts``) under a prior that the
     child follows its one-way distribution within the noisy row total; ``suppress``: the cells

@@ -1,0 +1,155 @@
+"""The public cells of a table: every feature's grid of marginal cells, the classes, and the row embedding.
+
+Every bound and category comes from the ``TableSchema``: the statistics count private rows in
+these cells and the generator draws values in them, but no cell is derived from a private row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from dp_synth.modalities.tabular.dependency_tree import draw_rows
+from dp_synth.modalities.tabular.schema import Column, TableSchema, category_codes
+
+EXACT_INTEGER_CELLS = 128
+"""Integer columns with at most this many values get one marginal cell per value."""
+
+
+@dataclass(frozen=True)
+class CellGrid:
+    """The public grid of marginal cells of one column.
+
+    Categorical: one cell per category. Integer with at most ``EXACT_INTEGER_CELLS`` values:
+    one cell per value. Other numeric columns: a cell for the exact lower bound, ``bins``
+    equal-width cells, a cell for the exact upper bound (censored columns such as a capital
+    gain put much mass exactly on a bound).
+    """
+
+    column: Column
+    bins: int
+
+    @property
+    def exact(self) -> bool:
+        """Whether each integer value has its own cell."""
+        return self.column.kind == "integer" and self.column.high - self.column.low < EXACT_INTEGER_CELLS
+
+    @property
+    def size(self) -> int:
+        """Number of cells."""
+        if not self.column.is_numeric:
+            return len(self.column.categories)
+        return int(self.column.high - self.column.low) + 1 if self.exact else self.bins + 2
+
+    def cells(self, values: pd.Series) -> np.ndarray:
+        """Cell index of each value."""
+        column = self.column
+        if not column.is_numeric:
+            return category_codes(values, column)
+        numbers = values.to_numpy(dtype=np.float64)
+        if self.exact:
+            return (numbers - column.low).astype(np.int64)
+        inner = np.clip(((numbers - column.low) / column.span * self.bins).astype(np.int64), 0, self.bins - 1) + 1
+        return np.where(numbers <= column.low, 0, np.where(numbers >= column.high, self.bins + 1, inner))
+
+    @property
+    def binned(self) -> bool:
+        """Whether this is a numeric column cut into equal-width bins (not one cell per value)."""
+        return self.column.is_numeric and not self.exact
+
+    def values(self, cells: np.ndarray, rng: np.random.Generator, within: np.ndarray | None = None) -> np.ndarray:
+        """A value for each cell index: the category, the integer, or for a bin a uniform draw
+        in it; with ``within`` (shape (cells, sub-cells), each row a distribution over the bin's
+        equal-width sub-cells, see ``sub_cells``), the midpoint of a sub-cell drawn from it."""
+        column = self.column
+        if not column.is_numeric:
+            return np.asarray(column.categories, dtype=object)[cells]
+        if self.exact:
+            return (cells + int(column.low)).astype(np.int64)
+        width = column.span / self.bins
+        lower = column.low + (cells - 1) * width
+        if within is None:
+            drawn = rng.uniform(lower, lower + width)
+        else:
+            parts = within.shape[1]
+            drawn = lower + (draw_rows(within[cells], rng) + 0.5) * width / parts
+        drawn = np.where(cells == 0, column.low, np.where(cells == self.bins + 1, column.high, drawn))
+        return np.round(drawn).astype(np.int64) if column.kind == "integer" else drawn
+
+    def sub_cells(self, values: pd.Series, parts: int) -> tuple[np.ndarray, np.ndarray]:
+        """The bin of each value and its sub-cell among ``parts`` equal-width ones, for the
+        values strictly inside the bounds (a value on a bound has a cell of its own)."""
+        cells = self.cells(values)
+        inside = (cells >= 1) & (cells <= self.bins)
+        position = (values.to_numpy(dtype=np.float64)[inside] - self.column.low) / self.column.span * self.bins
+        return cells[inside], np.clip(((position - (cells[inside] - 1)) * parts).astype(np.int64), 0, parts - 1)
+
+    def uniform(self, size: int, rng: np.random.Generator) -> np.ndarray:
+        """``size`` values drawn uniformly from the column's public domain."""
+        column = self.column
+        if not column.is_numeric:
+            return np.asarray(column.categories, dtype=object)[rng.integers(len(column.categories), size=size)]
+        if column.kind == "integer":
+            return rng.integers(int(column.low), int(column.high), endpoint=True, size=size)
+        return rng.uniform(column.low, column.high, size=size)
+
+
+@dataclass(frozen=True)
+class TableLayout:
+    """The public layout that the statistics and the generator share: the classes, and the
+    ``CellGrid`` of every feature.
+
+    Attributes:
+        schema: The public domain of every column.
+        bins: Equal-width bins of a numeric feature's marginal cells (see ``CellGrid``).
+    """
+
+    schema: TableSchema
+    bins: int
+
+    @property
+    def label_column(self) -> str:
+        """The schema's label column."""
+        return self.schema.label_column
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        """The schema's declared classes."""
+        return self.schema.classes
+
+    @property
+    def grids(self) -> tuple[CellGrid, ...]:
+        """The marginal cell grid of every feature."""
+        return tuple(CellGrid(column, self.bins) for column in self.schema.features)
+
+    def rows_by_class(self, table: pd.DataFrame) -> list[pd.DataFrame]:
+        """The rows of each class, in the order of ``classes``."""
+        labels = table[self.label_column].to_numpy()
+        return [table[labels == label] for label in self.classes]
+
+    def coarse_cells_of(self, table: pd.DataFrame, maps: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """The coarse cell of every row in every feature, given each feature's fine -> coarse map."""
+        return [mapping[grid.cells(table[grid.column.name])] for grid, mapping in zip(self.grids, maps, strict=True)]
+
+
+def encode_rows(table: pd.DataFrame, columns: Sequence[Column], categorical_weight: float) -> np.ndarray:
+    """Rows as float32 vectors: numeric columns min-max scaled on their public bounds,
+    categoricals one-hot on their declared categories, times ``categorical_weight``.
+
+    Raises:
+        SchemaError: if a categorical value is not a declared category.
+    """
+    blocks = []
+    for column in columns:
+        values = table[column.name]
+        if column.is_numeric:
+            blocks.append(((values.to_numpy(dtype=np.float32) - column.low) / column.span)[:, None])
+            continue
+        codes = category_codes(values, column)
+        one_hot = np.zeros((len(values), len(column.categories)), dtype=np.float32)
+        one_hot[np.arange(len(values)), codes] = categorical_weight
+        blocks.append(one_hot)
+    return np.hstack(blocks)

@@ -1,0 +1,261 @@
+"""Measuring the dependency tree: its releases (``dependency_tree``, steps 1 to 5) and the public
+choices around them (coarse cells, the forest, the interaction cliques).
+
+The dependence scores and the edge tables are released on the coarse cells of every feature;
+with ``interactions``, rows drawn from the released tree predict every triple, the interaction
+scores say where it errs, and the best disjoint triples' tables are released too. Every release
+is a ``statistics.Measurement``; everything between them is post-processing.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from dp_synth.modalities.tabular.cells import TableLayout
+from dp_synth.modalities.tabular.dependency_tree import (
+    EXPECTED_ABS_GAUSSIAN,
+    DependencyTree,
+    NoisyClique,
+    PairEstimate,
+    coarse_cells,
+    dependence_scores,
+    disjoint_best,
+    equal_mass_cells,
+    feature_pairs,
+    feature_triples,
+    interaction_scores,
+    joint_counts,
+    maximum_spanning_forest,
+)
+from dp_synth.modalities.tabular.estimation import has_spike
+from dp_synth.modalities.tabular.schema import category_codes
+from dp_synth.modalities.tabular.statistics import Marginals, Measurement, Release, gaussian_release
+
+logger = logging.getLogger(__name__)
+
+PairSplit = Literal["auto", "mass", "width"]
+"""How a numeric feature's fine cells are grouped into the tree's ``pair_cells`` coarse cells:
+``mass``: of about equal mass in the released marginals (``dependency_tree.equal_mass_cells``);
+``width``: of equal width (``dependency_tree.coarse_cells``); ``auto``: by mass for a feature
+whose marginals have a spike (``estimation.has_spike``), by width otherwise."""
+
+INTERACTION_NUMERIC_CELLS = 4
+"""A numeric feature enters an interaction table in at most this many groups of its coarse cells
+(a categorical keeps every category): a 3-way table must stay small to rise above its noise."""
+
+INTERACTION_MODEL_ROWS = 100_000
+"""Rows drawn from the released tree to predict every triple's counts (public post-processing)."""
+
+_PRIOR_TRACE = 1e-6
+"""Weight of the one-way product in a clique's prior, so a cell the tree's rows missed stays possible."""
+
+
+@dataclass(frozen=True)
+class TreeDesign:
+    """What the dependency tree measures and how (public settings; see ``TabularModality``).
+
+    Attributes:
+        layout: The classes and every feature's grid of fine cells.
+        pair_cells: Coarse cells of a numeric feature in the pair tables.
+        pair_split: How those coarse cells group a numeric feature's fine cells, ``PairSplit``.
+        pair_estimate: How a noisy pair table becomes a conditional (``dependency_tree.PairEstimate``).
+        spike_share: A released marginal above this share of a class in one cell has a spike
+            (``estimation.has_spike``).
+        interactions: At most this many interaction cliques (0: none).
+    """
+
+    layout: TableLayout
+    pair_cells: int
+    pair_split: PairSplit
+    pair_estimate: PairEstimate
+    spike_share: float
+    interactions: int
+
+    def measure(
+        self,
+        private: pd.DataFrame,
+        marginals: Marginals,
+        class_totals: np.ndarray,
+        plan: Mapping[str, Release],
+        rng: np.random.Generator,
+    ) -> tuple[DependencyTree, list[Measurement]]:
+        """Release the dependence scores, choose the forest, release its edge tables; with
+        ``interactions`` (``plan`` has ``"cliques"``), then release the interaction scores and
+        the chosen cliques' tables.
+
+        Returns:
+            The released tree and its releases, in the order drawn.
+        """
+        maps = self._pair_cell_maps(marginals, class_totals)
+        sizes = [int(mapping.max()) + 1 for mapping in maps]
+        cells = np.column_stack(self.layout.coarse_cells_of(private, maps))
+        classes = category_codes(private[self.layout.label_column], self.layout.schema.label)
+        one_way = self._coarse_one_way(marginals, maps)
+        expected = [distribution * class_totals[:, None] for distribution in one_way]
+        pairs = feature_pairs(len(sizes))
+        scores = gaussian_release(
+            "scores", pairs, [dependence_scores(cells, classes, sizes, expected)], plan["scores"], rng
+        )
+        table_noise = [self._table_noise(sizes, pair, plan["edges"].sigma) for pair in pairs]
+        edges = maximum_spanning_forest(scores.noisy[0] - np.asarray(table_noise), len(sizes))
+        counts = [self._counts(pair, cells, classes, sizes) for pair in edges]
+        tables = gaussian_release("edges", edges, counts, plan["edges"], rng)
+        names = [grid.column.name for grid in self.layout.grids]
+        logger.info(
+            "DP dependency tree (a release: safe to show): %s",
+            ", ".join(f"{names[first]} -- {names[second]}" for first, second in edges) or "no pair beats its noise",
+        )
+        tree = DependencyTree.from_noisy_tables(
+            edges, tables.noisy, one_way, tables.sigma, maps, estimate=self.pair_estimate
+        )
+        if "cliques" not in plan:
+            return tree, [scores, tables]
+        cliques, interactions = self._measure_interactions(tree, cells, classes, sizes, class_totals, plan, rng)
+        if cliques:
+            tree = DependencyTree.from_noisy_tables(
+                edges, tables.noisy, one_way, tables.sigma, maps, cliques, plan["cliques"].sigma, self.pair_estimate
+            )
+        return tree, [scores, tables, *interactions]
+
+    def _measure_interactions(
+        self,
+        tree: DependencyTree,
+        cells: np.ndarray,
+        classes: np.ndarray,
+        sizes: Sequence[int],
+        class_totals: np.ndarray,
+        plan: Mapping[str, Release],
+        rng: np.random.Generator,
+    ) -> tuple[list[NoisyClique], list[Measurement]]:
+        """Release the interaction score of every triple against rows drawn from ``tree``, choose
+        the best disjoint triples, release their tables (in groups of coarse cells).
+
+        Returns:
+            Per chosen triple, what ``DependencyTree.from_noisy_tables`` takes as a clique; and
+            the two releases.
+        """
+        triples = feature_triples(len(sizes))
+        groups = [
+            coarse_cells(size, INTERACTION_NUMERIC_CELLS) if grid.column.is_numeric else np.arange(size)
+            for grid, size in zip(self.layout.grids, sizes, strict=True)
+        ]
+        group_sizes = [int(group.max()) + 1 for group in groups]
+        grouped = np.column_stack([group[cells[:, feature]] for feature, group in enumerate(groups)])
+        model = [tree.draw_coarse(klass, int(rows), rng) for klass, rows in enumerate(model_rows(class_totals))]
+        model_classes = np.repeat(np.arange(len(model)), [len(rows) for rows in model])
+        model_cells = np.vstack(model)
+        model_grouped = np.column_stack([group[model_cells[:, feature]] for feature, group in enumerate(groups)])
+        scores, sampling = interaction_scores(grouped, classes, group_sizes, model_grouped, model_classes, class_totals)
+        released = gaussian_release("interaction_scores", triples, [scores], plan["interaction_scores"], rng)
+        table_noise = np.asarray([self._table_noise(group_sizes, triple, plan["cliques"].sigma) for triple in triples])
+        best = disjoint_best(released.noisy[0] - sampling - table_noise, triples, self.interactions)
+        chosen = [triples[index] for index in best]
+        names = [grid.column.name for grid in self.layout.grids]
+        logger.info(
+            "DP interactions (a release: safe to show): %s",
+            "; ".join(" x ".join(names[member] for member in triple) for triple in chosen)
+            or "no triple beats its noise",
+        )
+        counts = [self._counts(triple, grouped, classes, group_sizes) for triple in chosen]
+        tables = gaussian_release("cliques", chosen, counts, plan["cliques"], rng)
+        cliques = [
+            NoisyClique(
+                triple,
+                table,
+                tuple(groups[member] for member in triple),
+                clique_prior(triple, model_cells, model_classes, sizes, tree.one_way),
+            )
+            for triple, table in zip(chosen, tables.noisy, strict=True)
+        ]
+        return cliques, [released, tables]
+
+    def _pair_cell_maps(self, marginals: Marginals, class_totals: np.ndarray) -> list[np.ndarray]:
+        """Fine cell -> coarse cell of every feature for a new tree: categoricals keep their
+        categories; a numeric feature gets at most ``pair_cells`` contiguous cells, split as
+        ``pair_split`` says. Equal mass is taken in the released marginals pooled over classes
+        (post-processing): a spike at 0 becomes a coarse cell of its own instead of sharing one
+        with the smallest positive values, and the rest is split evenly."""
+        maps = []
+        for grid in self.layout.grids:
+            if not grid.column.is_numeric:
+                maps.append(np.arange(grid.size))
+            elif self.pair_split == "mass" or (
+                self.pair_split == "auto" and has_spike(grid, marginals, self.spike_share)
+            ):
+                classes = zip(self.layout.classes, class_totals, strict=True)
+                pooled = sum(total * marginals[label][grid.column.name] for label, total in classes)
+                maps.append(equal_mass_cells(pooled, self.pair_cells))
+            else:
+                maps.append(coarse_cells(grid.size, self.pair_cells))
+        return maps
+
+    def _coarse_one_way(self, marginals: Marginals, maps: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """Per feature, the released class-conditional distributions over coarse cells."""
+        return [
+            np.stack(
+                [np.bincount(mapping, weights=marginals[label][grid.column.name]) for label in self.layout.classes]
+            )
+            for grid, mapping in zip(self.layout.grids, maps, strict=True)
+        ]
+
+    def _table_noise(self, sizes: Sequence[int], members: Sequence[int], sigma: float) -> float:
+        """Expected L1 noise of a class-conditional table over these features (public)."""
+        return len(self.layout.classes) * math.prod(sizes[member] for member in members) * sigma * EXPECTED_ABS_GAUSSIAN
+
+    def _counts(
+        self, members: Sequence[int], cells: np.ndarray, classes: np.ndarray, sizes: Sequence[int]
+    ) -> np.ndarray:
+        """The class-conditional joint counts of these features' cells, axes (class, *members)."""
+        return member_counts(members, cells, classes, len(self.layout.classes), sizes)
+
+
+def member_counts(
+    members: Sequence[int], cells: np.ndarray, classes: np.ndarray, class_count: int, sizes: Sequence[int]
+) -> np.ndarray:
+    """Joint counts of (class, cell of each member) over rows, axes (class, *members).
+
+    Args:
+        members: The features, in the table's axis order.
+        cells: Every row's cell in every feature, shape (rows, features).
+        classes: Every row's class index.
+        class_count: Number of classes.
+        sizes: Cells of every feature.
+    """
+    shape = (class_count, *(sizes[member] for member in members))
+    return joint_counts([cells[:, member] for member in members], classes, shape)
+
+
+def clique_prior(
+    members: Sequence[int],
+    model_cells: np.ndarray,
+    model_classes: np.ndarray,
+    sizes: Sequence[int],
+    one_way: Sequence[np.ndarray],
+) -> np.ndarray:
+    """How a clique spreads a group over its coarse cells: the tree's own joint law of the
+    members (counts of the rows drawn from it), plus a trace of the one-way product so that
+    no cell is impossible. Public post-processing of earlier releases."""
+    counts = member_counts(members, model_cells, model_classes, len(one_way[0]), sizes)
+    product = one_way[members[0]]
+    for member in members[1:]:
+        product = product[..., None] * one_way[member].reshape(len(product), *([1] * (product.ndim - 1)), -1)
+    totals = np.maximum(counts.sum(axis=tuple(range(1, counts.ndim)), keepdims=True), 1.0)
+    return counts / totals + _PRIOR_TRACE * product + 1e-300
+
+
+def model_rows(class_totals: np.ndarray) -> np.ndarray:
+    """Rows per class drawn from the tree to predict interaction counts: ``INTERACTION_MODEL_ROWS``
+    split in proportion to the released class counts (at least 1 each)."""
+    shares = (
+        class_totals / class_totals.sum()
+        if class_totals.sum() > 0
+        else np.full(len(class_totals), 1 / len(class_totals))
+    )
+    return np.maximum(np.round(shares * INTERACTION_MODEL_ROWS), 1).astype(np.int64)
