@@ -84,8 +84,13 @@ def build_tiny_image_encoder(directory: Path, *, seed: int = 0) -> Path:
 
     torch.manual_seed(seed)
     config = ViTConfig(
-        image_size=16, patch_size=4, num_channels=3, hidden_size=32, num_hidden_layers=1,
-        num_attention_heads=2, intermediate_size=64,
+        image_size=16,
+        patch_size=4,
+        num_channels=3,
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=64,
     )
     ViTModel(config).save_pretrained(directory)
     ViTImageProcessorPil(size={"height": 16, "width": 16}).save_pretrained(directory)

@@ -115,8 +115,12 @@ def test_missing_model_raises_without_downloading(tmp_path: Path, monkeypatch: p
 
 
 def test_other_pipeline_kinds_are_refused(tmp_path: Path) -> None:
-    index = {"_class_name": "LDMPipeline", "unet": ["diffusers", "UNet2DModel"],
-             "scheduler": ["diffusers", "DDIMScheduler"], "vqvae": ["diffusers", "VQModel"]}
+    index = {
+        "_class_name": "LDMPipeline",
+        "unet": ["diffusers", "UNet2DModel"],
+        "scheduler": ["diffusers", "DDIMScheduler"],
+        "vqvae": ["diffusers", "VQModel"],
+    }
     (tmp_path / "model_index.json").write_text(json.dumps(index))
     with pytest.raises(ValueError, match="only a UNet2DModel"):
         DiffusionImageGenerator(tmp_path)
@@ -141,5 +145,3 @@ def test_vary_checks_strength_and_images(conditional_dir: Path) -> None:
 def test_bad_settings_raise(conditional_dir: Path, settings: dict) -> None:
     with pytest.raises(ValueError):
         DiffusionImageGenerator(conditional_dir, **settings)
-
-

@@ -8,10 +8,11 @@ import time
 from typing import Any
 
 import pytest
+import yaml
 
-from dp_synth.modalities.text.llm import GeneratorConfigError, Secret
+from dp_synth.modalities.text.llm import GeneratorConfigError, Secret, build_generator
 from dp_synth.modalities.text.llm_http import GenerationError, OpenAICompatibleGenerator
-
+from tests.conftest import PROJECT_ROOT
 from tests.fake_llm_server import FakeServer, Reply
 
 KEY = "sk-test-SECRET-123"
@@ -85,19 +86,54 @@ def test_custom_key_header_extra_headers_and_query_string(server):
     assert request.headers["x-team"] == "dp"
 
 
-def test_no_key_sends_no_auth_header(server):
+def test_no_key_sends_no_auth_header_not_even_the_environment_key(server, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-from-the-environment")
     assert generate(make_generator(server, api_key=None), ["hi"]) == ["completion of hi"]
     assert "authorization" not in server.requests[0].headers
 
 
+def test_azure_endpoint_posts_to_the_deployment_with_the_api_version_and_key(server, caplog):
+    caplog.set_level(logging.DEBUG)
+    endpoint = server.url.removesuffix("/v1")
+    generator = OpenAICompatibleGenerator(
+        azure_endpoint=endpoint,
+        api_version="2024-10-21",
+        model="my-deployment",
+        api_key=Secret(KEY),
+        extra_headers={"X-Team": "dp"},
+        max_retries=1,
+        backoff_seconds=0.01,
+    )
+    assert generate(generator, ["hi"]) == ["completion of hi"]
+    server.script = [Reply(401, {"error": {"message": f"Incorrect API key provided: {KEY}"}})]
+    with pytest.raises(GenerationError, match="credentials.yml") as rejected:
+        generate(generator, ["hi"])
+
+    first = server.requests[0]
+    assert first.path == "/openai/deployments/my-deployment/chat/completions?api-version=2024-10-21"
+    assert first.headers["api-key"] == KEY
+    assert "authorization" not in first.headers
+    assert first.headers["x-team"] == "dp"
+    assert first.body["model"] == "my-deployment" and first.body["max_tokens"] == 32
+    assert generator.url == f"{endpoint}{first.path}"
+    assert "my-deployment" in generator.description and "Azure" in generator.description
+    shown = [caplog.text, str(rejected.value), repr(generator), generator.description]
+    assert all(KEY not in text for text in shown)
+
+
 @pytest.mark.parametrize(
     "failure",
-    [Reply(429, {"error": {"message": "slow down"}}, {"Retry-After": "0"}), Reply(503, {"error": "overloaded"})],
+    [
+        Reply(429, {"error": {"message": "slow down"}}, {"Retry-After": "0"}),
+        Reply(429, {"error": {"message": "slow down"}}, {"retry-after-ms": "5", "Retry-After": "60"}),
+        Reply(503, {"error": "overloaded"}),
+    ],
 )
 def test_transient_failure_is_retried(server, failure, caplog):
     server.script = [failure]
-    # A long backoff proves that Retry-After: 0 replaces it; the 503 has no Retry-After.
-    backoff = 30.0 if "Retry-After" in failure.headers else 0.01
+    # A long backoff proves that Retry-After: 0 (or OpenAI's retry-after-ms, which takes precedence)
+    # replaces it; the 503 has no Retry-After.
+    backoff = 30.0 if failure.headers else 0.01
     started = time.monotonic()
     assert generate(make_generator(server, backoff_seconds=backoff), ["hi"]) == ["completion of hi"]
     assert time.monotonic() - started < 2
@@ -169,7 +205,9 @@ def test_response_without_completion_raises(server):
 
 
 def test_a_refused_choice_is_an_empty_completion_not_a_failure(server, caplog):
-    refusal = {"choices": [{"index": 0, "message": {"role": "assistant", "content": None}, "finish_reason": "content_filter"}]}
+    refusal = {
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": None}, "finish_reason": "content_filter"}]
+    }
     server.script = [Reply(200, refusal)]
     assert generate(make_generator(server, max_concurrency=1), ["hi", "there"]) == ["", "completion of there"]
     assert "content_filter" in caplog.text
@@ -207,6 +245,11 @@ def test_key_never_shows(server, caplog):
         ({"backoff_seconds": -0.1}, "backoff_seconds"),
         ({"api_key": Secret("")}, "api_key is empty"),
         ({"api_key_header": ""}, "api_key_header"),
+        ({"api_version": "2024-10-21"}, "api_version is used only with azure_endpoint"),
+        ({"azure_endpoint": "https://x.openai.azure.com", "api_key": Secret(KEY)}, "either base_url or azure_endpoint"),
+        ({"base_url": None, "azure_endpoint": "x.openai.azure.com", "api_version": "v"}, "azure_endpoint must be"),
+        ({"base_url": None, "azure_endpoint": "https://x.openai.azure.com", "api_key": Secret(KEY)}, "api_version"),
+        ({"base_url": None, "azure_endpoint": "https://x.openai.azure.com", "api_version": "v"}, "credentials.yml"),
     ],
 )
 def test_bad_settings_raise_config_error(settings, message):
@@ -218,3 +261,34 @@ def test_plain_string_key_is_refused_without_showing_it():
     with pytest.raises(GeneratorConfigError, match="Secret") as raised:
         OpenAICompatibleGenerator(base_url="http://127.0.0.1:8000/v1", model="m", api_key=KEY)  # type: ignore[arg-type]
     assert KEY not in str(raised.value)
+
+
+def test_the_shipped_settings_build_a_server_generator_and_an_azure_one():
+    shipped = yaml.safe_load((PROJECT_ROOT / "conf/base/parameters_text.yml").read_text())["text"]["generator"]
+    settings = dict(shipped["openai_compatible"])
+
+    plain = {**settings, "base_url": "http://h:1/v1", "model": "m"}
+    server = build_generator("openai_compatible", {"openai_compatible": plain}, None)
+    assert server.url == "http://h:1/v1/chat/completions"
+
+    azure = {**settings, "azure_endpoint": "https://x.openai.azure.com/", "api_version": "2024-10-21", "model": "dep"}
+    generator = build_generator("openai_compatible", {"openai_compatible": azure}, Secret(KEY))
+    assert generator.url == "https://x.openai.azure.com/openai/deployments/dep/chat/completions?api-version=2024-10-21"
+
+
+def test_a_missing_openai_client_is_named_with_the_install_command(monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def without_openai(name, *args, **kwargs):
+        if name == "openai" or name.startswith(("openai.", "dp_synth.modalities.text.llm_http")):
+            raise ModuleNotFoundError("No module named 'openai'", name="openai")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", without_openai)
+    settings = {"openai_compatible": {"base_url": "http://h:1/v1", "model": "m"}}
+    with pytest.raises(
+        GeneratorConfigError, match=r"openai_compatible backend needs the text extra \(openai is missing"
+    ):
+        build_generator("openai_compatible", settings, None)

@@ -12,7 +12,6 @@ from transformers import AutoTokenizer
 
 from dp_synth.modalities.text.llm import GeneratorConfigError, TextGenerator
 from dp_synth.modalities.text.llm_local import HuggingFaceGenerator
-
 from tests.tiny_models import build_tiny_causal_lm
 
 PROMPTS = [

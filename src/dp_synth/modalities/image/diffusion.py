@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import math
+import sys
 import time
 from pathlib import Path
 from typing import Literal
@@ -24,6 +25,7 @@ import torch.nn.functional as F
 from diffusers import DiffusionPipeline, UNet2DModel
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from diffusers.utils.torch_utils import randn_tensor
+from tqdm import tqdm
 
 logger = logging.getLogger(__name__)
 
@@ -123,18 +125,26 @@ class DiffusionImageGenerator:
     def _generate(
         self, images: np.ndarray | None, labels: np.ndarray, strength: float, seed: int, what: str
     ) -> np.ndarray:
-        """Denoise in batches: from noise when ``images`` is None, else from the noised images."""
+        """Denoise in batches: from noise when ``images`` is None, else from the noised images.
+
+        A tqdm bar on stderr follows the images, on a terminal only (``disable=None``) and only
+        once they have run two seconds; it is cleared when done, and one line logs the rate.
+        """
         total = len(labels)
         out = np.empty((total, *self.image_size, self.channels), dtype=np.float32)
         generators = _generators(seed, total, self.device)
         started = time.monotonic()
-        for begin in range(0, total, self.batch_size):
-            end = min(begin + self.batch_size, total)
-            start = None if images is None else self._to_model(images[begin:end])
-            samples = self._denoise(start, labels[begin:end], strength, generators[begin:end])
-            out[begin:end] = self._to_output(samples)
-            elapsed = max(time.monotonic() - started, 1e-9)
-            logger.info("Diffusion %s: %d/%d images (%.2f per second)", what, end, total, end / elapsed)
+        with tqdm(
+            total=total, desc=f"Diffusion {what}", unit="image", file=sys.stderr, disable=None, delay=2.0, leave=False
+        ) as progress:
+            for begin in range(0, total, self.batch_size):
+                end = min(begin + self.batch_size, total)
+                start = None if images is None else self._to_model(images[begin:end])
+                samples = self._denoise(start, labels[begin:end], strength, generators[begin:end])
+                out[begin:end] = self._to_output(samples)
+                progress.update(end - begin)
+        elapsed = max(time.monotonic() - started, 1e-9)
+        logger.info("Diffusion %s: %d images in %.0f s (%.2f per second)", what, total, elapsed, total / elapsed)
         return out
 
     @torch.inference_mode()
@@ -235,7 +245,9 @@ def _load_unet_pipeline(model: str, allow_download: bool) -> tuple[UNet2DModel, 
         raise ValueError(f"Cannot load the diffusers pipeline at {model!r}{hint}: {error}") from error
     config = pipeline.unet.config
     if config.class_embed_type is not None:
-        raise ValueError(f"{model!r}: class_embed_type {config.class_embed_type!r} is unsupported, only num_class_embeds")
+        raise ValueError(
+            f"{model!r}: class_embed_type {config.class_embed_type!r} is unsupported, only num_class_embeds"
+        )
     if config.in_channels not in (1, 3):
         raise ValueError(f"{model!r}: only 1- or 3-channel UNets are supported, got {config.in_channels}")
     return pipeline.unet, pipeline.scheduler

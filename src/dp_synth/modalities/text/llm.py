@@ -9,10 +9,13 @@ OpenAI-compatible HTTP endpoint (``dp_synth.modalities.text.llm_http``).
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+from tqdm import tqdm
 
 logger = logging.getLogger(__name__)
 
@@ -54,46 +57,59 @@ class Secret:
     __str__ = __repr__
 
 
-@dataclass
 class GenerationProgress:
-    """Logs how many samples are done out of how many were asked for, and the rate.
+    """A tqdm progress bar over generated completions that logs one summary line at the end.
+
+    The bar goes to stderr, only on a terminal and only once the work has lasted two seconds, so
+    CI, tests and tiny runs stay quiet; it is cleared when done. The summary line always logs.
+    Use it as a context manager; ``advance`` records finished completions.
 
     Args:
-        total: Samples requested.
-        what: What is being generated, for the log line.
-        every_seconds: Minimum time between two log lines (the last sample always logs).
+        total: Completions requested.
     """
 
-    total: int
-    what: str = "samples"
-    every_seconds: float = 10.0
-    done: int = 0
-    _started: float = field(default_factory=time.monotonic, repr=False)
-    _last_logged: float = field(default=float("-inf"), repr=False)
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.done = 0
+        # On stderr; disable=None: only on a terminal; delay: only once it has run two seconds.
+        self._bar = tqdm(
+            total=total, desc="Generating", unit="text", file=sys.stderr, disable=None, delay=2.0, leave=False
+        )
+        self._started = time.monotonic()
+
+    def __enter__(self) -> GenerationProgress:
+        return self
+
+    def __exit__(self, error_type: type[BaseException] | None, *_: object) -> None:
+        self._bar.close()
+        if error_type is None:
+            elapsed = max(time.monotonic() - self._started, 1e-9)
+            logger.info(
+                "Generated %d/%d completions (%.1f per second, %.0f s elapsed)",
+                self.done,
+                self.total,
+                self.done / elapsed,
+                elapsed,
+            )
 
     def advance(self, count: int) -> None:
-        """Record ``count`` more finished samples; log if enough time passed or all are done."""
+        """Record ``count`` more finished completions."""
         self.done += count
-        now = time.monotonic()
-        if self.done >= self.total or now - self._last_logged >= self.every_seconds:
-            elapsed = max(now - self._started, 1e-9)
-            logger.info(
-                "Generated %d/%d %s (%.1f per second, %.0f s elapsed)",
-                self.done, self.total, self.what, self.done / elapsed, elapsed,
-            )
-            self._last_logged = now
+        self._bar.update(count)
 
 
 BACKENDS = ("huggingface", "openai_compatible")
 _HOW_TO_CONFIGURE = (
     "set text.generator.backend to 'huggingface' with text.generator.huggingface.model pointing at a "
     "local model directory, or to 'openai_compatible' with text.generator.openai_compatible.base_url "
-    "and .model (the key, if the server needs one, goes in conf/local/credentials.yml under "
-    "text_llm.api_key); see the README's text section"
+    "(or .azure_endpoint and .api_version for Azure OpenAI) and .model (the key, if the server needs one, "
+    "goes in conf/local/credentials.yml under text_llm.api_key); see the README's text section"
 )
 
 
-def build_generator(backend: str | None, settings: Mapping[str, Mapping[str, Any]], api_key: Secret | None) -> TextGenerator:
+def build_generator(
+    backend: str | None, settings: Mapping[str, Mapping[str, Any]], api_key: Secret | None
+) -> TextGenerator:
     """Build the configured backend.
 
     Args:
@@ -118,8 +134,13 @@ def build_generator(backend: str | None, settings: Mapping[str, Mapping[str, Any
                 "pip install -e '.[text]', or make install-all"
             ) from None
     else:
-        from dp_synth.modalities.text.llm_http import OpenAICompatibleGenerator as backend_class
-
+        try:
+            from dp_synth.modalities.text.llm_http import OpenAICompatibleGenerator as backend_class
+        except ImportError as error:
+            raise GeneratorConfigError(
+                f"the openai_compatible backend needs the text extra ({error.name} is missing): "
+                "pip install -e '.[text]', or make install-all"
+            ) from None
         options["api_key"] = api_key
     if not options.get("model"):
         raise GeneratorConfigError(f"text.generator.{backend}.model is not set: {_HOW_TO_CONFIGURE}")

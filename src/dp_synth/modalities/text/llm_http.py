@@ -1,32 +1,30 @@
-"""Text generation through any OpenAI-compatible HTTP server.
+"""Text generation through any OpenAI-compatible server, on the official ``openai`` client.
 
-Works with OpenAI, Azure OpenAI, vLLM, Ollama and the llama.cpp server: each prompt is one
-``POST {base_url}/chat/completions`` (the prompt as a single user message) or
-``POST {base_url}/completions`` request, sent from a bounded thread pool. Transient failures
-(HTTP 408, 409, 429 and 5xx, connection errors, timeouts) are retried with exponential backoff
-and jitter, honouring the server's ``Retry-After``; failures that retrying cannot fix (a rejected
-key, an unknown model, a malformed request) raise at once. The API key never appears in a log
-line, an exception message, a repr or the ``description``.
-
-Only the standard library is used.
+Works with OpenAI, vLLM, Ollama and the llama.cpp server (``base_url``) and with Azure OpenAI
+(``azure_endpoint`` and ``api_version``, the deployment as ``model``): each prompt is one chat
+completion (the prompt as a single user message) or one legacy completion, sent from a bounded
+thread pool. Transient failures (HTTP 408, 409, 429 and 5xx, connection errors, timeouts) are
+retried with exponential backoff and jitter, honouring the server's ``Retry-After``; failures that
+retrying cannot fix (a rejected key, an unknown model, a malformed request) raise at once. The API
+key never appears in a log line, an exception message, a repr or the ``description``.
 """
 
 from __future__ import annotations
 
 import email.utils
-import http.client
 import json
 import logging
+import math
 import random
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Literal
+
+import openai
 
 from dp_synth.modalities.text.llm import GenerationProgress, GeneratorConfigError, Secret
 
@@ -39,35 +37,44 @@ _RETRYABLE_STATUSES = frozenset({408, 409, 429})
 _MAX_WAIT_SECONDS = 120.0
 _MAX_MESSAGE_CHARS = 300
 _SEED_RANGE = 2**31
+# The client insists on an API key; with the Authorization header omitted from every request
+# (no key, or the key in another header), this placeholder is never sent.
+_UNSENT_KEY = "unused"
 
 
 class GenerationError(RuntimeError):
     """A request to the text-generation server failed; the message says which URL and why."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class OpenAICompatibleGenerator:
-    """A ``TextGenerator`` backed by an OpenAI-compatible HTTP server.
+    """A ``TextGenerator`` backed by an OpenAI-compatible server or Azure OpenAI.
 
     Args:
         base_url: The API root, e.g. ``"http://127.0.0.1:8000/v1"`` (vLLM) or
-            ``"https://api.openai.com/v1"``; a query string (Azure's ``?api-version=...``) is kept.
-        model: The model (or Azure deployment) name sent in every request.
+            ``"https://api.openai.com/v1"``; a query string (``?api-version=...``) is sent with
+            every request. Leave it out for Azure OpenAI through ``azure_endpoint``.
+        model: The model name sent in every request; for ``azure_endpoint``, the deployment name.
         api_key: The key, or ``None`` for servers that need none (a local vLLM or Ollama).
+        azure_endpoint: An Azure OpenAI resource, e.g. ``"https://NAME.openai.azure.com"``, used
+            instead of ``base_url``; the key is then required and sent as ``api-key``.
+        api_version: The Azure OpenAI API version, e.g. ``"2024-10-21"`` (with ``azure_endpoint`` only).
         endpoint: ``"chat"`` for ``/chat/completions`` or ``"completions"`` for ``/completions``.
         max_concurrency: Requests in flight at once (>= 1).
-        timeout_seconds: Socket timeout of each request attempt (> 0).
+        timeout_seconds: Timeout of each request attempt (> 0).
         max_retries: Retries of a transiently failing request after its first attempt (>= 0).
         backoff_seconds: Wait before the first retry; doubles with each retry, with jitter,
             capped at two minutes. A ``Retry-After`` header replaces it (same cap).
-        api_key_header: Header carrying the key: ``"Authorization"`` sends ``Bearer <key>``,
-            any other name (Azure's ``"api-key"``) sends the bare key.
+        api_key_header: Header carrying the key with ``base_url``: ``"Authorization"`` sends
+            ``Bearer <key>``, any other name sends the bare key (not used with ``azure_endpoint``).
         extra_headers: More headers sent with every request.
     """
 
-    base_url: str
+    base_url: str | None = None
     model: str
     api_key: Secret | None = None
+    azure_endpoint: str | None = None
+    api_version: str | None = None
     endpoint: Endpoint = "chat"
     max_concurrency: int = 4
     timeout_seconds: float = 60.0
@@ -75,23 +82,33 @@ class OpenAICompatibleGenerator:
     backoff_seconds: float = 1.0
     api_key_header: str = "Authorization"
     extra_headers: Mapping[str, str] = field(default_factory=dict, repr=False)
+    _client: openai.OpenAI = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self._check_settings()
-        object.__setattr__(self, "base_url", self.base_url.strip().rstrip("/"))
+        for name in ("base_url", "azure_endpoint"):
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, getattr(self, name).strip().rstrip("/"))
         object.__setattr__(self, "extra_headers", MappingProxyType(dict(self.extra_headers)))
+        object.__setattr__(self, "_client", self._make_client())
 
     @property
     def description(self) -> str:
         """The model and server, safe to log."""
+        if self.azure_endpoint is not None:
+            return f"deployment {self.model} at {self.azure_endpoint} (Azure OpenAI {self.api_version})"
         return f"{self.model} at {self.base_url}"
 
     @property
     def url(self) -> str:
         """The URL every request is posted to."""
-        parts = urllib.parse.urlsplit(self.base_url)
-        path = f"{parts.path.rstrip('/')}/{_ENDPOINT_PATHS[self.endpoint]}"
-        return urllib.parse.urlunsplit(parts._replace(path=path))
+        if self.azure_endpoint is not None:
+            root = f"{self.azure_endpoint}/openai/deployments/{self.model}"
+            query = urllib.parse.urlencode({"api-version": self.api_version})
+        else:
+            root, query = self._root_and_query()
+        path = f"{root}/{_ENDPOINT_PATHS[self.endpoint]}"
+        return f"{path}?{query}" if query else path
 
     def generate(self, prompts: Sequence[str], *, temperature: float, max_new_tokens: int, seed: int) -> list[str]:
         """One completion per prompt, in the prompts' order, at most ``max_concurrency`` at a time.
@@ -102,9 +119,11 @@ class OpenAICompatibleGenerator:
         Raises:
             GenerationError: if a request fails for good; the requests not yet sent are cancelled.
         """
-        progress = GenerationProgress(total=len(prompts), what="completions")
         seeds = _request_seeds(seed, len(prompts))
-        with ThreadPoolExecutor(max_workers=self.max_concurrency, thread_name_prefix="llm-http") as pool:
+        with (
+            GenerationProgress(total=len(prompts)) as progress,
+            ThreadPoolExecutor(max_workers=self.max_concurrency, thread_name_prefix="llm-http") as pool,
+        ):
             futures = [
                 pool.submit(self._complete, prompt, temperature=temperature, max_new_tokens=max_new_tokens, seed=s)
                 for prompt, s in zip(prompts, seeds, strict=True)
@@ -120,11 +139,29 @@ class OpenAICompatibleGenerator:
 
     def _check_settings(self) -> None:
         """Raise ``GeneratorConfigError`` naming the first invalid setting and how to fix it."""
-        base = urllib.parse.urlsplit(self.base_url.strip()) if isinstance(self.base_url, str) else None
-        _require(
-            base is not None and base.scheme in ("http", "https") and bool(base.netloc),
-            f"base_url must be an http(s) URL such as 'http://127.0.0.1:8000/v1', got {self.base_url!r}",
-        )
+        if self.azure_endpoint is None:
+            _require(
+                _is_http_url(self.base_url),
+                f"base_url must be an http(s) URL such as 'http://127.0.0.1:8000/v1', got {self.base_url!r} "
+                "(for Azure OpenAI, set azure_endpoint and api_version instead)",
+            )
+            _require(self.api_version is None, "api_version is used only with azure_endpoint (Azure OpenAI)")
+        else:
+            _require(self.base_url is None, "set either base_url or azure_endpoint (Azure OpenAI), not both")
+            _require(
+                _is_http_url(self.azure_endpoint),
+                f"azure_endpoint must be an http(s) URL such as 'https://NAME.openai.azure.com', "
+                f"got {self.azure_endpoint!r}",
+            )
+            _require(
+                isinstance(self.api_version, str) and bool(self.api_version.strip()),
+                f"azure_endpoint needs api_version, a string such as '2024-10-21' (quoted in YAML), "
+                f"got {self.api_version!r}",
+            )
+            _require(
+                self.api_key is not None,
+                "Azure OpenAI needs an API key: set text_llm.api_key in conf/local/credentials.yml",
+            )
         _require(isinstance(self.model, str) and bool(self.model.strip()), "model must be a non-empty name")
         _require(
             self.api_key is None or isinstance(self.api_key, Secret),
@@ -156,94 +193,134 @@ class OpenAICompatibleGenerator:
             "api_key_header must be a header name such as 'Authorization' or 'api-key'",
         )
 
+    def _root_and_query(self) -> tuple[str, str]:
+        """``base_url`` without its query string, and the query string."""
+        parts = urllib.parse.urlsplit(self.base_url)
+        return urllib.parse.urlunsplit(parts._replace(query="")), parts.query
+
+    @property
+    def _sends_bearer_key(self) -> bool:
+        """Whether the client's own ``Authorization: Bearer <key>`` carries the key.
+
+        When it does not (no key, the key in another header, or Azure's ``api-key``), every
+        request omits ``Authorization``, which older clients would otherwise fill in.
+        """
+        bearer_header = self.api_key_header.lower() == "authorization"
+        return self.azure_endpoint is None and self.api_key is not None and bearer_header
+
+    def _make_client(self) -> openai.OpenAI:
+        """The client: ``AzureOpenAI`` for ``azure_endpoint``, else ``OpenAI`` on ``base_url``.
+
+        ``max_retries=0``: retries are this class's own loop (``_complete``), because the client's
+        cannot honour the settings and behaviour the backend promises: its backoff is fixed
+        (0.5 s doubling to at most 8 s, not ``backoff_seconds``), it ignores a ``Retry-After`` of
+        0 (and, depending on its version, long ones), and it neither logs each failure with the
+        retry count nor says in its final error how many attempts were made.
+        """
+        common: dict[str, Any] = {"timeout": float(self.timeout_seconds), "max_retries": 0}
+        if self.azure_endpoint is not None:
+            return openai.AzureOpenAI(
+                azure_endpoint=self.azure_endpoint,
+                azure_deployment=self.model,
+                api_version=self.api_version,
+                api_key=self.api_key.value,
+                default_headers=dict(self.extra_headers),
+                **common,
+            )
+        root, query = self._root_and_query()
+        headers = dict(self.extra_headers)
+        if self.api_key is not None and not self._sends_bearer_key:
+            headers[self.api_key_header] = self.api_key.value
+        return openai.OpenAI(
+            base_url=root,
+            api_key=self.api_key.value if self._sends_bearer_key else _UNSENT_KEY,
+            default_headers=headers,
+            default_query=dict(urllib.parse.parse_qsl(query, keep_blank_values=True)),
+            **common,
+        )
+
     def _complete(self, prompt: str, *, temperature: float, max_new_tokens: int, seed: int) -> str:
         """The completion of one prompt, retrying transient failures."""
-        content: dict[str, Any] = (
-            {"messages": [{"role": "user", "content": prompt}]} if self.endpoint == "chat" else {"prompt": prompt}
-        )
-        body = {
+        for attempt in range(self.max_retries + 1):
+            try:
+                return self._completion_text(
+                    self._request(prompt, temperature=temperature, max_new_tokens=max_new_tokens, seed=seed)
+                )
+            except openai.APIStatusError as error:
+                failure, retry_after = self._retryable_status_failure(error)
+            except openai.APIConnectionError as error:
+                failure, retry_after = self._transport_failure(error), None
+            if attempt == self.max_retries:
+                break
+            delay = _backoff(self.backoff_seconds, attempt) if retry_after is None else retry_after
+            logger.warning("%s from %s; retry %d/%d in %.2f s", failure, self.url, attempt + 1, self.max_retries, delay)
+            time.sleep(delay)
+        raise GenerationError(f"{failure} from {self.url}, still failing after {self.max_retries + 1} attempts")
+
+    def _request(self, prompt: str, *, temperature: float, max_new_tokens: int, seed: int) -> Any:
+        """One attempt: the parsed response, or whatever the client made of a body that is not one."""
+        options: dict[str, Any] = {
             "model": self.model,
-            **content,
             "temperature": temperature,
             "max_tokens": max_new_tokens,
             "seed": seed,
             "n": 1,
         }
-        data = json.dumps(body).encode("utf-8")
-        for attempt in range(self.max_retries + 1):
-            request = urllib.request.Request(self.url, data=data, headers=self._headers(), method="POST")
-            try:
-                with urllib.request.urlopen(request, timeout=self.timeout_seconds) as response:
-                    return self._completion_text(response.read())
-            except urllib.error.HTTPError as error:
-                failure, retry_after = self._retryable_http_failure(error)
-            except (OSError, http.client.HTTPException) as error:
-                failure, retry_after = self._transport_failure(error), None
-            if attempt == self.max_retries:
-                break
-            delay = _backoff(self.backoff_seconds, attempt) if retry_after is None else retry_after
-            logger.warning(
-                "%s from %s; retry %d/%d in %.2f s", failure, self.url, attempt + 1, self.max_retries, delay
-            )
-            time.sleep(delay)
-        raise GenerationError(f"{failure} from {self.url}, still failing after {self.max_retries + 1} attempts")
+        if not self._sends_bearer_key:
+            options["extra_headers"] = {"Authorization": openai.Omit()}
+        if self.endpoint == "chat":
+            return self._client.chat.completions.create(messages=[{"role": "user", "content": prompt}], **options)
+        return self._client.completions.create(prompt=prompt, **options)
 
-    def _headers(self) -> dict[str, str]:
-        """The request headers, with the key in ``api_key_header`` when there is one."""
-        headers = {"Content-Type": "application/json", "Accept": "application/json", **self.extra_headers}
-        if self.api_key is not None:
-            scheme = "Bearer " if self.api_key_header.lower() == "authorization" else ""
-            headers[self.api_key_header] = scheme + self.api_key.value
-        return headers
-
-    def _completion_text(self, raw: bytes) -> str:
-        """The completion in a successful response body.
+    def _completion_text(self, response: Any) -> str:
+        """The completion in a successful response.
 
         A choice whose content is null (a refusal or a content filter) gives an empty completion,
         which the modality treats as no rewrite, so one refusal does not stop a long run.
 
         Raises:
-            GenerationError: if the body holds no choice at all (a server or proxy fault).
+            GenerationError: if the response holds no choice at all (a server or proxy fault).
         """
         try:
-            choice = json.loads(raw)["choices"][0]
-            text = choice["message"]["content"] if self.endpoint == "chat" else choice["text"]
-        except (ValueError, KeyError, IndexError, TypeError):
-            body = self._safe_message(raw.decode("utf-8", "replace"))
-            raise GenerationError(f"{self.url} answered without a completion: {body}") from None
+            choice = response.choices[0]
+            text = choice.message.content if self.endpoint == "chat" else choice.text
+        except (AttributeError, IndexError, TypeError):
+            body = response.to_json(indent=None) if isinstance(response, openai.BaseModel) else str(response)
+            raise GenerationError(f"{self.url} answered without a completion: {self._safe_message(body)}") from None
         if text is None:
-            logger.warning("%s returned an empty choice (finish reason %r)", self.url, choice.get("finish_reason"))
+            logger.warning("%s returned an empty choice (finish reason %r)", self.url, choice.finish_reason)
             return ""
         return str(text)
 
-    def _retryable_http_failure(self, error: urllib.error.HTTPError) -> tuple[str, float | None]:
+    def _retryable_status_failure(self, error: openai.APIStatusError) -> tuple[str, float | None]:
         """Describe an HTTP error worth retrying and its ``Retry-After`` seconds, or raise one that is not.
 
         Raises:
             GenerationError: on 401/403 (the key), 404 (model or URL) and any other non-retryable status.
         """
-        status = error.code
-        message = self._safe_message(_server_message(_error_body(error)))
+        status = error.status_code
+        message = self._safe_message(_server_message(error.body) or error.message)
+        # ``from None`` everywhere: the client's own exception text may echo the key.
         if status in (401, 403):
             problem = "rejected the API key" if self.api_key is not None else "requires an API key and none is set"
             raise GenerationError(
                 f"{self.url} {problem} (HTTP {status}): check the key in conf/local/credentials.yml. "
                 f"Server said: {message}"
-            )
+            ) from None
         if status == 404:
             raise GenerationError(
-                f"Model {self.model!r} or URL {self.url} not found (HTTP 404): check model and base_url. "
-                f"Server said: {message}"
-            )
+                f"Model {self.model!r} or URL {self.url} not found (HTTP 404): check model and "
+                f"{'azure_endpoint' if self.azure_endpoint is not None else 'base_url'}. Server said: {message}"
+            ) from None
         if status not in _RETRYABLE_STATUSES and status < 500:
-            raise GenerationError(f"{self.url} refused the request (HTTP {status}): {message}")
-        return f"HTTP {status}", _retry_after_seconds(error.headers.get("Retry-After"))
+            raise GenerationError(f"{self.url} refused the request (HTTP {status}): {message}") from None
+        return f"HTTP {status}", _retry_after_seconds(error.response.headers)
 
-    def _transport_failure(self, error: OSError | http.client.HTTPException) -> str:
+    def _transport_failure(self, error: openai.APIConnectionError) -> str:
         """Describe a timeout or connection failure."""
-        cause = error.reason if isinstance(error, urllib.error.URLError) else error
-        if isinstance(cause, TimeoutError):
+        if isinstance(error, openai.APITimeoutError):
             return f"Timeout after {self.timeout_seconds} s"
+        cause = error.__cause__ or error
         return f"Connection error ({type(cause).__name__}: {cause})"
 
     def _safe_message(self, text: str) -> str:
@@ -259,6 +336,14 @@ def _require(condition: bool, message: str) -> None:
         raise GeneratorConfigError(message)
 
 
+def _is_http_url(value: object) -> bool:
+    """Whether ``value`` is an http(s) URL with a host."""
+    if not isinstance(value, str):
+        return False
+    parts = urllib.parse.urlsplit(value.strip())
+    return parts.scheme in ("http", "https") and bool(parts.netloc)
+
+
 def _request_seeds(seed: int, count: int) -> list[int]:
     """``count`` per-request seeds drawn reproducibly from ``seed``, within a signed 32-bit range."""
     rng = random.Random(seed)
@@ -270,39 +355,38 @@ def _backoff(initial_seconds: float, attempt: int) -> float:
     return min(initial_seconds * 2**attempt * random.uniform(0.5, 1.5), _MAX_WAIT_SECONDS)
 
 
-def _retry_after_seconds(value: str | None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP date), capped.
+def _retry_after_seconds(headers: Mapping[str, str]) -> float | None:
+    """Seconds to wait from ``retry-after-ms`` (OpenAI's) or ``Retry-After`` (delta-seconds or
+    HTTP date), capped.
 
-    ``None`` when the header is absent or unreadable.
+    ``None`` when both headers are absent or unreadable.
     """
-    if value is None:
-        return None
     try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            seconds = email.utils.parsedate_to_datetime(value).timestamp() - time.time()
-        except (TypeError, ValueError):
-            return None
+        seconds = float(headers["retry-after-ms"]) / 1000
+    except (KeyError, ValueError):
+        seconds = _delay_seconds(headers.get("retry-after"))
+    if seconds is None or math.isnan(seconds):
+        return None
     return min(max(seconds, 0.0), _MAX_WAIT_SECONDS)
 
 
-def _error_body(error: urllib.error.HTTPError) -> str:
-    """The body of an HTTP error response, or its reason phrase if the body cannot be read."""
+def _delay_seconds(value: str | None) -> float | None:
+    """The seconds a ``Retry-After`` value asks for: a number, or the time until an HTTP date."""
+    if value is None:
+        return None
     try:
-        return error.read().decode("utf-8", "replace")
-    except (OSError, http.client.HTTPException):
-        return str(error.reason)
-    finally:
-        error.close()
-
-
-def _server_message(body: str) -> str:
-    """The message in an error body (OpenAI, vLLM, Ollama and llama.cpp shapes), else the body itself."""
-    try:
-        payload = json.loads(body)
+        return float(value)
     except ValueError:
-        return body
-    error = payload.get("error", payload) if isinstance(payload, dict) else None
-    message = error.get("message") if isinstance(error, dict) else error
-    return message if isinstance(message, str) and message else body
+        try:
+            return email.utils.parsedate_to_datetime(value).timestamp() - time.time()
+        except (TypeError, ValueError):
+            return None
+
+
+def _server_message(body: object) -> str:
+    """The message in an error body as the client decoded it (the ``error`` member, or the whole
+    body: OpenAI, vLLM, Ollama and llama.cpp shapes), else the body itself."""
+    if isinstance(body, Mapping):
+        message = body.get("message")
+        return message if isinstance(message, str) and message else json.dumps(body)
+    return "" if body is None else str(body)

@@ -100,17 +100,21 @@ class HuggingFaceGenerator:
         if not prompts:
             return []
         model, tokenizer, chat = self._load()
-        progress = GenerationProgress(total=len(prompts), what="completions")
         completions: list[str] = []
-        for index, batch in enumerate(_batches(prompts, self.batch_size)):
-            torch.manual_seed(_batch_seed(seed, index))
-            texts = [_chat_prompt(tokenizer, prompt) for prompt in batch] if chat else list(batch)
-            # A chat template already writes the special tokens (such as a beginning of text) it needs.
-            completions += _sample(
-                model, tokenizer, texts,
-                add_special_tokens=not chat, temperature=temperature, max_new_tokens=max_new_tokens,
-            )
-            progress.advance(len(batch))
+        with GenerationProgress(total=len(prompts)) as progress:
+            for index, batch in enumerate(_batches(prompts, self.batch_size)):
+                torch.manual_seed(_batch_seed(seed, index))
+                texts = [_chat_prompt(tokenizer, prompt) for prompt in batch] if chat else list(batch)
+                # A chat template already writes the special tokens (such as a beginning of text) it needs.
+                completions += _sample(
+                    model,
+                    tokenizer,
+                    texts,
+                    add_special_tokens=not chat,
+                    temperature=temperature,
+                    max_new_tokens=max_new_tokens,
+                )
+                progress.advance(len(batch))
         return completions
 
     def _load(self) -> tuple[PreTrainedModel, PreTrainedTokenizerBase, bool]:
