@@ -20,12 +20,12 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 $(TEST_STAMP): $(STAMP)
-	$(PYTHON) -m pip install --quiet -e ".[test,text,image]"
+	$(PYTHON) -m pip install --quiet -e ".[test,dev,text,image]"
 	touch $(TEST_STAMP)
 
 install: $(STAMP)  ## Create .venv and install the project (tabular PE)
 
-install-all: $(TEST_STAMP)  ## Also the text and image extras (torch, transformers, diffusers) and test tools
+install-all: $(TEST_STAMP)  ## Also the text and image extras (torch, transformers, diffusers), test and lint tools
 
 run: $(STAMP)  ## Tabular PE on the bundled Adult data
 	$(KEDRO) run --pipelines=tabular
@@ -33,7 +33,9 @@ run: $(STAMP)  ## Tabular PE on the bundled Adult data
 run-image: $(TEST_STAMP)  ## Image PE on scikit-learn's digits with the glyph simulator (offline)
 	$(KEDRO) run --pipelines=image
 
-test: $(TEST_STAMP)  ## The whole test suite (installs the text and image extras: no test is skipped)
+test: $(TEST_STAMP)  ## Lint, format check and the whole test suite (installs every extra: no test is skipped)
+	$(PYTHON) -m ruff check .
+	$(PYTHON) -m ruff format --check .
 	$(PYTHON) -m pytest
 
 bench: $(STAMP)  ## Wall time per stage of the default tabular job (3 runs of kedro run)
@@ -60,8 +62,9 @@ bench-compare: $(BENCH_STAMP)  ## dp-synth vs MST and AIM on Adult and XOR table
 viz: $(STAMP)  ## kedro-viz on http://127.0.0.1:4141
 	$(KEDRO) viz run --no-browser
 
-mlflow-ui: $(STAMP)  ## MLflow UI on http://127.0.0.1:5000
-	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///mlflow.db
+mlflow-ui: $(STAMP)  ## MLflow UI on http://127.0.0.1:5000, opened on the dp-synth runs (prints the address)
+	@$(PYTHON) -m dp_synth.mlflow_ui --tracking-uri sqlite:///mlflow.db --port 5000
+	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///mlflow.db --port 5000
 
-clean-outputs:  ## Delete every run's outputs (populations, releases, reports, MLflow store)
-	rm -rf data/0[2-9]_*/* mlflow.db mlartifacts
+clean-outputs:  ## Delete every run's outputs (populations, releases, reports, MLflow store and artifacts, logs)
+	rm -rf data/0[2-9]_*/* mlflow.db mlruns mlartifacts logs .viz

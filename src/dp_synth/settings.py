@@ -1,10 +1,16 @@
 """Project settings: configuration loading and hooks."""
 
+import warnings
+
 from kedro.config import OmegaConfigLoader
 
-from dp_synth.hooks import PrivateEvolutionTrackingHook, ResumeHintHook, StageTimingHook
+from dp_synth.hooks import FailureReportHook, PrivateEvolutionTrackingHook, ResumeHintHook, StageTimingHook
 
-HOOKS = (PrivateEvolutionTrackingHook(), StageTimingHook(), ResumeHintHook())
+# Kedro and kedro-mlflow call OmegaConf's deprecated register_new_resolver on every run: a page of
+# warnings a user can do nothing about.
+warnings.filterwarnings("ignore", message=r"register_new_resolver\(\) is deprecated", category=UserWarning)
+
+HOOKS = (PrivateEvolutionTrackingHook(), StageTimingHook(), ResumeHintHook(), FailureReportHook())
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {

@@ -151,8 +151,7 @@ def _check_class_proportions(schema: TableSchema) -> None:
     proportions = schema.class_proportions or {}
     if set(proportions) != set(schema.classes):
         raise SchemaError(
-            f"class_proportions must name exactly the classes {list(schema.classes)}, "
-            f"got {sorted(proportions)}"
+            f"class_proportions must name exactly the classes {list(schema.classes)}, got {sorted(proportions)}"
         )
     if any(not isinstance(p, (int, float)) or p <= 0 for p in proportions.values()):
         raise SchemaError("class_proportions must all be positive numbers")
@@ -222,13 +221,23 @@ def _conform_categorical(values: pd.Series, column: Column) -> pd.Series:
     return text.reset_index(drop=True)
 
 
+def _category_text(values: pd.Series) -> pd.Series:
+    """The values of a categorical column as text, the form of its declared categories.
+
+    A CSV reader that guesses types turns categories that look like numbers (``"0"``, ``"1"``)
+    into integers; their text is the declared category again.
+    """
+    return values if pd.api.types.is_string_dtype(values) else values.astype(str)
+
+
 def category_codes(values: pd.Series, column: Column) -> np.ndarray:
-    """Index of each value in the column's declared categories (int64).
+    """Index of each value in the column's declared categories (int64); values read back as
+    numbers (``0`` for the category ``"0"``) count as their text.
 
     Raises:
         SchemaError: if a value is not a declared category.
     """
-    codes = pd.Categorical(values, categories=column.categories).codes.astype(np.int64)
+    codes = pd.Categorical(_category_text(values), categories=column.categories).codes.astype(np.int64)
     if (codes < 0).any():
         raise SchemaError(f"column {column.name!r} has values outside the declared categories")
     return codes
