@@ -106,7 +106,9 @@ def main() -> None:
     stages = sorted(name for name in results[0][1] if name.startswith("time_"))
     iterations = pe_iterations(pipeline)
     print(f"{pipeline} PE, T={iterations}, {arguments.repeats} run(s), median shown")
-    print(f"{'kedro run (whole command)':<45} {statistics.median(walls):8.2f} s   (min {min(walls):.2f}, max {max(walls):.2f})")
+    print(
+        f"{'kedro run (whole command)':<45} {statistics.median(walls):8.2f} s   (min {min(walls):.2f}, max {max(walls):.2f})"
+    )
     for stage in stages:
         seconds = statistics.median(metrics[stage] for _, metrics in results)
         print(f"  {stage.removeprefix('time_').removesuffix('_s'):<43} {seconds:8.2f} s")
@@ -116,6 +118,7 @@ def main() -> None:
     print(f"{'one iteration (embed, histogram, resample, vary)':<45} {loop / iterations:8.2f} s")
     for label, metric in QUALITY[pipeline]:
         print(f"{label:<45} {statistics.median(metrics[metric] for _, metrics in results):8.4f}")
+
 
 if __name__ == "__main__":
     main()

@@ -29,15 +29,11 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from kedro.config import OmegaConfigLoader
-from kedro.io import DataCatalog
-from kedro.runner import SequentialRunner
 
+from dp_synth import TabularSynthesizer
 from dp_synth.evaluation.tabular import classifier_utility, marginal_tvd, wasserstein_kway
-from dp_synth.pe.accounting import default_delta
 from dp_synth.modalities.tabular.schema import conform, parse_schema
-from dp_synth.pipeline_registry import DEFAULT_ITERATIONS
-from dp_synth.pipelines.tabular.pipeline import create_pipeline
+from dp_synth.pe.accounting import default_delta
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 ADULT = PROJECT_ROOT / "data" / "01_raw" / "adult"
@@ -144,24 +140,17 @@ DATASETS = {"adult": load_adult, "binary": load_interaction("binary"), "mixed": 
 
 
 def run_dp_synth(
-    train: pd.DataFrame, test: pd.DataFrame, schema_json: dict[str, Any], variant: Mapping[str, Any], seed: int
+    train: pd.DataFrame, schema_json: dict[str, Any], variant: Mapping[str, Any], seed: int
 ) -> tuple[pd.DataFrame, float]:
-    """Run the tabular pipeline up to the release, in-process; return the release and its time."""
-    parameters = OmegaConfigLoader(str(PROJECT_ROOT / "conf"), base_env="base", default_run_env="base")
-    settings = _merged(parameters["parameters"]["tabular"], {k: v for k, v in variant.items() if k != "iterations"})
-    settings = _merged(settings, {"dp": {"seed": seed}})
-    iterations = variant.get("iterations", DEFAULT_ITERATIONS["tabular"])
-    catalog = DataCatalog()
-    catalog["tabular.schema"] = schema_json
-    catalog["tabular.private_data"] = train
-    catalog["tabular.reference_data"] = test
-    for section in ("dp", "pe", "release", "generator"):
-        catalog[f"params:tabular.{section}"] = settings[section]
-    pipeline = create_pipeline(iterations).to_outputs("tabular.synthetic_data")
+    """Fit the Python API (the tabular pipeline's own nodes, in-process) with a variant's
+    settings over the defaults; return the default release and the seconds it took."""
+    sections = {key: value for key, value in variant.items() if key != "iterations"}
     started = time.perf_counter()
-    outputs = SequentialRunner().run(pipeline, catalog)
-    seconds = time.perf_counter() - started
-    return outputs["tabular.synthetic_data"].load(), seconds
+    synthesizer = TabularSynthesizer(seed=seed, iterations=variant.get("iterations"), **sections).fit(
+        train, schema_json
+    )
+    release = synthesizer.sample()
+    return release, time.perf_counter() - started
 
 
 def run_competitor(
@@ -173,7 +162,9 @@ def run_competitor(
     return run(name, train, schema_json, epsilon, delta, seed)
 
 
-def score(synthetic: pd.DataFrame, train: pd.DataFrame, test: pd.DataFrame, schema_json: dict[str, Any]) -> dict[str, float]:
+def score(
+    synthetic: pd.DataFrame, train: pd.DataFrame, test: pd.DataFrame, schema_json: dict[str, Any]
+) -> dict[str, float]:
     """Accuracy on the held-out table and distances to the training table."""
     schema = parse_schema(schema_json)
     synthetic = conform(synthetic, schema)
@@ -207,9 +198,11 @@ def main() -> None:
         rows: list[tuple[str, pd.DataFrame | None, float]] = [("real training table (upper bound)", train, math.nan)]
         for label, variant in VARIANTS.items():
             variant = _merged(variant, {"dp": {"epsilon": arguments.epsilon}})
-            rows.append((label, *run_dp_synth(train_raw, test_raw, schema_json, variant, arguments.seed)))
+            rows.append((label, *run_dp_synth(train_raw, schema_json, variant, arguments.seed)))
         for name in filter(None, arguments.competitors.split(",")):
-            rows.append((name.upper(), *run_competitor(name, train_raw, schema_json, arguments.epsilon, delta, arguments.seed)))
+            rows.append(
+                (name.upper(), *run_competitor(name, train_raw, schema_json, arguments.epsilon, delta, arguments.seed))
+            )
         for label, synthetic, seconds in rows:
             metrics = score(synthetic, train, test, schema_json)
             print(

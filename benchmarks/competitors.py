@@ -159,7 +159,9 @@ def _sampling_independently(synthesizer: Any) -> Iterator[None]:
     """
     model_type = type(synthesizer.synthesizer)
     draw = model_type.synthetic_data
-    with mock.patch.object(model_type, "synthetic_data", lambda model, rows=None: draw(model, rows=rows, method="sample")):
+    with mock.patch.object(
+        model_type, "synthetic_data", lambda model, rows=None: draw(model, rows=rows, method="sample")
+    ):
         yield
 
 

@@ -237,7 +237,9 @@ def main() -> None:
         print(f"  best two-column classifier {'+'.join(best_pair):<24} {pairs[best_pair]:.4f}")
         print(f"  mean two-column classifier ({len(pairs)} pairs)           {np.mean(list(pairs.values())):.4f}")
         pvalues = marginal_pvalues(train, schema_json)
-        print(f"  smallest chi-square p-value, label vs each of {len(pvalues)} 1-/2-way marginals {min(pvalues.values()):.4f}")
+        print(
+            f"  smallest chi-square p-value, label vs each of {len(pvalues)} 1-/2-way marginals {min(pvalues.values()):.4f}"
+        )
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ import pandas as pd
 import pytest
 
 from dp_synth.modalities.tabular.schema import TableSchema, parse_schema
-
 from tests.fake_llm_server import llm_server  # noqa: F401 (a fixture every test module may use)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -70,7 +69,7 @@ def project(tmp_path: Path) -> Path:
 
 
 def kedro(
-    project: Path, *args: str, iterations: int = 2, extra_environment: dict[str, str] | None = None
+    project: Path, *args: str, iterations: int | None = 2, extra_environment: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess:
     """Run a kedro command in ``project`` without a terminal and without telemetry opt-outs in the
     environment, so the project's own settings must keep it from prompting or phoning home."""
@@ -79,7 +78,9 @@ def kedro(
         for key, value in os.environ.items()
         if not key.startswith("MLFLOW_") and key not in ("DO_NOT_TRACK", "KEDRO_DISABLE_TELEMETRY")
     }
-    environment["DP_SYNTH_ITERATIONS"] = str(iterations)
+    environment.pop("DP_SYNTH_ITERATIONS", None)
+    if iterations is not None:  # None: T from the parameter files, as a user runs it
+        environment["DP_SYNTH_ITERATIONS"] = str(iterations)
     environment.update(extra_environment or {})
     return subprocess.run(
         [KEDRO, *args],
@@ -94,5 +95,7 @@ def kedro(
 
 def written_files(project: Path) -> list[Path]:
     return sorted(
-        path.relative_to(project) for path in (project / "data").rglob("*") if path.is_file() and "01_raw" not in path.parts
+        path.relative_to(project)
+        for path in (project / "data").rglob("*")
+        if path.is_file() and "01_raw" not in path.parts
     )

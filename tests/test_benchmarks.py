@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 
 from dp_synth.modalities.tabular.schema import conform, parse_schema
-
 from tests.conftest import PROJECT_ROOT
 
 
@@ -33,9 +32,9 @@ def test_interaction_tables_hide_the_label_from_low_order_marginals(benchmarks, 
     assert schema.public_row_count == 4000
     # No single feature predicts the label: every class-conditional share stays near 1/2.
     for column in schema.features:
-        shares = train.groupby(column.name if not column.is_numeric else train[column.name] > train[column.name].median())[
-            schema.label_column
-        ].apply(lambda labels: (labels == schema.classes[1]).mean())
+        shares = train.groupby(
+            column.name if not column.is_numeric else train[column.name] > train[column.name].median()
+        )[schema.label_column].apply(lambda labels: (labels == schema.classes[1]).mean())
         assert np.all(np.abs(shares - 0.5) < 0.08), column.name
 
 
@@ -46,12 +45,14 @@ def test_binary_label_is_the_xor_of_three_columns(benchmarks):
     assert (xor == train["label"]).mean() == pytest.approx(1 - tables.LABEL_NOISE, abs=0.01)
 
 
-def test_compare_runs_the_project_pipeline_in_process(benchmarks):
+def test_compare_runs_the_python_api_in_process(benchmarks):
     tables, compare = benchmarks
     train, test, schema_json = tables.binary_table(n_train=2000, n_test=500, seed=3)
     variant = {"iterations": 2, "pe": {"population_size": 100}, "release": {"rows": 700}}
-    synthetic, seconds = compare.run_dp_synth(train, test, schema_json, variant, seed=4)
+    synthetic, seconds = compare.run_dp_synth(train, schema_json, variant, seed=4)
     assert len(synthetic) == 700 and seconds > 0
-    metrics = compare.score(synthetic, conform(train, parse_schema(schema_json)), conform(test, parse_schema(schema_json)), schema_json)
+    metrics = compare.score(
+        synthetic, conform(train, parse_schema(schema_json)), conform(test, parse_schema(schema_json)), schema_json
+    )
     assert set(metrics) == {"accuracy", "tvd1", "tvd2", "wsd1", "wsd2"}
     assert 0 <= metrics["tvd1"] <= metrics["tvd2"] <= 1

@@ -53,7 +53,9 @@ class DigitsDataset(AbstractDataset[None, pd.DataFrame]):
         seed: Seed of the split (fixed, so both parts never overlap).
     """
 
-    def __init__(self, split: str, test_share: float = 0.3, seed: int = 0, metadata: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, split: str, test_share: float = 0.3, seed: int = 0, metadata: dict[str, Any] | None = None
+    ) -> None:
         if split not in ("train", "test"):
             raise DatasetError(f"DigitsDataset split must be 'train' or 'test', got {split!r}")
         self._split, self._test_share, self._seed = split, test_share, seed

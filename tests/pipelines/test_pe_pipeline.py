@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -11,13 +12,20 @@ from kedro.io import DataCatalog, MemoryDataset
 from kedro.pipeline import Pipeline
 from kedro.runner import SequentialRunner
 
+from dp_synth.modalities.tabular.settings import TabularSettings
 from dp_synth.pe import histogram as dp_hist
 from dp_synth.pe.accounting import PrivacyConfigError
+from dp_synth.pe.settings import JobSettings, SettingsError
 from dp_synth.pipeline_registry import ITERATIONS_VARIABLE, RESUME_VARIABLE, pe_iterations, resume_point
 from dp_synth.pipelines.pe import nodes as pe_nodes
-from dp_synth.pipelines.pe.pipeline import ResumePoint, parse_resume_point, private_evolution_pipeline, resume_point_name
-from dp_synth.pipelines.text import pipeline as text_pipeline
+from dp_synth.pipelines.pe.pipeline import (
+    ResumePoint,
+    parse_resume_point,
+    private_evolution_pipeline,
+    resume_point_name,
+)
 from dp_synth.pipelines.tabular.pipeline import create_pipeline
+from dp_synth.pipelines.text import pipeline as text_pipeline
 
 PE = {
     "population_size": 40,
@@ -32,6 +40,18 @@ DP = {"epsilon": 1.0, "delta": "auto", "class_proportions": "dp", "generator_sha
 RELEASE = {"rows": "auto", "vary": False}
 
 
+def job_settings(
+    dp: dict | None = None, pe: dict | None = None, release: dict | None = None, iterations: int = 3
+) -> JobSettings:
+    """Settings of a toy job: the module's defaults updated with ``dp``, ``pe`` and ``release``."""
+    raw = {
+        "dp": {**DP, **(dp or {})},
+        "pe": {**PE, "iterations": iterations, **(pe or {})},
+        "release": {**RELEASE, **(release or {})},
+    }
+    return JobSettings.parse(raw, "points")
+
+
 def test_tabular_dag_has_one_namespaced_iteration_per_t():
     pipeline = create_pipeline(3)
     names = {node.name for node in pipeline.nodes}
@@ -42,45 +62,75 @@ def test_tabular_dag_has_one_namespaced_iteration_per_t():
     assert "tabular.iter_003.vary" not in names  # the last survivors are the release
     assert "tabular.iter_003.release_synthetic_data" in names
     assert not any(name.startswith("tabular.iter_004") for name in names)
-    for stage in ("load_private_data", "embed_private_data", "fit_generator", "generate_initial_population",
-                  "evaluate", "plot_reports", "collect_iteration_metrics"):
+    for stage in (
+        "load_private_data",
+        "embed_private_data",
+        "fit_generator",
+        "generate_initial_population",
+        "evaluate",
+        "plot_reports",
+        "collect_iteration_metrics",
+    ):
         assert f"tabular.{stage}" in names
     assert {n.namespace for n in pipeline.nodes if ".iter_" in n.name} == {
-        "tabular.iter_001", "tabular.iter_002", "tabular.iter_003"
+        "tabular.iter_001",
+        "tabular.iter_002",
+        "tabular.iter_003",
     }
 
 
 def test_dag_inputs_and_outputs():
     pipeline = create_pipeline(2)
     assert pipeline.inputs() == {
-        "tabular.schema", "tabular.private_data", "tabular.reference_data",
-        "params:tabular.dp", "params:tabular.pe", "params:tabular.release", "params:tabular.generator",
-        "params:tabular.evaluation",
+        "tabular.schema",
+        "tabular.private_data",
+        "tabular.reference_data",
+        "params:tabular",
     }
     assert pipeline.outputs() == {
-        f"tabular.{name}"
-        for name in ("evaluation_report", "iterations_plot", "marginals_plot", "associations_plot")
+        f"tabular.{name}" for name in ("evaluation_report", "iterations_plot", "marginals_plot", "associations_plot")
     }
-    assert "tabular.synthetic_data" in pipeline.all_outputs()
+    assert "tabular.synthetic_data" in pipeline.all_outputs() and "tabular.release_basis" in pipeline.all_outputs()
     assert "tabular.iter_001.population" in pipeline.all_outputs()
     assert "tabular.iter_002.survivors" in pipeline.all_outputs()
 
 
 def test_calibration_pays_for_exactly_the_iterations_in_the_dag():
     for iterations in (1, 4, 30):
-        (calibrate,) = [n for n in create_pipeline(iterations).nodes if n.name == "tabular.calibrate_privacy"]
-        assert calibrate.func.keywords == {"iterations": iterations}
+        (settings,) = [n for n in create_pipeline(iterations).nodes if n.name == "tabular.parse_settings"]
+        assert settings.func.keywords["iterations"] == iterations
         assert sum(n.name.endswith(".dp_histogram") for n in create_pipeline(iterations).nodes) == iterations
 
 
-def test_each_job_has_its_default_iterations_and_resuming_needs_them_explicitly(monkeypatch):
+def test_t_comes_from_the_environment_else_the_parameter_files_else_the_code(monkeypatch, tmp_path):
+    from dp_synth.pipeline_registry import _configured_parameters
+
     monkeypatch.delenv(ITERATIONS_VARIABLE, raising=False)
+    monkeypatch.chdir(tmp_path)  # no conf/ here: the defaults in code
+    _configured_parameters.cache_clear()
     assert [pe_iterations(job) for job in ("tabular", "text", "image")] == [1, 10, 10]
+    (tmp_path / "conf/base").mkdir(parents=True)
+    (tmp_path / "conf/local").mkdir()
+    (tmp_path / "conf/base/parameters_text.yml").write_text("text:\n  pe:\n    iterations: 4\n")
+    _configured_parameters.cache_clear()
+    assert pe_iterations("text") == 4
     monkeypatch.setenv(RESUME_VARIABLE, "iter_002.survivors")
-    with pytest.raises(ValueError, match=f"{ITERATIONS_VARIABLE} is not"):
-        resume_point(pe_iterations("text"))
-    monkeypatch.setenv(ITERATIONS_VARIABLE, "3")
     assert resume_point(pe_iterations("text")).dataset == "iter_002.survivors"
+    monkeypatch.setenv(ITERATIONS_VARIABLE, "3")
+    assert pe_iterations("text") == 3
+    _configured_parameters.cache_clear()
+
+
+def test_params_cannot_change_t_but_the_environment_can():
+    parameters = {"pe": {"iterations": 5}}
+    with pytest.raises(SettingsError, match="built with T=2"):
+        pe_nodes.parse_settings(
+            parameters, model=JobSettings, job="points", iterations=2, iterations_from_environment=False
+        )
+    settings = pe_nodes.parse_settings(
+        parameters, model=JobSettings, job="points", iterations=2, iterations_from_environment=True
+    )
+    assert settings.pe.iterations == 2
 
 
 @pytest.mark.parametrize("value", ["0", "-2", "ten"])
@@ -98,20 +148,12 @@ class PointModality:
     classes: tuple[str, ...] = ("left", "right")
     public_row_count: int | None = 400
     public_class_proportions: dict | None = None
-    statistics_sensitivity: float = 0.0
-
-    def measure_statistics(self, private, sigma, rng):
-        raise AssertionError("a generator without statistics is never measured")
-
-    def with_statistics(self, statistics):
-        raise AssertionError("a generator without statistics is never fitted")
-
-    def reweight(self, population, weights):
-        return weights
 
     def random_population(self, class_sizes, rng):
         size = sum(class_sizes.values())
-        return pd.DataFrame({"x": rng.uniform(size=size), "label": np.repeat(list(class_sizes), list(class_sizes.values()))})
+        return pd.DataFrame(
+            {"x": rng.uniform(size=size), "label": np.repeat(list(class_sizes), list(class_sizes.values()))}
+        )
 
     def vary(self, survivors, iteration, iterations, rng):
         moved = np.clip(survivors["x"] + rng.normal(0, 0.1 / iteration, size=len(survivors)), 0, 1)
@@ -128,7 +170,7 @@ class PointModality:
         return {"mean_gap": float((means - reference_summary).abs().max())}
 
 
-def points_catalog() -> DataCatalog:
+def points_catalog(iterations: int = 4) -> DataCatalog:
     """The toy modality's inputs of the PE template, under the ``points`` namespace."""
     rng = np.random.default_rng(0)
     private = pd.DataFrame(
@@ -145,9 +187,7 @@ def points_catalog() -> DataCatalog:
         "reference_summary": modality.summarise_reference(private),
     }.items():
         catalog[f"points.{name}"] = value
-    catalog["params:points.pe"] = PE
-    catalog["params:points.dp"] = {**DP, "epsilon": 20.0}
-    catalog["params:points.release"] = {"rows": 100, "vary": False}
+    catalog["points.settings"] = job_settings({"epsilon": 20.0}, release={"rows": 100}, iterations=iterations)
     return catalog
 
 
@@ -168,47 +208,76 @@ def test_template_runs_any_modality_and_moves_towards_private_data():
 
 def test_population_schedule_sizes():
     modality = PointModality()
-    plan = pe_nodes.calibrate_privacy(modality, DP, PE, RELEASE, iterations=3)
+    settings = job_settings()
+    plan = pe_nodes.calibrate_privacy(modality, settings)
     survivors = modality.random_population({"left": 30, "right": 10}, np.random.default_rng(0))
-    assert len(pe_nodes.vary(modality, survivors, plan, PE, iteration=1)) == 40  # sampling: replace
-    grown = pe_nodes.vary(modality, survivors, plan, PE, iteration=2)  # after: keep + 3 variations
+    assert len(pe_nodes.vary(modality, survivors, plan, settings, iteration=1)) == 40  # sampling: replace
+    grown = pe_nodes.vary(modality, survivors, plan, settings, iteration=2)  # after: keep + 3 variations
     assert len(grown) == 160
     assert grown.iloc[:40].equals(survivors.reset_index(drop=True))
     assert grown["label"].value_counts().to_dict() == {"left": 120, "right": 40}
 
 
 @pytest.mark.parametrize(
-    ("dp", "pe", "release", "error", "message"),
+    ("raw", "message"),
     [
-        ({"epsilon": 0}, {}, {}, PrivacyConfigError, "epsilon"),
-        ({"delta": 1.0}, {}, {}, PrivacyConfigError, "delta"),
-        ({"class_proportions": "public"}, {}, {}, PrivacyConfigError, "declares no class_proportions"),
-        ({"class_proportions": "guess"}, {}, {}, PrivacyConfigError, "'dp' or 'public'"),
-        ({}, {"population_size": 1}, {}, ValueError, "smaller than the number of classes"),
-        ({}, {"iterations": 5}, {}, PrivacyConfigError, "DP_SYNTH_ITERATIONS"),
-        ({}, {"nearest_neighbors": 2}, {}, ValueError, "unknown pe settings"),
-        ({}, {"nearest_neighbours": 0}, {}, ValueError, "nearest_neighbours must be an integer >= 1"),
-        ({}, {"candidates_per_bin": 0}, {}, ValueError, "candidates_per_bin must be an integer >= 1"),
-        ({}, {}, {"rows": 1}, ValueError, "release.rows must be 'auto' or an integer >= the number of classes"),
-        ({}, {}, {"vary": "yes"}, ValueError, "release.vary must be true or false"),
-        ({"generator_share": 0.2}, {}, {}, PrivacyConfigError, "this generator uses no DP statistics"),
-        ({"generator_share": 1.0}, {}, {}, PrivacyConfigError, "generator_share must be a number in"),
+        ({"dp": {"epsilon": 0}}, "points.dp.epsilon: Input should be greater than 0"),
+        ({"dp": {"delta": 1.0}}, "points.dp.delta: Input should be less than 1 or Input should be 'auto'"),
+        ({"dp": {"class_proportions": "guess"}}, "points.dp.class_proportions: Input should be 'dp' or 'public'"),
+        ({"pe": {"nearest_neighbors": 2}}, "unknown setting 'nearest_neighbors': did you mean 'nearest_neighbours'"),
+        ({"pe": {"candidates_per_bin": 0}}, "points.pe.candidates_per_bin: Input should be greater than or equal to 1"),
+        ({"release": {"vary": "often"}}, "points.release.vary: Input should be a valid boolean"),
+        ({"dp": {"generator_share": 1.0}}, "points.dp.generator_share: Input should be less than 1"),
+        ({"evolution": {}}, "unknown setting 'evolution'"),
     ],
 )
-def test_bad_settings_stop_the_run_before_any_private_data_is_used(dp, pe, release, error, message):
-    with pytest.raises(error, match=message):
-        pe_nodes.calibrate_privacy(PointModality(), {**DP, **dp}, {**PE, **pe}, {**RELEASE, **release}, iterations=3)
+def test_bad_settings_are_named_with_what_is_expected(raw, message):
+    with pytest.raises(SettingsError, match=re.escape(message)):
+        JobSettings.parse(raw, "points")
+
+
+@pytest.mark.parametrize(
+    ("dp", "pe", "release", "message"),
+    [
+        ({"class_proportions": "public"}, {}, {}, "declares no class_proportions"),
+        ({}, {"population_size": 1}, {}, "smaller than the number of classes"),
+        ({}, {}, {"rows": 1}, "release.rows must be 'auto' or an integer >= the number of classes"),
+        ({"generator_share": 0.2}, {}, {}, "this generator uses no DP statistics"),
+    ],
+)
+def test_settings_that_contradict_the_schema_stop_the_run_before_any_private_data_is_used(dp, pe, release, message):
+    with pytest.raises(ValueError, match=message):
+        pe_nodes.calibrate_privacy(PointModality(), job_settings(dp, pe, release))
+
+
+def test_tabular_defaults_are_valid_settings_and_the_committed_file_shows_few():
+    import yaml
+
+    from tests.conftest import PROJECT_ROOT
+
+    committed = yaml.safe_load((PROJECT_ROOT / "conf/base/parameters_tabular.yml").read_text())["tabular"]
+    settings = TabularSettings.parse(committed, "tabular")
+    assert settings.pe.population_size == 30_000 and settings.generator.structure == "tree"
+    assert sum(len(section) for section in committed.values()) <= 7
 
 
 def test_a_histogram_over_bins_shares_each_bin_count_among_similar_candidates():
     modality = PointModality()
     rng = np.random.default_rng(2)
-    candidates = pd.DataFrame({"x": np.r_[rng.uniform(0.0, 0.1, 50), rng.uniform(0.9, 1.0, 50)], "label": ["left"] * 100})
+    candidates = pd.DataFrame(
+        {"x": np.r_[rng.uniform(0.0, 0.1, 50), rng.uniform(0.9, 1.0, 50)], "label": ["left"] * 100}
+    )
     private = pd.DataFrame({"x": np.full(30, 0.05), "label": ["left"] * 30})  # every record near the first blob
     embeddings, labels = pe_nodes.embed_private_data(modality, private)
-    plan = pe_nodes.calibrate_privacy(modality, {**DP, "epsilon": 1e6}, PE, RELEASE, iterations=1)  # almost no noise
+    plan = pe_nodes.calibrate_privacy(modality, job_settings({"epsilon": 1e6}, iterations=1))  # almost no noise
     histogram = pe_nodes.dp_histogram(
-        modality, candidates, modality.embed(candidates), embeddings, labels, plan, {**PE, "candidates_per_bin": 50},
+        modality,
+        candidates,
+        modality.embed(candidates),
+        embeddings,
+        labels,
+        plan,
+        job_settings(pe={"candidates_per_bin": 50}),
         iteration=1,
     )
     assert histogram.noisy[:50] == pytest.approx(np.full(50, 30 / 50), abs=1e-3)  # the blob's 30 votes, shared
@@ -217,29 +286,35 @@ def test_a_histogram_over_bins_shares_each_bin_count_among_similar_candidates():
 
 def test_auto_delta_needs_a_public_row_count():
     with pytest.raises(PrivacyConfigError, match="public_row_count"):
-        pe_nodes.calibrate_privacy(PointModality(public_row_count=None), DP, PE, RELEASE, iterations=3)
-    plan = pe_nodes.calibrate_privacy(PointModality(), {**DP, "delta": 1e-4}, PE, RELEASE, iterations=3)
+        pe_nodes.calibrate_privacy(PointModality(public_row_count=None), job_settings())
+    plan = pe_nodes.calibrate_privacy(PointModality(), job_settings({"delta": 1e-4}))
     assert plan.delta == 1e-4
 
 
 def test_public_class_proportions_cost_no_release():
     modality = PointModality(public_class_proportions={"left": 3, "right": 1})
-    plan = pe_nodes.calibrate_privacy(modality, {**DP, "class_proportions": "public"}, PE, RELEASE, iterations=3)
+    settings = job_settings({"class_proportions": "public"})
+    plan = pe_nodes.calibrate_privacy(modality, settings)
     assert plan.releases == 3
     weights = pe_nodes.measure_class_distribution(modality, np.array(["left"] * 5), plan)
-    assert pe_nodes.allocate_population(weights, PE) == {"left": 30, "right": 10}
+    assert pe_nodes.allocate_population(weights, settings) == {"left": 30, "right": 10}
 
 
 def test_release_size_is_free_of_private_counts_and_follows_the_histogram():
     modality = PointModality()
-    plan = pe_nodes.calibrate_privacy(modality, DP, PE, RELEASE, iterations=3)
+    plan = pe_nodes.calibrate_privacy(modality, job_settings())
     candidates = pd.DataFrame({"x": [0.1, 0.2, 0.3, 0.9], "label": ["left", "left", "right", "right"]})
-    histogram = dp_hist.NoisyHistogram(noisy=np.array([3.0, -1.0, 1.0, 3.0]), thresholded=np.array([3.0, 0.0, 1.0, 3.0]))
+    histogram = dp_hist.NoisyHistogram(
+        noisy=np.array([3.0, -1.0, 1.0, 3.0]), thresholded=np.array([3.0, 0.0, 1.0, 3.0])
+    )
     weights = {"left": 310.4, "right": 99.2}
-    assert pe_nodes.released_row_count(modality, weights, RELEASE) == 400  # the public row count
-    no_public_count = PointModality(public_row_count=None)
-    assert pe_nodes.released_row_count(no_public_count, weights, RELEASE) == 410  # DP estimate
-    released = pe_nodes.release_synthetic_data(modality, candidates, histogram, weights, plan, {"rows": 2000, "vary": False})
+    basis = pe_nodes.prepare_release(modality, candidates, histogram, weights, plan)
+    assert basis.default_rows() == 400  # the public row count
+    no_public_count = pe_nodes.prepare_release(
+        PointModality(public_row_count=None), candidates, histogram, weights, plan
+    )
+    assert no_public_count.default_rows() == 410  # DP estimate
+    released = pe_nodes.release_synthetic_data(basis, job_settings(release={"rows": 2000}))
     assert len(released) == 2000
     counts = released.groupby("label")["x"].value_counts()
     assert set(released.loc[released["label"] == "left", "x"]) == {0.1}  # zero weight: never drawn
@@ -257,35 +332,50 @@ class SavedDataset(MemoryDataset):
         pass
 
 
-@pytest.mark.parametrize("resume_from", ["class_sizes", "initial_population", "iter_001.population", "iter_002.survivors"])
+@pytest.mark.parametrize(
+    "resume_from",
+    ["class_sizes", "initial_population", "iter_001.population", "iter_002.survivors", "iter_003.survivors"],
+)
 def test_a_resumed_run_releases_only_the_missing_histograms_and_matches_an_uninterrupted_one(resume_from):
     """With a seed, resuming from any saved dataset gives the uninterrupted run's release."""
     point = parse_resume_point(resume_from, 3)
-    full = points_catalog()
-    for name in (*SAVED_BY_A_RUN, point.dataset, "synthetic_data"):
+    full = points_catalog(3)
+    for name in (*SAVED_BY_A_RUN, point.dataset, "iter_002.population", "iter_003.histogram", "synthetic_data"):
         full[f"points.{name}"] = SavedDataset()
     SequentialRunner().run(Pipeline(private_evolution_pipeline(3), namespace="points"), full)
     resumed_pipeline = Pipeline(private_evolution_pipeline(3, point), namespace="points")
     histograms = sorted(node.name for node in resumed_pipeline.nodes if node.name.endswith("dp_histogram"))
     assert histograms == [f"points.iter_{t:03d}.dp_histogram" for t in range(point.iteration + 1, 4)]
+    last = point.iteration == 3  # the last histogram is saved: only its post-processing runs again
     stages = {node.name.rsplit(".", 1)[-1] for node in resumed_pipeline.nodes}
     assert not {"calibrate_privacy", "dp_class_counts", "dp_generator_statistics"} & stages  # releases: loaded
     assert ("generate_initial_population" in stages) == (resume_from == "class_sizes")
-    saved = {f"points.{name}" for name in (*SAVED_BY_A_RUN, point.dataset)}
-    assert saved <= resumed_pipeline.inputs()
+    saved = {
+        f"points.{name}"
+        for name in (*SAVED_BY_A_RUN, point.dataset, *(["iter_003.histogram", "iter_002.population"] if last else []))
+    }
+    assert saved - ({"points.class_sizes"} if last else set()) <= resumed_pipeline.inputs()
 
-    resumed = points_catalog()
-    for name in saved:
+    resumed = points_catalog(3)
+    for name in saved & resumed_pipeline.inputs():
         resumed[name] = full[name].load()
     outputs = SequentialRunner().run(resumed_pipeline, resumed)
     assert outputs["points.synthetic_data"].load().equals(full["points.synthetic_data"].load())
-    assert outputs["points.iteration_metrics"].load()["iteration"].tolist() == list(range(point.iteration + 1, 4))
+    assert outputs["points.iteration_metrics"].load()["iteration"].tolist() == list(
+        range(point.iteration + (not last), 4)
+    )
 
 
 @pytest.mark.parametrize(
     ("text", "message"),
-    [("iter_3.population", "cannot resume from"), ("iter_003.population", "T=3"), ("iter_000.survivors", "T=3"),
-     ("histogram", "name a saved dataset"), ("privacy_plan", "'class_sizes'")],
+    [
+        ("iter_3.population", "cannot resume from"),
+        ("iter_003.population", "T=3"),
+        ("iter_000.survivors", "T=3"),
+        ("iter_004.survivors", "T=3"),
+        ("histogram", "name a saved dataset"),
+        ("privacy_plan", "'class_sizes'"),
+    ],
 )
 def test_bad_resume_points_are_refused(text, message):
     with pytest.raises(ValueError, match=message):
@@ -302,16 +392,19 @@ def test_saved_datasets_name_their_resume_point():
 
 
 def test_a_saved_plan_for_another_t_is_refused():
-    plan = pe_nodes.calibrate_privacy(PointModality(), DP, PE, RELEASE, iterations=3)
+    plan = pe_nodes.calibrate_privacy(PointModality(), job_settings())
     with pytest.raises(PrivacyConfigError, match="T=3 iterations but this DAG has T=5"):
-        pe_nodes.check_resumed_plan(plan, iterations=5)
+        pe_nodes.check_resumed_plan(plan, job_settings(iterations=5))
 
 
 def test_text_dag_reuses_the_template_and_reads_only_its_declared_inputs():
     pipeline = text_pipeline.create_pipeline(2)
     assert pipeline.inputs() == {
-        "text.schema", "text.private_data", "text.reference_data", "text.llm_api_key",
-        *(f"params:text.{section}" for section in ("dp", "pe", "release", "generator", "embedding", "evaluation")),
+        "text.schema",
+        "text.private_data",
+        "text.reference_data",
+        "text.llm_api_key",
+        "params:text",
     }
     template_stages = {node.name.split(".", 2)[-1] for node in create_pipeline(2).nodes if ".iter_" in node.name}
     assert {node.name.split(".", 2)[-1] for node in pipeline.nodes if ".iter_" in node.name} == template_stages
@@ -327,14 +420,14 @@ def test_a_resumed_tabular_run_reuses_the_saved_generator_statistics(adult_schem
 
     settings = yaml.safe_load((PROJECT_ROOT / "conf/base/parameters_tabular.yml").read_text())["tabular"]
     settings["dp"]["seed"], settings["pe"]["population_size"], settings["release"]["rows"] = 5, 200, 300
+    settings["pe"]["iterations"] = 2
 
     def catalog(saved: dict | None = None) -> DataCatalog:
         entries = DataCatalog()
         entries["tabular.schema"] = adult_schema_json
         entries["tabular.private_data"] = pd.read_csv(ADULT_DIR / "adult_train.csv").head(3000)
         entries["tabular.reference_data"] = pd.read_csv(ADULT_DIR / "adult_test.csv").head(500)
-        for section in ("dp", "pe", "release", "generator"):
-            entries[f"params:tabular.{section}"] = settings[section]
+        entries["params:tabular"] = settings
         for name, value in (saved or {}).items():
             entries[name] = value
         return entries
@@ -342,10 +435,14 @@ def test_a_resumed_tabular_run_reuses_the_saved_generator_statistics(adult_schem
     kept = (*SAVED_BY_A_RUN, "iter_001.survivors", "synthetic_data")
     full = catalog({f"tabular.{name}": SavedDataset() for name in kept})
     SequentialRunner().run(create_pipeline(2).to_outputs("tabular.synthetic_data"), full)
-    assert full["tabular.generator_statistics"].load()["marginals"]  # the DP marginals were released and kept
+    assert full["tabular.generator_statistics"].load()  # the DP statistics were released and kept
 
-    resumed_pipeline = create_pipeline(2, parse_resume_point("iter_001.survivors", 2)).to_outputs("tabular.synthetic_data")
-    assert not any(node.name.endswith(("dp_generator_statistics", "dp_class_counts")) for node in resumed_pipeline.nodes)
+    resumed_pipeline = create_pipeline(2, parse_resume_point("iter_001.survivors", 2)).to_outputs(
+        "tabular.synthetic_data"
+    )
+    assert not any(
+        node.name.endswith(("dp_generator_statistics", "dp_class_counts")) for node in resumed_pipeline.nodes
+    )
     resumed = catalog({f"tabular.{name}": full[f"tabular.{name}"].load() for name in kept[:-1]})
     outputs = SequentialRunner().run(resumed_pipeline, resumed)
     assert outputs["tabular.synthetic_data"].load().equals(full["tabular.synthetic_data"].load())

@@ -8,10 +8,11 @@ from pathlib import Path
 import mlflow
 import pandas as pd
 import pytest
+import yaml
 
 from dp_synth.modalities.tabular.schema import conform, parse_schema
-
 from tests.conftest import PROJECT_ROOT, kedro, written_files
+
 
 def test_kedro_run_releases_versioned_synthetic_data_and_tracks_epsilon(project):
     small = "tabular.pe.population_size=60,tabular.release.rows=500,tabular.dp.seed=3"
@@ -37,6 +38,7 @@ def test_kedro_run_releases_versioned_synthetic_data_and_tracks_epsilon(project)
     allowed_roots = {
         "data/05_model_input/tabular/populations",
         "data/05_model_input/tabular/survivors",
+        "data/05_model_input/tabular/histograms",
         "data/06_models/tabular",
         "data/07_model_output/tabular",
         "data/08_reporting/tabular",
@@ -63,7 +65,8 @@ def test_kedro_run_releases_versioned_synthetic_data_and_tracks_epsilon(project)
         assert {"final.fidelity.tvd_2way", "final.privacy.exact_copy_share"} <= set(run.data.metrics)
         reports = {artifact.path for artifact in client.list_artifacts(run.info.run_id, "reports")}
         assert reports == {
-            f"reports/{name}" for name in ("evaluation_report.json", "iterations.png", "marginals.png", "associations.png")
+            f"reports/{name}"
+            for name in ("evaluation_report.json", "iterations.png", "marginals.png", "associations.png")
         }
 
     # The report holds aggregates only: numbers under fixed keys, no rows.
@@ -84,11 +87,25 @@ def test_kedro_run_releases_versioned_synthetic_data_and_tracks_epsilon(project)
         (lambda table: table.assign(zip_code=1), [], "extra ['zip_code']"),
         (lambda table: table.drop(columns="age"), [], "missing ['age']"),
         (lambda table: table.assign(age=table["age"].where(table.index != 5, 150)), [], "outside the declared domain"),
-        (lambda table: table.assign(race=table["race"].where(table.index != 5, None)), [], "'race' has 1 missing values"),
+        (
+            lambda table: table.assign(race=table["race"].where(table.index != 5, None)),
+            [],
+            "'race' has 1 missing values",
+        ),
         (lambda table: table[table["class"] == "<=50K"], [], "classes ['>50K'] have no private rows"),
-        (None, ["--params", "tabular.dp.epsilon=0"], "dp.epsilon must be a finite number > 0"),
-        (None, ["--params", "tabular.dp.delta=1.5"], "dp.delta must be in the open interval (0, 1)"),
+        (None, ["--params", "tabular.dp.epsilon=0"], "tabular.dp.epsilon: Input should be greater than 0"),
+        (None, ["--params", "tabular.dp.delta=1.5"], "tabular.dp.delta: Input should be less than 1"),
         (None, ["--params", "tabular.pe.population_size=1"], "smaller than the number of classes"),
+        (
+            None,
+            ["--params", "tabular.pe.candidats_per_bin=1"],
+            "unknown setting 'candidats_per_bin': did you mean 'candidates_per_bin'?",
+        ),
+        (
+            None,
+            ["--params", "tabular.evaluation.plot_columns=[wage]"],
+            "plot_columns names columns the schema lacks: ['wage']",
+        ),
     ],
 )
 def test_bad_input_stops_with_a_clear_error_and_writes_nothing(project, corrupt, args, message):
@@ -103,10 +120,22 @@ def test_bad_input_stops_with_a_clear_error_and_writes_nothing(project, corrupt,
     assert {path.parent.parent for path in written_files(project)} <= {Path("data/06_models/tabular/privacy_plan.pkl")}
 
 
+def test_t_is_read_from_the_parameter_files_and_params_cannot_change_it(project):
+    small = {"pe": {"iterations": 2, "population_size": 60}, "release": {"rows": 300}, "dp": {"seed": 1}}
+    (project / "conf/local/parameters_tabular.yml").write_text(yaml.safe_dump({"tabular": small}))
+    result = kedro(project, "run", iterations=None)
+    assert result.returncode == 0, result.stderr[-3000:]
+    histograms = sorted(path.name for path in (project / "data/05_model_input/tabular/histograms").iterdir())
+    assert histograms == ["iter_001.pkl", "iter_002.pkl"]  # T = 2 from conf/local
+    refused = kedro(project, "run", "--params", "tabular.pe.iterations=3", iterations=None)
+    assert refused.returncode != 0
+    assert "T shapes the DAG, so --params cannot change it" in refused.stdout + refused.stderr
+
+
 def test_zero_iterations_is_refused(project):
     result = kedro(project, "run", iterations=0)
     assert result.returncode != 0
-    assert "DP_SYNTH_ITERATIONS must be an integer >= 1" in result.stdout + result.stderr
+    assert "DP_SYNTH_ITERATIONS (T) must be an integer >= 1" in result.stdout + result.stderr
 
 
 def test_project_declines_telemetry_without_any_environment_variable(monkeypatch):

@@ -13,6 +13,7 @@ import yaml
 
 from tests.conftest import kedro, written_files
 from tests.fake_llm_server import FakeServer
+from tests.release_fingerprint import PINNED, fingerprint
 from tests.tiny_models import build_tiny_causal_lm
 
 CLASSES = {"World", "Sports", "Business", "Sci/Tech"}
@@ -28,6 +29,7 @@ KEY = "sk-e2e-NEVER-PRINTED-42"
 ALLOWED_ROOTS = (
     "data/05_model_input/text/populations",
     "data/05_model_input/text/survivors",
+    "data/05_model_input/text/histograms",
     "data/06_models/text",
     "data/07_model_output/text",
     "data/08_reporting/text",
@@ -45,7 +47,9 @@ def configure(project: Path, generator: dict, rows_per_class: int = 20) -> None:
 
 def runs_by_start(project: Path) -> list:
     mlflow.set_tracking_uri(f"sqlite:///{project / 'mlflow.db'}")
-    return sorted(mlflow.search_runs(experiment_names=["dp-synth"], output_format="list"), key=lambda run: run.info.start_time)
+    return sorted(
+        mlflow.search_runs(experiment_names=["dp-synth"], output_format="list"), key=lambda run: run.info.start_time
+    )
 
 
 def epsilon_steps(run) -> dict[int, float]:
@@ -56,7 +60,9 @@ def epsilon_steps(run) -> dict[int, float]:
 def test_text_run_without_a_model_stops_at_once_saying_how_to_configure_one(project):
     result = kedro(project, "run", "--pipelines=text", iterations=1)
     assert result.returncode != 0
-    assert "no text generator is configured: set text.generator.backend to 'huggingface'" in result.stdout + result.stderr
+    assert (
+        "no text generator is configured: set text.generator.backend to 'huggingface'" in result.stdout + result.stderr
+    )
     assert written_files(project) == []
 
 
@@ -68,6 +74,7 @@ def test_text_run_with_a_tiny_local_gpt2(project, tmp_path):
 
     synthetic = pd.read_csv(next((project / "data/07_model_output/text/synthetic_texts.csv").glob("*/*.csv")))
     assert list(synthetic.columns) == ["label", "text"] and len(synthetic) == POPULATION
+    assert fingerprint(synthetic) == PINNED["text"]  # the seeded release is what it was
     assert set(synthetic["label"]) <= CLASSES
     assert all(str(path).startswith(ALLOWED_ROOTS) for path in written_files(project))
     samples = json.loads(next((project / "data/08_reporting/text/synthetic_samples.json").glob("*/*.json")).read_text())
@@ -86,7 +93,9 @@ def test_text_run_with_a_tiny_local_gpt2(project, tmp_path):
     assert reports == {"reports/evaluation_report.json", "reports/synthetic_samples.json", "reports/iterations.png"}
 
 
-def test_http_run_keeps_the_key_secret_and_resumes_after_a_failure_without_spending_twice(project, llm_server: FakeServer):
+def test_http_run_keeps_the_key_secret_and_resumes_after_a_failure_without_spending_twice(
+    project, llm_server: FakeServer
+):
     (project / "conf/local/credentials.yml").write_text(yaml.safe_dump({"text_llm": {"api_key": KEY}}))
     configure(
         project,
@@ -106,8 +115,9 @@ def test_http_run_keeps_the_key_secret_and_resumes_after_a_failure_without_spend
 
     llm_server.fail_from_request = None
     served_before = len(llm_server.requests)
-    resumed = kedro(project, "run", "--pipelines=text", iterations=3,
-                    extra_environment={"DP_SYNTH_RESUME": "iter_002.survivors"})
+    resumed = kedro(
+        project, "run", "--pipelines=text", iterations=3, extra_environment={"DP_SYNTH_RESUME": "iter_002.survivors"}
+    )
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert len(llm_server.requests) - served_before == POPULATION  # only iteration 2's variation again
     assert all(request.headers["authorization"] == f"Bearer {KEY}" for request in llm_server.requests)
@@ -127,14 +137,18 @@ def test_http_run_keeps_the_key_secret_and_resumes_after_a_failure_without_spend
 
 
 def test_a_run_that_fails_before_its_first_population_resumes_without_new_class_counts(project, llm_server):
-    configure(project, {"backend": "openai_compatible", "openai_compatible": {"base_url": llm_server.url, "model": "m"}})
+    configure(
+        project, {"backend": "openai_compatible", "openai_compatible": {"base_url": llm_server.url, "model": "m"}}
+    )
     llm_server.fail_from_request = 1  # the server rejects the first request of the random API
     failed = kedro(project, "run", "--pipelines=text", iterations=2)
     assert failed.returncode != 0
     assert "DP_SYNTH_RESUME=class_sizes DP_SYNTH_ITERATIONS=2" in failed.stdout + failed.stderr
 
     llm_server.fail_from_request = None
-    resumed = kedro(project, "run", "--pipelines=text", iterations=2, extra_environment={"DP_SYNTH_RESUME": "class_sizes"})
+    resumed = kedro(
+        project, "run", "--pipelines=text", iterations=2, extra_environment={"DP_SYNTH_RESUME": "class_sizes"}
+    )
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     saved_counts = list((project / "data/06_models/text/class_weights.json").iterdir())
     assert len(saved_counts) == 1  # the DP class count was released once, by the failed run

@@ -12,13 +12,13 @@ import matplotlib
 
 matplotlib.use("Agg")  # reports are written to files; no display is needed or assumed
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
 
-from dp_synth.evaluation.tabular import DEFAULT_BINS, discretise  # noqa: E402
-from dp_synth.modalities.tabular.schema import TableSchema  # noqa: E402
+from dp_synth.evaluation.tabular import DEFAULT_BINS, discretise
+from dp_synth.modalities.tabular.schema import TableSchema
 
 _MAX_CATEGORIES_SHOWN = 20
 
@@ -92,7 +92,9 @@ def plot_association_difference(reference: pd.DataFrame, synthetic: pd.DataFrame
     image = axis.imshow(difference, vmin=0, vmax=max(difference.max(), 1e-9), cmap="viridis")
     axis.set_xticks(range(len(schema.names)), schema.names, rotation=90, fontsize=7)
     axis.set_yticks(range(len(schema.names)), schema.names, fontsize=7)
-    axis.set_title(f"|association difference| (Cramér's V), mean {difference[np.triu_indices_from(difference, 1)].mean():.3f}")
+    axis.set_title(
+        f"|association difference| (Cramér's V), mean {difference[np.triu_indices_from(difference, 1)].mean():.3f}"
+    )
     figure.colorbar(image, ax=axis)
     figure.tight_layout()
     return figure

@@ -18,11 +18,22 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from enum import IntEnum
 
 import numpy as np
 from scipy.special import log_ndtr, ndtr
 
 _BISECTION_STEPS = 200
+
+
+class Stream(IntEnum):
+    """The plan's random streams (``GaussianPrivacyPlan.noise_generator(iteration, stream)``)."""
+
+    HISTOGRAM_NOISE = 0
+    SELECTION = 1
+    GENERATION = 2
+    STATISTICS_NOISE = 3
+    BINNING = 4
 
 
 class PrivacyConfigError(ValueError):
@@ -89,8 +100,7 @@ def default_delta(row_count: int) -> float:
     """Return the customary delta = 1 / (n ln n) for a dataset of ``row_count`` rows."""
     if row_count < 3:
         raise PrivacyConfigError(
-            f"delta = 1/(n ln n) needs a public row count n >= 3, got {row_count}; "
-            "set dp.delta explicitly"
+            f"delta = 1/(n ln n) needs a public row count n >= 3, got {row_count}; set dp.delta explicitly"
         )
     return 1.0 / (row_count * math.log(row_count))
 
@@ -146,9 +156,7 @@ class GaussianPrivacyPlan:
         The statistics and preliminary releases are counted from the start.
         """
         if not 0 <= iterations_done <= self.iterations:
-            raise ValueError(
-                f"iterations_done must be in [0, {self.iterations}], got {iterations_done}"
-            )
+            raise ValueError(f"iterations_done must be in [0, {self.iterations}], got {iterations_done}")
         mu_squared = (self.preliminary_releases + iterations_done) / self.sigma**2 + self.statistics_mu_squared
         if mu_squared == 0:
             return 0.0
@@ -200,9 +208,7 @@ def calibrate(
         )
     releases = iterations + preliminary_releases
     mu = gdp_mu_for(epsilon, delta)
-    statistics_sigma = (
-        statistics_sensitivity / (math.sqrt(statistics_share) * mu) if statistics_share > 0 else math.inf
-    )
+    statistics_sigma = statistics_sensitivity / (math.sqrt(statistics_share) * mu) if statistics_share > 0 else math.inf
     return GaussianPrivacyPlan(
         epsilon=float(epsilon),
         delta=float(delta),

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 import faiss
 import numpy as np
 
-
 KMEANS_ITERATIONS = 10
 """Lloyd iterations of the k-means that groups candidates into bins (``cluster_bins``)."""
 
@@ -122,7 +121,9 @@ def cluster_bins(embeddings: np.ndarray, labels: np.ndarray, candidates_per_bin:
             assigned = np.arange(len(members))
         else:
             points = np.ascontiguousarray(embeddings[members], dtype=np.float32)
-            kmeans = faiss.Kmeans(points.shape[1], centroids, niter=KMEANS_ITERATIONS, seed=seed, min_points_per_centroid=1)
+            kmeans = faiss.Kmeans(
+                points.shape[1], centroids, niter=KMEANS_ITERATIONS, seed=seed, min_points_per_centroid=1
+            )
             kmeans.train(points)
             assigned = np.unique(kmeans.index.search(points, 1)[1].ravel(), return_inverse=True)[1]
         bins[members] = offset + assigned

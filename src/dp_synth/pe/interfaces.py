@@ -1,77 +1,109 @@
-"""The small interface through which the PE loop sees a data type (table, text, image).
+"""The small interfaces through which the PE loop sees a data type (table, text, image).
 
-The loop itself (histogram, selection, schedule, accounting) is written once; a modality
-supplies the public generator (random and variation APIs), the embedding, and a cheap quality
-diagnostic. Populations are pandas DataFrames with one row per candidate and a label column.
+The loop itself (histogram, selection, schedule, accounting) is written once. A modality is a
+generator (the random and variation APIs), an embedder, the public facts of its schema and a
+cheap quality diagnostic. A generator that is steered by DP statistics of the private data
+(the tabular one) also implements the optional ``UsesStatistics``; the loop pays for those
+statistics only then. Populations are pandas DataFrames with one row per candidate and a label
+column.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import pandas as pd
 
+from dp_synth.pe.report import ReleaseRecord
 
-class Modality(Protocol):
-    """What Private Evolution needs from a data type.
+
+class PublicFacts(Protocol):
+    """What the loop may know without spending budget: declared in the public schema.
 
     Attributes:
         label_column: Name of the population column holding each candidate's class.
         classes: The public list of classes.
         public_row_count: The private row count, if declared public (for the default delta).
         public_class_proportions: Class proportions, if declared public.
-        statistics_sensitivity: L2 sensitivity of the DP statistics ``measure_statistics`` releases
-            for the generator; 0 for a generator that uses none.
     """
 
     label_column: str
     classes: tuple[str, ...]
     public_row_count: int | None
     public_class_proportions: Mapping[str, float] | None
-    statistics_sensitivity: float
 
-    def measure_statistics(self, private: pd.DataFrame, sigma: float, rng: np.random.Generator) -> dict[str, Any]:
-        """Release a statistic of ``private`` plus N(0, sigma^2) noise (a Gaussian mechanism of
-        sensitivity ``statistics_sensitivity``) for the generator. The result is a DP release:
-        it is saved, so a resumed run reuses it instead of measuring again."""
-        ...
 
-    def with_statistics(self, statistics: Mapping[str, Any]) -> Modality:
-        """Return a copy whose generator uses released statistics (``measure_statistics``)."""
-        ...
+class Generator(Protocol):
+    """The public generator: a random API and a variation API."""
 
     def random_population(self, class_sizes: Mapping[str, int], rng: np.random.Generator) -> pd.DataFrame:
         """Random API: ``class_sizes[c]`` fresh candidates of each class, from public knowledge only."""
         ...
 
-    def vary(
-        self, survivors: pd.DataFrame, iteration: int, iterations: int, rng: np.random.Generator
-    ) -> pd.DataFrame:
+    def vary(self, survivors: pd.DataFrame, iteration: int, iterations: int, rng: np.random.Generator) -> pd.DataFrame:
         """Variation API: one variation of every survivor, same label, degree set by the schedule."""
         ...
 
-    def reweight(self, population: pd.DataFrame, weights: np.ndarray) -> np.ndarray:
-        """Release weights of a population's candidates, adjusted by post-processing only."""
-        ...
+
+class Embedder(Protocol):
+    """The embedding in which private records vote for their nearest candidates."""
 
     def embed(self, population: pd.DataFrame) -> np.ndarray:
-        """Embedding used by the nearest-neighbour vote, shape (rows, dimensions)."""
+        """Shape (rows, dimensions)."""
         ...
 
+
+class QualityDiagnostic(Protocol):
+    """A cheap per-iteration diagnostic against held-out data (for the owner, not a release)."""
+
     def summarise_reference(self, reference: pd.DataFrame) -> Any:
-        """Precompute whatever ``quality`` compares populations with (held-out data)."""
+        """Precompute whatever ``quality`` compares populations with."""
         ...
 
     def quality(self, population: pd.DataFrame, reference_summary: Any) -> dict[str, float]:
-        """Cheap diagnostic metrics of a population against the reference summary."""
+        """Metrics of a population against the reference summary."""
+        ...
+
+
+class Modality(PublicFacts, Generator, Embedder, QualityDiagnostic, Protocol):
+    """What Private Evolution needs from a data type."""
+
+
+@runtime_checkable
+class UsesStatistics(Protocol):
+    """Optional: a generator steered by DP statistics of the private data.
+
+    Attributes:
+        statistics_sensitivity: L2 sensitivity of the release ``measure_statistics`` makes.
+    """
+
+    statistics_sensitivity: float
+
+    def measure_statistics(self, private: pd.DataFrame, sigma: float, rng: np.random.Generator) -> Any:
+        """Release statistics of ``private`` with Gaussian noise calibrated to ``sigma`` for
+        sensitivity ``statistics_sensitivity``. The result is a DP release: it is saved, so a
+        resumed run reuses it instead of measuring again."""
+        ...
+
+    def with_statistics(self, statistics: Any) -> Modality:
+        """A copy whose generator uses the released statistics."""
+        ...
+
+    def reweight(self, population: pd.DataFrame, weights: np.ndarray) -> np.ndarray:
+        """Release weights of a population's candidates, adjusted to the statistics
+        (post-processing only)."""
+        ...
+
+    def statistics_releases(self) -> tuple[ReleaseRecord, ...]:
+        """Each Gaussian release of the statistics in use, with its sensitivity and sigma."""
         ...
 
 
 class PublicSchemaFacts:
-    """Mixin: the public facts the loop needs (``classes``, ``public_row_count``,
-    ``public_class_proportions``), read from the modality's declared ``schema``."""
+    """Mixin: the public facts the loop needs besides the label column, read from the
+    modality's declared ``schema``."""
 
     schema: Any
 
@@ -89,21 +121,3 @@ class PublicSchemaFacts:
     def public_class_proportions(self) -> Mapping[str, float] | None:
         """Class proportions, if the schema declares them public."""
         return self.schema.class_proportions
-
-
-class WithoutStatistics:
-    """Mixin of a generator that uses no DP statistics: the plan pays for none
-    (``calibrate_privacy`` refuses a ``generator_share``), so these are never called."""
-
-    @property
-    def statistics_sensitivity(self) -> float:
-        """No statistics, no sensitivity."""
-        return 0.0
-
-    def measure_statistics(self, private: pd.DataFrame, sigma: float, rng: np.random.Generator) -> dict[str, Any]:
-        """Refuse: there is nothing to measure."""
-        raise ValueError("this generator uses no DP statistics; set dp.generator_share to 0")
-
-    def with_statistics(self, statistics: Mapping[str, Any]) -> WithoutStatistics:
-        """Refuse, for the same reason."""
-        raise ValueError("this generator uses no DP statistics; set dp.generator_share to 0")

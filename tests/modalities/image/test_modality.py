@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from dp_synth.pe import histogram as dp_hist
+from dp_synth.datasets import DigitsDataset, ImageFolderDataset
 from dp_synth.modalities.image.diffusion import DiffusionImageGenerator
 from dp_synth.modalities.image.glyphs import GlyphBounds, discover_fonts
 from dp_synth.modalities.image.modality import (
@@ -24,10 +24,9 @@ from dp_synth.modalities.image.modality import (
     parse_image_schema,
     pixel_embedding,
 )
-from dp_synth.pe.schedule import VariationSchedule
 from dp_synth.modalities.tabular.schema import SchemaError
-from dp_synth.datasets import DigitsDataset, ImageFolderDataset
-
+from dp_synth.pe import histogram as dp_hist
+from dp_synth.pe.schedule import VariationSchedule
 from tests.conftest import PROJECT_ROOT
 from tests.tiny_diffusion import build_tiny_diffusion_model
 from tests.tiny_models import build_tiny_image_encoder
@@ -139,12 +138,13 @@ def test_the_diffusion_generator_serves_the_modality(schema, tmp_path):
     model = DiffusionImageGenerator(
         build_tiny_diffusion_model(tmp_path / "unet", classes=10), num_inference_steps=2, image_size=(8, 8), channels=1
     )
-    modality = ImageModality(schema=schema, generator=DiffusionGenerator(schema=schema, model=model), schedule=SCHEDULE,
-                             lookahead=2)
+    modality = ImageModality(
+        schema=schema, generator=DiffusionGenerator(schema=schema, model=model), schedule=SCHEDULE, lookahead=2
+    )
     population = modality.random_population({"0": 2, "7": 3}, np.random.default_rng(0))
     assert population["label"].tolist() == ["0", "0", "7", "7", "7"]
     images = images_of(population, schema)
-    assert images.shape == (5, 8, 8, 1) and 0.0 <= images.min() and images.max() <= 1.0
+    assert images.shape == (5, 8, 8, 1) and images.min() >= 0.0 and images.max() <= 1.0
     varied = modality.vary(population, 9, 10, np.random.default_rng(1))  # a small strength: at least one step
     assert varied["label"].tolist() == population["label"].tolist() and modality.embed(varied).shape == (5, 64)
     assert not np.array_equal(images_of(varied, schema), images)

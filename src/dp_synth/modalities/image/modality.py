@@ -9,6 +9,7 @@ with lookahead, a ``lookahead`` column: the mean embedding of L variations of th
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -17,12 +18,19 @@ from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
+from tqdm import tqdm
 
 from dp_synth.evaluation.embeddings import EmbeddedReference, GaussianFit, frechet_distance
-from dp_synth.pe.interfaces import PublicSchemaFacts, WithoutStatistics
-from dp_synth.modalities.image.glyphs import PARAMETER_COLUMNS, GlyphBounds, perturb_parameters, random_parameters, render
-from dp_synth.pe.schedule import VariationSchedule
+from dp_synth.modalities.image.glyphs import (
+    PARAMETER_COLUMNS,
+    GlyphBounds,
+    perturb_parameters,
+    random_parameters,
+    render,
+)
 from dp_synth.modalities.tabular.schema import SchemaError, check_every_class_present, parse_declared_classes
+from dp_synth.pe.interfaces import PublicSchemaFacts
+from dp_synth.pe.schedule import VariationSchedule
 
 logger = logging.getLogger(__name__)
 
@@ -65,9 +73,7 @@ def parse_image_schema(raw: Mapping[str, Any]) -> ImageSchema:
     Raises:
         SchemaError: naming the missing or malformed entry.
     """
-    declared = parse_declared_classes(
-        raw, "image schema", ("image_size", "channels"), "the glyph the simulator draws"
-    )
+    declared = parse_declared_classes(raw, "image schema", ("image_size", "channels"), "the glyph the simulator draws")
     size = raw["image_size"]
     if not (isinstance(size, Sequence) and len(size) == 2 and all(isinstance(v, int) and v >= 1 for v in size)):
         raise SchemaError(f"image schema: 'image_size' must be [height, width] of positive integers, got {size!r}")
@@ -202,7 +208,9 @@ class DiffusionGenerator:
         """SDEdit: each image noised to strength ``degree`` (at least one step), then denoised."""
         strength = float(np.clip(degree, 1.0 / self.model.num_inference_steps, 1.0))
         images = self.model.vary(
-            images_of(candidates, self.schema), self._indices(candidates[LABEL].tolist()), strength,
+            images_of(candidates, self.schema),
+            self._indices(candidates[LABEL].tolist()),
+            strength,
             seed=int(rng.integers(2**31 - 1)),
         )
         return pd.DataFrame({IMAGE: image_column(images)})
@@ -265,15 +273,26 @@ class ImageEncoder:
         return features.float().cpu().numpy()
 
     def encode(self, images: np.ndarray) -> np.ndarray:
-        """Embeddings of images (n, H, W, C) in [0, 1], float32, unit L2 norm."""
-        features = np.concatenate(
-            [self._features(images[start : start + self.batch_size]) for start in range(0, len(images), self.batch_size)]
+        """Embeddings of images (n, H, W, C) in [0, 1], float32, unit L2 norm.
+
+        A tqdm bar on stderr follows the batches, on a terminal only (``disable=None``) and only
+        once they have run two seconds; it is cleared when done.
+        """
+        starts = tqdm(
+            range(0, len(images), self.batch_size),
+            desc="Embedding images",
+            unit="batch",
+            file=sys.stderr,
+            disable=None,
+            delay=2.0,
+            leave=False,
         )
+        features = np.concatenate([self._features(images[start : start + self.batch_size]) for start in starts])
         return (features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)).astype(np.float32)
 
 
 @dataclass(frozen=True)
-class ImageModality(PublicSchemaFacts, WithoutStatistics):
+class ImageModality(PublicSchemaFacts):
     """PE over labelled images.
 
     Attributes:
@@ -333,10 +352,6 @@ class ImageModality(PublicSchemaFacts, WithoutStatistics):
         varied = self.generator.vary(survivors, self.schedule.degree(iteration, iterations), rng)
         varied = varied.assign(**{LABEL: survivors[LABEL].to_numpy()})
         return self._with_lookahead(varied, self.schedule.degree(min(iteration + 1, iterations), iterations), rng)
-
-    def reweight(self, population: pd.DataFrame, weights: np.ndarray) -> np.ndarray:
-        """No DP statistics to match: the histogram's weights are the release weights."""
-        return weights
 
     def embed(self, population: pd.DataFrame) -> np.ndarray:
         """The vote embedding: the lookahead mean if the population carries one, else its own."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -22,10 +23,10 @@ import numpy as np
 import pandas as pd
 
 from dp_synth.evaluation.embeddings import EmbeddedReference, GaussianFit, frechet_distance
-from dp_synth.modalities.text.llm import GeneratorConfigError, TextGenerator
-from dp_synth.pe.interfaces import PublicSchemaFacts, WithoutStatistics
-from dp_synth.pe.schedule import VariationSchedule
 from dp_synth.modalities.tabular.schema import SchemaError, check_every_class_present, parse_declared_classes
+from dp_synth.modalities.text.llm import GeneratorConfigError, TextGenerator
+from dp_synth.pe.interfaces import PublicSchemaFacts
+from dp_synth.pe.schedule import VariationSchedule
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +40,8 @@ PROMPT_FIELDS = {
     "fill_blanks": {"label", "description", "domain", "masked_text"},
 }
 """The fields each prompt template may use."""
+PROGRESS_MIN_TEXTS = 2000
+"""Texts from which embedding them shows a progress bar (on a terminal)."""
 
 
 @dataclass(frozen=True)
@@ -211,15 +214,23 @@ class SentenceEmbedder:
         return SentenceTransformer(str(self.path), device=self.device, local_files_only=True)
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
-        """Embeddings of ``texts``, shape (len(texts), dimensions), float32, unit L2 norm."""
+        """Embeddings of ``texts``, shape (len(texts), dimensions), float32, unit L2 norm.
+
+        sentence-transformers shows its tqdm bar on stderr for ``PROGRESS_MIN_TEXTS`` texts or more
+        when stderr is a terminal. The bar is its own: batching the texts here instead would
+        change which texts share a padded batch, and so the embeddings' rounding.
+        """
         embeddings = self._encoder.encode(
-            list(texts), batch_size=self.batch_size, normalize_embeddings=True, show_progress_bar=False
+            list(texts),
+            batch_size=self.batch_size,
+            normalize_embeddings=True,
+            show_progress_bar=len(texts) >= PROGRESS_MIN_TEXTS and sys.stderr.isatty(),
         )
         return np.asarray(embeddings, dtype=np.float32)
 
 
 @dataclass(frozen=True)
-class TextModality(PublicSchemaFacts, WithoutStatistics):
+class TextModality(PublicSchemaFacts):
     """Aug-PE over a labelled corpus.
 
     Attributes:
@@ -292,13 +303,13 @@ class TextModality(PublicSchemaFacts, WithoutStatistics):
         kept = [new or old for new, old in zip(texts, survivors[TEXT], strict=True)]
         logger.info(
             "Varied %d texts (mask share %.2f, temperature %.2f, %d paraphrases, %d empty rewrites kept as they were)",
-            len(kept), share, temperature, int(paraphrase.sum()), sum(text == "" for text in texts),
+            len(kept),
+            share,
+            temperature,
+            int(paraphrase.sum()),
+            sum(text == "" for text in texts),
         )
         return pd.DataFrame({LABEL: survivors[LABEL].to_numpy(), TEXT: kept})
-
-    def reweight(self, population: pd.DataFrame, weights: np.ndarray) -> np.ndarray:
-        """No DP statistics to match: the histogram's weights are the release weights."""
-        return weights
 
     def embed(self, population: pd.DataFrame) -> np.ndarray:
         """Sentence embeddings of the texts (unit norm: L2 distance ranks like cosine)."""

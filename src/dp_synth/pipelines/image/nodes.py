@@ -25,65 +25,62 @@ from dp_synth.modalities.image.modality import (
     images_of,
     parse_image_schema,
 )
+from dp_synth.modalities.image.settings import ImageGenerator as ImageGeneratorSettings
+from dp_synth.modalities.image.settings import ImageSettings
 from dp_synth.pe.schedule import VariationSchedule
+from dp_synth.pe.settings import SettingsError
 
 logger = logging.getLogger(__name__)
 
-GENERATORS = ("simulator", "diffusion")
 
-
-def _generator(schema: ImageSchema, generator: Mapping[str, Any]) -> ImageGenerator:
+def _generator(schema: ImageSchema, generator: ImageGeneratorSettings) -> ImageGenerator:
     """The configured generator: the glyph simulator or a local diffusion model."""
-    backend = generator["backend"]
-    if backend == "simulator":
-        simulator = generator["simulator"]
+    if generator.backend == "simulator":
+        simulator = generator.simulator
         return GlyphSimulator(
             schema=schema,
-            fonts=discover_fonts(simulator["font_folders"] or ()),
-            bounds=GlyphBounds(**{name: tuple(bounds) for name, bounds in simulator["bounds"].items()}),
+            fonts=discover_fonts(simulator.font_folders),
+            bounds=GlyphBounds(**simulator.bounds.model_dump()),
         )
-    if backend == "diffusion":
-        settings = dict(generator["diffusion"])
-        if not settings.get("model"):
-            raise ValueError(
-                "image.generator.diffusion.model is not set: point it at a local diffusers pipeline directory "
-                "(a UNet2DModel with its scheduler, e.g. saved by DDPMPipeline.save_pretrained)"
-            )
-        try:
-            from dp_synth.modalities.image.diffusion import DiffusionImageGenerator
-        except ImportError as error:
-            raise ValueError(
-                f"the diffusion backend needs the image extra ({error.name} is missing): "
-                "pip install -e '.[image]', or make install-all"
-            ) from None
-
-        model = DiffusionImageGenerator(
-            settings.pop("model"), image_size=(schema.height, schema.width), channels=schema.channels, **settings
+    options = generator.diffusion.model_dump()
+    if not options["model"]:
+        raise SettingsError(
+            "image.generator.diffusion.model is not set: point it at a local diffusers pipeline directory "
+            "(a UNet2DModel with its scheduler, e.g. saved by DDPMPipeline.save_pretrained)"
         )
-        return DiffusionGenerator(schema=schema, model=model)
-    raise ValueError(f"unknown image.generator.backend {backend!r}; choose one of {list(GENERATORS)}")
+    try:
+        from dp_synth.modalities.image.diffusion import DiffusionImageGenerator
+    except ImportError as error:
+        raise SettingsError(
+            f"the diffusion backend needs the image extra ({error.name} is missing): "
+            "pip install -e '.[image]', or make install-all"
+        ) from None
+    model = DiffusionImageGenerator(
+        options.pop("model"), image_size=(schema.height, schema.width), channels=schema.channels, **options
+    )
+    return DiffusionGenerator(schema=schema, model=model)
 
 
-def build_modality(schema_json: Mapping[str, Any], generator: Mapping[str, Any], embedding: Mapping[str, Any]) -> ImageModality:
+def build_modality(schema_json: Mapping[str, Any], settings: ImageSettings) -> ImageModality:
     """Build the image modality from the public schema and the generator settings.
 
     Args:
         schema_json: The public image schema (see ``dp_synth.modalities.image.modality.parse_image_schema``).
-        generator: ``backend`` (``simulator`` or ``diffusion``) and its settings, the
-            ``variation`` schedule and ``lookahead`` (L).
-        embedding: ``pool``, the average-pooling factor of the pixel embedding, and ``encoder``:
-            a local pretrained image encoder directory (null: pixels) with its ``batch_size``
-            and ``device``.
+        settings: The job's settings: ``generator`` (``backend``, ``simulator`` or
+            ``diffusion``, and its settings, the ``variation`` schedule and ``lookahead`` L) and
+            ``embedding`` (``pool``, the average-pooling factor of the pixel embedding, and
+            ``encoder``: a local pretrained image encoder directory, null: pixels, with its
+            ``batch_size`` and ``device``).
     """
     schema = parse_image_schema(schema_json)
-    encoder = embedding["encoder"]
+    generator, encoder = settings.generator, settings.embedding.encoder
     modality = ImageModality(
         schema=schema,
         generator=_generator(schema, generator),
-        schedule=VariationSchedule(**generator["variation"]),
-        lookahead=generator["lookahead"],
-        pool=embedding["pool"],
-        encoder=None if encoder["model"] is None else ImageEncoder(**encoder),
+        schedule=VariationSchedule(**generator.variation.model_dump()),
+        lookahead=generator.lookahead,
+        pool=settings.embedding.pool,
+        encoder=None if encoder.model is None else ImageEncoder(**encoder.model_dump()),
     )
     logger.info("Image generator: %s, lookahead L=%d", modality.generator.description, modality.lookahead)
     return modality
@@ -106,7 +103,7 @@ def evaluate_synthetic_images(
     reference_table: pd.DataFrame,
     reference_summary: EmbeddedReference,
     modality: ImageModality,
-    evaluation: Mapping[str, Any],
+    settings: ImageSettings,
 ) -> dict[str, Any]:
     """Fidelity and utility of the released images (diagnostics for the data owner, not DP).
 
@@ -118,32 +115,45 @@ def evaluate_synthetic_images(
     The private and held-out images come already embedded (by the loop and by its quality
     diagnostic), so an encoder does not run over them twice.
     """
-    seed = evaluation["seed"]
-    pixels = {name: modality.pixels(table) for name, table in
-              (("synthetic", synthetic_data), ("real_train", private_table), ("reference", reference_table))}
+    seed = settings.evaluation.seed
+    pixels = {
+        name: modality.pixels(table)
+        for name, table in (
+            ("synthetic", synthetic_data),
+            ("real_train", private_table),
+            ("reference", reference_table),
+        )
+    }
     reference_labels = reference_table[LABEL].to_numpy()
     report = {
         "rows": len(synthetic_data),
         "fidelity": {
-            "frechet_distance": frechet_distance(GaussianFit.of(modality.features(synthetic_data)), reference_summary.fit),
+            "frechet_distance": frechet_distance(
+                GaussianFit.of(modality.features(synthetic_data)), reference_summary.fit
+            ),
             "frechet_distance_real_train": frechet_distance(GaussianFit.of(private_embeddings), reference_summary.fit),
         },
         "utility": {
-            name: classifier_accuracy(pixels[name], table[LABEL].to_numpy(), pixels["reference"], reference_labels, seed)
+            name: classifier_accuracy(
+                pixels[name], table[LABEL].to_numpy(), pixels["reference"], reference_labels, seed
+            )
             for name, table in (("synthetic", synthetic_data), ("real_train", private_table))
         },
     }
     logger.info(
         "Evaluation of %d released images: accuracy %.4f (private images %.4f), Frechet distance %.4f (private %.4f)",
-        report["rows"], report["utility"]["synthetic"]["accuracy"], report["utility"]["real_train"]["accuracy"],
-        report["fidelity"]["frechet_distance"], report["fidelity"]["frechet_distance_real_train"],
+        report["rows"],
+        report["utility"]["synthetic"]["accuracy"],
+        report["utility"]["real_train"]["accuracy"],
+        report["fidelity"]["frechet_distance"],
+        report["fidelity"]["frechet_distance_real_train"],
     )
     return report
 
 
-def plot_image_grid(synthetic_data: pd.DataFrame, modality: ImageModality, evaluation: Mapping[str, Any]) -> Figure:
+def plot_image_grid(synthetic_data: pd.DataFrame, modality: ImageModality, settings: ImageSettings) -> Figure:
     """A grid of released images: one row per class, ``evaluation.grid_columns`` images each."""
-    columns, rng = evaluation["grid_columns"], np.random.default_rng(evaluation["seed"])
+    columns, rng = settings.evaluation.grid_columns, np.random.default_rng(settings.evaluation.seed)
     classes = modality.classes
     figure, axes = plt.subplots(len(classes), columns, figsize=(columns * 0.8, len(classes) * 0.8), squeeze=False)
     for row, label in enumerate(classes):

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from kedro.pipeline import Node, Pipeline
 
+from dp_synth.modalities.image.settings import ImageSettings
 from dp_synth.pipelines.image import nodes as image_nodes
 from dp_synth.pipelines.pe import nodes as pe_nodes
-from dp_synth.pipelines.pe.pipeline import ResumePoint, preparation_pipeline, private_evolution_pipeline
+from dp_synth.pipelines.pe.pipeline import ResumePoint, job_pipeline, preparation_pipeline
 
 NAMESPACE = "image"
 
 
-def create_pipeline(iterations: int, resume: ResumePoint | None = None) -> Pipeline:
+def create_pipeline(
+    iterations: int, resume: ResumePoint | None = None, iterations_from_environment: bool = False
+) -> Pipeline:
     """The image job under the ``image`` namespace.
 
     Catalog inputs: ``image.schema`` (public classes, glyphs, image size), ``image.private_data``
@@ -22,11 +25,13 @@ def create_pipeline(iterations: int, resume: ResumePoint | None = None) -> Pipel
     Args:
         iterations: T, the number of PE iterations.
         resume: Where to resume a failed run, or ``None`` for a fresh run.
+        iterations_from_environment: T came from ``DP_SYNTH_ITERATIONS`` (it wins over
+            ``pe.iterations``).
     """
     prepare = preparation_pipeline(
         Node(
             image_nodes.build_modality,
-            ["schema", "params:generator", "params:embedding"],
+            ["schema", "settings"],
             "public_modality",
             name="build_modality",
         ),
@@ -37,18 +42,25 @@ def create_pipeline(iterations: int, resume: ResumePoint | None = None) -> Pipel
         [
             Node(
                 image_nodes.evaluate_synthetic_images,
-                ["synthetic_data", "private_table", "private_embeddings", "reference_table", "reference_summary",
-                 "public_modality", "params:evaluation"],
+                [
+                    "synthetic_data",
+                    "private_table",
+                    "private_embeddings",
+                    "reference_table",
+                    "reference_summary",
+                    "public_modality",
+                    "settings",
+                ],
                 "evaluation_report",
                 name="evaluate",
             ),
             Node(
                 image_nodes.plot_image_grid,
-                ["synthetic_data", "public_modality", "params:evaluation"],
+                ["synthetic_data", "public_modality", "settings"],
                 "grid_plot",
                 name="plot_image_grid",
             ),
             Node(pe_nodes.plot_iterations, "iteration_metrics", "iterations_plot", name="plot_reports"),
         ]
     )
-    return Pipeline([prepare, private_evolution_pipeline(iterations, resume), evaluate], namespace=NAMESPACE)
+    return job_pipeline(NAMESPACE, ImageSettings, prepare, evaluate, iterations, resume, iterations_from_environment)

@@ -15,108 +15,89 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from dp_synth.pe import histogram as dp_hist
-from dp_synth.pe.interfaces import Modality
 from dp_synth.evaluation.plots import plot_iteration_metrics
-from dp_synth.pe.accounting import GaussianPrivacyPlan, PrivacyConfigError, calibrate, default_delta
+from dp_synth.pe import histogram as dp_hist
+from dp_synth.pe.accounting import GaussianPrivacyPlan, PrivacyConfigError, Stream, calibrate, default_delta
+from dp_synth.pe.interfaces import Modality, UsesStatistics
+from dp_synth.pe.release import ReleaseBasis
 from dp_synth.pe.selection import allocate_class_sizes, sample_proportional, top_by_count
+from dp_synth.pe.settings import EvolutionSettings, JobSettings, ReleaseSettings, SettingsError
 
 logger = logging.getLogger(__name__)
 
-PE_SETTINGS = {
-    "population_size",
-    "nearest_neighbours",
-    "threshold",
-    "sampling_iterations",
-    "variations_per_survivor",
-    "merge_duplicates",
-    "candidates_per_bin",
-}
-DP_SETTINGS = {"epsilon", "delta", "class_proportions", "generator_share", "seed"}
-RELEASE_SETTINGS = {"rows", "vary"}
-
-# Stream numbers of the plan's generators: (iteration, stream).
-_HISTOGRAM_NOISE, _SELECTION, _GENERATION, _STATISTICS_NOISE, _BINNING = 0, 1, 2, 3, 4
 _CLASS_COUNT_ITERATION = 0
 
 
-def _check_keys(section: str, settings: Mapping[str, Any], known: set[str]) -> None:
-    unknown = sorted(set(settings) - known)
-    if "iterations" in unknown:
-        raise PrivacyConfigError(
-            f"{section}.iterations is not a parameter: the number of iterations T shapes the DAG "
-            "and is set with the DP_SYNTH_ITERATIONS environment variable"
+def parse_settings(
+    parameters: Mapping[str, Any] | None,
+    *,
+    model: type[JobSettings],
+    job: str,
+    iterations: int,
+    iterations_from_environment: bool,
+) -> JobSettings:
+    """Validate the job's parameters into its typed settings.
+
+    Args:
+        parameters: The job's parameters (``params:<job>``: the files merged with ``--params``).
+        model: The job's settings model.
+        job: The job's name, its key in ``parameters``.
+        iterations: T of the DAG, read when the pipelines were built.
+        iterations_from_environment: T came from ``DP_SYNTH_ITERATIONS``, which then wins over
+            ``pe.iterations``.
+
+    Raises:
+        SettingsError: for an unknown key (named with the nearest valid one), a bad value, or a
+            ``pe.iterations`` that differs from the DAG's T (``--params`` cannot change a DAG).
+    """
+    settings = model.parse(parameters, job)
+    if settings.pe.iterations != iterations and not iterations_from_environment:
+        raise SettingsError(
+            f"{job}.pe.iterations is {settings.pe.iterations} but the pipeline was built with T={iterations}: "
+            f"T shapes the DAG, so --params cannot change it; set it in conf/local/parameters_{job}.yml "
+            "or with the DP_SYNTH_ITERATIONS environment variable"
         )
-    if unknown:
-        raise ValueError(f"unknown {section} settings {unknown}; known: {sorted(known)}")
-    missing = sorted(known - set(settings) - {"seed"})
-    if missing:
-        raise ValueError(f"missing {section} settings {missing}")
+    return settings.model_copy(update={"pe": settings.pe.model_copy(update={"iterations": iterations})})
 
 
-def _check_population_settings(pe: Mapping[str, Any], classes: int) -> None:
-    _check_keys("pe", pe, PE_SETTINGS)
-    for name in ("population_size", "nearest_neighbours", "variations_per_survivor", "candidates_per_bin"):
-        if not isinstance(pe[name], int) or pe[name] < 1:
-            raise ValueError(f"pe.{name} must be an integer >= 1, got {pe[name]!r}")
-    if pe["population_size"] < classes:
-        raise ValueError(
-            f"pe.population_size N={pe['population_size']} is smaller than the number of classes ({classes})"
+def _check_population_settings(pe: EvolutionSettings, classes: int) -> None:
+    if pe.population_size < classes:
+        raise SettingsError(
+            f"pe.population_size N={pe.population_size} is smaller than the number of classes ({classes})"
         )
-    if not isinstance(pe["sampling_iterations"], int) or pe["sampling_iterations"] < 0:
-        raise ValueError(f"pe.sampling_iterations must be an integer >= 0, got {pe['sampling_iterations']!r}")
-    if not isinstance(pe["threshold"], (int, float)) or pe["threshold"] < 0:
-        raise ValueError(f"pe.threshold must be a number >= 0, got {pe['threshold']!r}")
-    if not isinstance(pe["merge_duplicates"], bool):
-        raise ValueError(f"pe.merge_duplicates must be true or false, got {pe['merge_duplicates']!r}")
 
 
-def _check_release_settings(modality: Modality, release: Mapping[str, Any], class_proportions: str) -> None:
-    _check_keys("release", release, RELEASE_SETTINGS)
-    rows = release["rows"]
+def _check_release_settings(modality: Modality, release: ReleaseSettings, class_proportions: str) -> None:
+    rows = release.rows
     if rows == "auto":
         if class_proportions == "public" and modality.public_row_count is None:
-            raise ValueError(
+            raise SettingsError(
                 "release.rows is 'auto' but there is neither a public row count in the schema nor a "
                 "DP class count to estimate it from; set release.rows to a number"
             )
-    elif not isinstance(rows, int) or rows < len(modality.classes):
-        raise ValueError(
-            f"release.rows must be 'auto' or an integer >= the number of classes ({len(modality.classes)}), "
-            f"got {rows!r}"
+    elif rows < len(modality.classes):
+        raise SettingsError(
+            f"release.rows must be 'auto' or an integer >= the number of classes ({len(modality.classes)}), got {rows!r}"
         )
-    if not isinstance(release["vary"], bool):
-        raise ValueError(f"release.vary must be true or false, got {release['vary']!r}")
 
 
-def calibrate_privacy(
-    modality: Modality,
-    dp: Mapping[str, Any],
-    pe: Mapping[str, Any],
-    release: Mapping[str, Any],
-    *,
-    iterations: int,
-) -> GaussianPrivacyPlan:
+def calibrate_privacy(modality: Modality, settings: JobSettings) -> GaussianPrivacyPlan:
     """Calibrate the noise of the whole run before any private data is touched.
+
+    Checks what the settings' types cannot: the settings against the schema's public facts
+    (declared row count and class proportions) and the generator (whether it uses statistics).
 
     Args:
         modality: Supplies the public row count and class proportions, if declared.
-        dp: ``epsilon``, ``delta`` (a number, or ``"auto"`` for 1/(n ln n) with the public row
-            count), ``class_proportions`` (``"dp"``: a noisy count paid from the budget, or
-            ``"public"``: declared in the schema), ``generator_share`` (share of the budget, in
-            mu squared, spent on DP statistics for the generator; 0 for none) and ``seed``
-            (``null`` for OS entropy).
-        pe: Population settings, validated here so a bad setting stops the run first.
-        release: Release settings, validated here for the same reason.
-        iterations: T, bound when the DAG is built, so it is the number of histograms the run
-            really releases.
+        settings: The job's settings; ``pe.iterations`` is the DAG's T, so the budget pays for
+            exactly the histograms the run releases.
 
     Returns:
         The calibrated plan.
     """
-    _check_keys("dp", dp, DP_SETTINGS)
-    _check_population_settings(pe, len(modality.classes))
-    delta = dp["delta"]
+    dp = settings.dp
+    _check_population_settings(settings.pe, len(modality.classes))
+    delta = dp.delta
     if delta == "auto":
         if modality.public_row_count is None:
             raise PrivacyConfigError(
@@ -124,63 +105,60 @@ def calibrate_privacy(
                 "declare the row count as public in the schema or set dp.delta to a number"
             )
         delta = default_delta(modality.public_row_count)
-    if dp["class_proportions"] not in ("dp", "public"):
-        raise PrivacyConfigError(f"dp.class_proportions must be 'dp' or 'public', got {dp['class_proportions']!r}")
-    if dp["class_proportions"] == "public" and modality.public_class_proportions is None:
-        raise PrivacyConfigError(
-            "dp.class_proportions is 'public' but the schema declares no class_proportions"
-        )
-    _check_release_settings(modality, release, dp["class_proportions"])
-    seed = dp.get("seed")
-    if seed is not None and not isinstance(seed, int):
-        raise PrivacyConfigError(f"dp.seed must be an integer or null, got {seed!r}")
-    share = dp["generator_share"]
-    if not isinstance(share, (int, float)) or not 0 <= share < 1:
-        raise PrivacyConfigError(f"dp.generator_share must be a number in [0, 1), got {share!r}")
-    if share > 0 and modality.statistics_sensitivity == 0:
+    if dp.class_proportions == "public" and modality.public_class_proportions is None:
+        raise PrivacyConfigError("dp.class_proportions is 'public' but the schema declares no class_proportions")
+    _check_release_settings(modality, settings.release, dp.class_proportions)
+    uses_statistics = dp.generator_share > 0
+    if uses_statistics and not isinstance(modality, UsesStatistics):
         raise PrivacyConfigError("dp.generator_share must be 0: this generator uses no DP statistics")
     plan = calibrate(
-        epsilon=dp["epsilon"],
+        epsilon=dp.epsilon,
         delta=delta,
-        iterations=iterations,
-        preliminary_releases=1 if dp["class_proportions"] == "dp" else 0,
-        seed=seed,
-        statistics_sensitivity=modality.statistics_sensitivity if share > 0 else 0.0,
-        statistics_share=float(share),
+        iterations=settings.pe.iterations,
+        preliminary_releases=1 if dp.class_proportions == "dp" else 0,
+        seed=dp.seed,
+        statistics_sensitivity=modality.statistics_sensitivity if uses_statistics else 0.0,
+        statistics_share=dp.generator_share,
     )
     logger.info(
         "Privacy plan: (epsilon=%.4g, delta=%.3g): %d histogram/count releases with sigma=%.4g%s; noise %s",
-        plan.epsilon, plan.delta, plan.releases, plan.sigma,
-        f", generator statistics with sigma={plan.statistics_sigma:.4g}" if share > 0 else "",
-        "seeded" if seed is not None else "from OS entropy",
+        plan.epsilon,
+        plan.delta,
+        plan.releases,
+        plan.sigma,
+        f", generator statistics with sigma={plan.statistics_sigma:.4g}" if uses_statistics else "",
+        "seeded" if dp.seed is not None else "from OS entropy",
     )
     return plan
 
 
-def measure_generator_statistics(
-    modality: Modality, private_table: pd.DataFrame, plan: GaussianPrivacyPlan
-) -> dict[str, Any]:
+def measure_generator_statistics(modality: Modality, private_table: pd.DataFrame, plan: GaussianPrivacyPlan) -> Any:
     """Release the generator's DP statistics of the private data, if the plan pays for them.
 
     This is the plan's first release: a Gaussian mechanism with the modality's stated
     sensitivity and the plan's ``statistics_sigma``. Returns ``{}`` when the plan has none.
     """
-    if plan.statistics_sensitivity == 0:
+    if plan.statistics_sensitivity == 0 or not isinstance(modality, UsesStatistics):
         return {}
-    return modality.measure_statistics(private_table, plan.statistics_sigma, plan.noise_generator(0, _STATISTICS_NOISE))
+    return modality.measure_statistics(
+        private_table, plan.statistics_sigma, plan.noise_generator(0, Stream.STATISTICS_NOISE)
+    )
 
 
-def apply_generator_statistics(modality: Modality, generator_statistics: Mapping[str, Any]) -> Modality:
+def apply_generator_statistics(modality: Modality, generator_statistics: Any) -> Modality:
     """The generator the loop uses: the public one, given the released statistics if any."""
-    return modality.with_statistics(generator_statistics) if generator_statistics else modality
+    if generator_statistics and isinstance(modality, UsesStatistics):
+        return modality.with_statistics(generator_statistics)
+    return modality
 
 
-def check_resumed_plan(plan: GaussianPrivacyPlan, *, iterations: int) -> None:
+def check_resumed_plan(plan: GaussianPrivacyPlan, settings: JobSettings) -> None:
     """Refuse to resume a run whose saved privacy plan paid for a different number of iterations.
 
     Raises:
         PrivacyConfigError: if the saved plan's T differs from the DAG's T.
     """
+    iterations = settings.pe.iterations
     if plan.iterations != iterations:
         raise PrivacyConfigError(
             f"the saved privacy plan pays for T={plan.iterations} iterations but this DAG has T={iterations}; "
@@ -188,7 +166,11 @@ def check_resumed_plan(plan: GaussianPrivacyPlan, *, iterations: int) -> None:
         )
     logger.info(
         "Resuming with the saved privacy plan (epsilon=%.4g, delta=%.3g, sigma=%.4g, T=%d): histograms "
-        "already released count in every epsilon reported", plan.epsilon, plan.delta, plan.sigma, plan.iterations,
+        "already released count in every epsilon reported",
+        plan.epsilon,
+        plan.delta,
+        plan.sigma,
+        plan.iterations,
     )
 
 
@@ -215,22 +197,22 @@ def measure_class_distribution(
         public = modality.public_class_proportions or {}
         return {label: float(public[label]) for label in modality.classes}
     counts = np.array([np.sum(private_labels == label) for label in modality.classes], dtype=float)
-    noisy = counts + plan.noise_generator(_CLASS_COUNT_ITERATION, _HISTOGRAM_NOISE).normal(
+    noisy = counts + plan.noise_generator(_CLASS_COUNT_ITERATION, Stream.HISTOGRAM_NOISE).normal(
         0.0, plan.sigma, size=len(counts)
     )
     return dict(zip(modality.classes, noisy.tolist(), strict=True))
 
 
-def allocate_population(class_weights: Mapping[str, float], pe: Mapping[str, Any]) -> dict[str, int]:
+def allocate_population(class_weights: Mapping[str, float], settings: JobSettings) -> dict[str, int]:
     """Split the population size N across classes in proportion to the class weights."""
-    return allocate_class_sizes(pe["population_size"], class_weights)
+    return allocate_class_sizes(settings.pe.population_size, class_weights)
 
 
 def generate_initial_population(
     modality: Modality, class_sizes: Mapping[str, int], plan: GaussianPrivacyPlan
 ) -> pd.DataFrame:
     """Random API: the first population, drawn from public knowledge only."""
-    return modality.random_population(class_sizes, plan.noise_generator(0, _GENERATION))
+    return modality.random_population(class_sizes, plan.noise_generator(0, Stream.GENERATION))
 
 
 def embed_population(modality: Modality, population: pd.DataFrame) -> np.ndarray:
@@ -245,7 +227,7 @@ def dp_histogram(
     private_embeddings: np.ndarray,
     private_labels: np.ndarray,
     plan: GaussianPrivacyPlan,
-    pe: Mapping[str, Any],
+    settings: JobSettings,
     *,
     iteration: int,
 ) -> dp_hist.NoisyHistogram:
@@ -260,17 +242,24 @@ def dp_histogram(
     labels = candidates[modality.label_column].to_numpy()
     first, group = (
         dp_hist.distinct_candidates(candidate_embeddings, labels)
-        if pe["merge_duplicates"]
+        if settings.pe.merge_duplicates
         else (np.arange(len(labels)), np.arange(len(labels)))
     )
     bins = np.arange(len(first))
-    if pe["candidates_per_bin"] > 1:
-        seed = int(plan.noise_generator(iteration, _BINNING).integers(2**31 - 1))
-        bins = dp_hist.cluster_bins(candidate_embeddings[first], labels[first], pe["candidates_per_bin"], seed)
+    if settings.pe.candidates_per_bin > 1:
+        seed = int(plan.noise_generator(iteration, Stream.BINNING).integers(2**31 - 1))
+        bins = dp_hist.cluster_bins(candidate_embeddings[first], labels[first], settings.pe.candidates_per_bin, seed)
     votes = dp_hist.class_conditional_votes(
-        private_embeddings, private_labels, candidate_embeddings[first], labels[first], pe["nearest_neighbours"], bins
+        private_embeddings,
+        private_labels,
+        candidate_embeddings[first],
+        labels[first],
+        settings.pe.nearest_neighbours,
+        bins,
     )
-    released = dp_hist.release(votes, plan.sigma, pe["threshold"], plan.noise_generator(iteration, _HISTOGRAM_NOISE))
+    released = dp_hist.release(
+        votes, plan.sigma, settings.pe.threshold, plan.noise_generator(iteration, Stream.HISTOGRAM_NOISE)
+    )
     return dp_hist.spread_over_groups(released, bins[group])
 
 
@@ -280,7 +269,7 @@ def resample(
     histogram: dp_hist.NoisyHistogram,
     class_sizes: Mapping[str, int],
     plan: GaussianPrivacyPlan,
-    pe: Mapping[str, Any],
+    settings: JobSettings,
     *,
     iteration: int,
 ) -> pd.DataFrame:
@@ -291,9 +280,9 @@ def resample(
     The survivors keep the candidates' index, so repeated draws are visible.
     """
     labels = candidates[modality.label_column].to_numpy()
-    if iteration <= pe["sampling_iterations"]:
+    if iteration <= settings.pe.sampling_iterations:
         chosen = sample_proportional(
-            histogram.thresholded, labels, class_sizes, plan.noise_generator(iteration, _SELECTION)
+            histogram.thresholded, labels, class_sizes, plan.noise_generator(iteration, Stream.SELECTION)
         )
     else:
         chosen = top_by_count(histogram.noisy, labels, class_sizes)
@@ -304,7 +293,7 @@ def vary(
     modality: Modality,
     survivors: pd.DataFrame,
     plan: GaussianPrivacyPlan,
-    pe: Mapping[str, Any],
+    settings: JobSettings,
     *,
     iteration: int,
 ) -> pd.DataFrame:
@@ -313,11 +302,11 @@ def vary(
     During the sampling iterations: one variation of each survivor, survivors dropped.
     Afterwards: the survivors plus ``pe.variations_per_survivor`` variations of each.
     """
-    rng = plan.noise_generator(iteration, _GENERATION)
+    rng = plan.noise_generator(iteration, Stream.GENERATION)
     survivors = survivors.reset_index(drop=True)
-    if iteration <= pe["sampling_iterations"]:
+    if iteration <= settings.pe.sampling_iterations:
         return modality.vary(survivors, iteration, plan.iterations, rng)
-    copies = pd.concat([survivors] * pe["variations_per_survivor"], ignore_index=True)
+    copies = pd.concat([survivors] * settings.pe.variations_per_survivor, ignore_index=True)
     return pd.concat([survivors, modality.vary(copies, iteration, plan.iterations, rng)], ignore_index=True)
 
 
@@ -343,52 +332,36 @@ def summarise_iteration(
     metrics.update(quality)
     logger.info(
         "PE iteration %d/%d: epsilon spent %.4f, %d distinct survivors, %s",
-        iteration, plan.iterations, metrics["epsilon_spent"], metrics["distinct_survivors"],
+        iteration,
+        plan.iterations,
+        metrics["epsilon_spent"],
+        metrics["distinct_survivors"],
         ", ".join(f"{name} {value:.4f}" for name, value in quality.items()),
     )
     return metrics
 
 
-def released_row_count(
-    modality: Modality, class_weights: Mapping[str, float], release: Mapping[str, Any]
-) -> int:
-    """Rows to release: the number asked for, or with ``auto`` the public row count if declared,
-    else the DP class counts' total (already released, so free to use)."""
-    if release["rows"] != "auto":
-        return int(release["rows"])
-    if modality.public_row_count is not None:
-        return modality.public_row_count
-    return max(round(sum(max(weight, 0.0) for weight in class_weights.values())), len(modality.classes))
-
-
-def release_synthetic_data(
+def prepare_release(
     modality: Modality,
     candidates: pd.DataFrame,
     histogram: dp_hist.NoisyHistogram,
     class_weights: Mapping[str, float],
     plan: GaussianPrivacyPlan,
-    release: Mapping[str, Any],
-) -> pd.DataFrame:
-    """Release any number of rows from the last iteration, at no extra privacy cost.
+) -> ReleaseBasis:
+    """What the release draws from: the last population weighted by its released
+    (thresholded) histogram, re-weighted by the modality to its DP statistics if it uses any.
+    Post-processing: it reads only DP releases and public knowledge."""
+    weights = histogram.thresholded
+    if isinstance(modality, UsesStatistics):
+        weights = modality.reweight(candidates, weights)
+    return ReleaseBasis(modality, candidates, weights, class_weights, plan)
 
-    Rows are drawn per class, with replacement, in proportion to the last released
-    (thresholded) histogram over the last population, as re-weighted by the modality (to its
-    DP statistics, if it has any); with ``release.vary`` each drawn row is then passed once
-    through the public variation API at the last iteration's degree. Every step only reads DP
-    releases (histogram, class weights, statistics) and public knowledge: post-processing.
-    """
-    rows = released_row_count(modality, class_weights, release)
-    rng = plan.noise_generator(plan.iterations + 1, _SELECTION)
-    chosen = sample_proportional(
-        modality.reweight(candidates, histogram.thresholded),
-        candidates[modality.label_column].to_numpy(),
-        allocate_class_sizes(rows, class_weights),
-        rng,
-    )
-    drawn = candidates.iloc[chosen].reset_index(drop=True)
-    if release["vary"]:
-        return modality.vary(drawn, plan.iterations, plan.iterations, rng)
-    return drawn
+
+def release_synthetic_data(basis: ReleaseBasis, settings: JobSettings) -> pd.DataFrame:
+    """Release ``release.rows`` rows (``auto``: the public row count, else the DP class
+    counts' total) from the release basis, at no extra privacy cost (``ReleaseBasis.draw``)."""
+    rows = basis.default_rows() if settings.release.rows == "auto" else settings.release.rows
+    return basis.draw(rows, settings.release.vary, basis.release_rng(0))
 
 
 def collect_iteration_metrics(*metrics: Mapping[str, float]) -> pd.DataFrame:

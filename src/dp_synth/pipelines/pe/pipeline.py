@@ -27,6 +27,7 @@ from typing import Any
 
 from kedro.pipeline import Node, Pipeline
 
+from dp_synth.pe.settings import JobSettings
 from dp_synth.pipelines.pe import nodes as pe_nodes
 
 SHARED_INPUTS = {
@@ -37,8 +38,8 @@ SHARED_INPUTS = {
     "class_weights",
     "class_sizes",
     "reference_summary",
+    "settings",
 }
-SHARED_PARAMETERS = {"params:pe", "params:release"}
 
 
 def _bind(function: Callable[..., Any], **bound: Any) -> Callable[..., Any]:
@@ -114,7 +115,8 @@ def parse_resume_point(text: str, iterations: int) -> ResumePoint:
         point = ResumePoint(0, "setup" if match.group(1) else "population")
     else:
         point = ResumePoint(int(match.group(3)), match.group(4))
-    if not 0 <= point.iteration < iterations or (point.iteration == 0 and point.stage == "survivors"):
+    last = point.iteration == iterations and point.stage == "survivors"
+    if not (0 <= point.iteration < iterations or last) or (point.iteration == 0 and point.stage == "survivors"):
         raise ValueError(f"cannot resume from {text!r} in a run of T={iterations} iterations")
     return point
 
@@ -122,7 +124,7 @@ def parse_resume_point(text: str, iterations: int) -> ResumePoint:
 def _vary_node(iteration: int) -> Node:
     return Node(
         _bind(pe_nodes.vary, iteration=iteration),
-        ["modality", "survivors", "privacy_plan", "params:pe"],
+        ["modality", "survivors", "privacy_plan", "settings"],
         "population",
         name="vary",
     )
@@ -136,9 +138,43 @@ def _namespaced(nodes: list[Node], iteration: int, inputs: dict[str, str], final
             nodes,
             namespace=iteration_namespace(iteration),
             inputs={**inputs, **{name: name for name in SHARED_INPUTS & used}},
-            outputs={"synthetic_data": "synthetic_data"} if final else None,
-            parameters=SHARED_PARAMETERS & used,
+            outputs={"synthetic_data": "synthetic_data", "release_basis": "release_basis"} if final else None,
         )
+
+
+def _previous_population(iteration: int) -> str:
+    """The population iteration ``iteration`` votes on."""
+    return "initial_population" if iteration == 1 else f"{iteration_namespace(iteration - 1)}.population"
+
+
+def _after_histogram(iteration: int, final: bool) -> list[Node]:
+    """What follows an iteration's released histogram: its metrics, then the variation of its
+    survivors or, in the last iteration, the release."""
+    nodes = [
+        Node(
+            _bind(pe_nodes.summarise_iteration, iteration=iteration),
+            ["modality", "survivors", "histogram", "reference_summary", "privacy_plan"],
+            "metrics",
+            name="evaluate_iteration",
+        )
+    ]
+    if not final:
+        return [*nodes, _vary_node(iteration)]
+    return [
+        *nodes,
+        Node(
+            pe_nodes.prepare_release,
+            ["modality", "candidates", "histogram", "class_weights", "privacy_plan"],
+            "release_basis",
+            name="prepare_release",
+        ),
+        Node(
+            pe_nodes.release_synthetic_data,
+            ["release_basis", "settings"],
+            "synthetic_data",
+            name="release_synthetic_data",
+        ),
+    ]
 
 
 def iteration_template(iteration: int, *, final: bool) -> Pipeline:
@@ -153,37 +189,27 @@ def iteration_template(iteration: int, *, final: bool) -> Pipeline:
         Node(pe_nodes.embed_population, ["modality", "candidates"], "candidate_embeddings", name="embed"),
         Node(
             _bind(pe_nodes.dp_histogram, iteration=iteration),
-            ["modality", "candidates", "candidate_embeddings", "private_embeddings", "private_labels",
-             "privacy_plan", "params:pe"],
+            [
+                "modality",
+                "candidates",
+                "candidate_embeddings",
+                "private_embeddings",
+                "private_labels",
+                "privacy_plan",
+                "settings",
+            ],
             "histogram",
             name="dp_histogram",
         ),
         Node(
             _bind(pe_nodes.resample, iteration=iteration),
-            ["modality", "candidates", "histogram", "class_sizes", "privacy_plan", "params:pe"],
+            ["modality", "candidates", "histogram", "class_sizes", "privacy_plan", "settings"],
             "survivors",
             name="resample",
         ),
-        Node(
-            _bind(pe_nodes.summarise_iteration, iteration=iteration),
-            ["modality", "survivors", "histogram", "reference_summary", "privacy_plan"],
-            "metrics",
-            name="evaluate_iteration",
-        ),
+        *_after_histogram(iteration, final),
     ]
-    if final:
-        nodes.append(
-            Node(
-                pe_nodes.release_synthetic_data,
-                ["modality", "candidates", "histogram", "class_weights", "privacy_plan", "params:release"],
-                "synthetic_data",
-                name="release_synthetic_data",
-            )
-        )
-    else:
-        nodes.append(_vary_node(iteration))
-    previous = "initial_population" if iteration == 1 else f"{iteration_namespace(iteration - 1)}.population"
-    return _namespaced(nodes, iteration, {"candidates": previous}, final)
+    return _namespaced(nodes, iteration, {"candidates": _previous_population(iteration)}, final)
 
 
 def _initial_population_node() -> Node:
@@ -195,14 +221,14 @@ def _initial_population_node() -> Node:
     )
 
 
-def _measured_setup(iterations: int) -> Pipeline:
+def _measured_setup() -> Pipeline:
     """A fresh run's setup: calibrate, release the generator statistics and the class counts,
     draw the initial population."""
     return Pipeline(
         [
             Node(
-                _bind(pe_nodes.calibrate_privacy, iterations=iterations),
-                ["public_modality", "params:dp", "params:pe", "params:release"],
+                pe_nodes.calibrate_privacy,
+                ["public_modality", "settings"],
                 "privacy_plan",
                 name="calibrate_privacy",
             ),
@@ -218,9 +244,28 @@ def _measured_setup(iterations: int) -> Pipeline:
                 "class_weights",
                 name="dp_class_counts",
             ),
-            Node(pe_nodes.allocate_population, ["class_weights", "params:pe"], "class_sizes", name="allocate_population"),
+            Node(
+                pe_nodes.allocate_population, ["class_weights", "settings"], "class_sizes", name="allocate_population"
+            ),
             _initial_population_node(),
         ]
+    )
+
+
+def _settings_node(job: str, model: type[JobSettings], iterations: int, iterations_from_environment: bool) -> Node:
+    """The job's first node: its parameters validated into typed ``settings`` (see
+    ``pe_nodes.parse_settings``), with T bound from the DAG."""
+    return Node(
+        _bind(
+            pe_nodes.parse_settings,
+            model=model,
+            job=job,
+            iterations=iterations,
+            iterations_from_environment=iterations_from_environment,
+        ),
+        f"params:{job}",
+        "settings",
+        name="parse_settings",
     )
 
 
@@ -281,24 +326,63 @@ def private_evolution_pipeline(iterations: int, resume: ResumePoint | None = Non
     if not isinstance(iterations, int) or iterations < 1:
         raise ValueError(f"the number of iterations T must be an integer >= 1, got {iterations!r}")
     generator = Node(
-        pe_nodes.apply_generator_statistics, ["public_modality", "generator_statistics"], "modality", name="fit_generator"
+        pe_nodes.apply_generator_statistics,
+        ["public_modality", "generator_statistics"],
+        "modality",
+        name="fit_generator",
     )
     if resume is None:
-        setup, first = _measured_setup(iterations), 1
+        setup, first = _measured_setup(), 1
+        measured_from = first
     else:
-        checks = Node(_bind(pe_nodes.check_resumed_plan, iterations=iterations), "privacy_plan", None,
-                      name="check_resumed_plan")
+        checks = Node(pe_nodes.check_resumed_plan, ["privacy_plan", "settings"], None, name="check_resumed_plan")
         setup, first = Pipeline([checks]), resume.iteration + 1
+        measured_from = first
         if resume.stage == "setup":
             setup += Pipeline([_initial_population_node()])
-        if resume.stage == "survivors":
+        if resume.stage == "survivors" and resume.iteration < iterations:
             setup += _namespaced([_vary_node(resume.iteration)], resume.iteration, {}, final=False)
+        if resume.stage == "survivors" and resume.iteration == iterations:
+            # The last histogram is saved: its metrics and the release are post-processing.
+            measured_from = iterations
+            after = _after_histogram(iterations, final=True)
+            setup += _namespaced(after, iterations, {"candidates": _previous_population(iterations)}, final=True)
     loop = [iteration_template(t, final=t == iterations) for t in range(first, iterations + 1)]
     with _reading_sibling_namespaces():
         collect = Node(
             pe_nodes.collect_iteration_metrics,
-            [f"{iteration_namespace(t)}.metrics" for t in range(first, iterations + 1)],
+            [f"{iteration_namespace(t)}.metrics" for t in range(measured_from, iterations + 1)],
             "iteration_metrics",
             name="collect_iteration_metrics",
         )
     return Pipeline([setup, generator, *loop, collect])
+
+
+def job_pipeline(
+    job: str,
+    model: type[JobSettings],
+    prepare: Pipeline,
+    evaluate: Pipeline,
+    iterations: int,
+    resume: ResumePoint | None,
+    iterations_from_environment: bool,
+) -> Pipeline:
+    """A whole job under its namespace: its settings, its preparation (``preparation_pipeline``),
+    the PE loop (``private_evolution_pipeline``) and its evaluation.
+
+    Args:
+        job: The job's name and namespace (``tabular``, ``text``, ``image``).
+        model: The job's settings model.
+        prepare: The modality's inputs of the loop.
+        evaluate: The reports on the release.
+        iterations: T.
+        resume: Where to resume a failed run, or ``None`` for a fresh run.
+        iterations_from_environment: T came from ``DP_SYNTH_ITERATIONS`` (it then wins over
+            ``pe.iterations``).
+    """
+    settings = _settings_node(job, model, iterations, iterations_from_environment)
+    return Pipeline(
+        [settings, prepare, private_evolution_pipeline(iterations, resume), evaluate],
+        namespace=job,
+        parameters={f"params:{job}"},
+    )

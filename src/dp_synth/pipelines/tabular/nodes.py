@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from dp_synth.evaluation.plots import plot_association_difference, plot_iteration_metrics, plot_marginals
 from dp_synth.evaluation.tabular import (
     MODELS,
     classifier_utility,
@@ -18,40 +19,30 @@ from dp_synth.evaluation.tabular import (
     marginal_tvd,
     wasserstein_kway,
 )
-from dp_synth.evaluation.plots import plot_association_difference, plot_iteration_metrics, plot_marginals
-from dp_synth.modalities.tabular.schema import TableSchema, check_every_class_present, conform, parse_schema
-from dp_synth.pe.selection import allocate_class_sizes
-from dp_synth.pe.schedule import VariationSchedule
 from dp_synth.modalities.tabular.modality import TabularModality
+from dp_synth.modalities.tabular.schema import TableSchema, check_every_class_present, conform, parse_schema
+from dp_synth.modalities.tabular.settings import TabularSettings
+from dp_synth.pe.schedule import VariationSchedule
+from dp_synth.pe.selection import allocate_class_sizes
+from dp_synth.pe.settings import SettingsError
 
 logger = logging.getLogger(__name__)
 
 
-def build_modality(schema_json: Mapping[str, Any], generator: Mapping[str, Any]) -> TabularModality:
-    """Build the tabular modality from the declared public schema and generator settings.
-
-    Args:
-        schema_json: The public schema (see ``dp_synth.modalities.tabular.schema``).
-        generator: ``variation`` (``r0``, ``rf``, ``gamma``), ``categorical_weight``,
-            ``marginal_bins`` (bins of a wide numeric column's DP marginal), ``marginal_estimate``,
-            ``local_numeric_share`` (see ``TabularModality.moves_locally``), ``structure``
-            (``independent`` or ``tree``), ``pair_cells``, ``pair_split``, ``pair_estimate``,
-            ``interactions`` and ``refine_cells`` (see ``TabularModality``).
-    """
+def build_modality(schema_json: Mapping[str, Any], settings: TabularSettings) -> TabularModality:
+    """Build the tabular modality from the declared public schema and the generator settings
+    (``TabularGenerator``); the report's columns are checked here, before any data is read."""
     schema = parse_schema(schema_json)
+    unknown = [name for name in settings.evaluation.plot_columns or () if name not in schema.names]
+    if unknown:
+        raise SettingsError(
+            f"tabular.evaluation.plot_columns names columns the schema lacks: {unknown}; null: the first six"
+        )
+    generator = settings.generator
     return TabularModality(
         schema=schema,
-        schedule=VariationSchedule(**generator["variation"]),
-        categorical_weight=float(generator["categorical_weight"]),
-        marginal_bins=int(generator["marginal_bins"]),
-        marginal_estimate=generator["marginal_estimate"],
-        local_numeric_share=float(generator["local_numeric_share"]),
-        structure=generator["structure"],
-        pair_cells=int(generator["pair_cells"]),
-        pair_split=generator["pair_split"],
-        pair_estimate=generator["pair_estimate"],
-        interactions=int(generator["interactions"]),
-        refine_cells=int(generator["refine_cells"]),
+        schedule=VariationSchedule(**generator.variation.model_dump()),
+        **generator.model_dump(exclude={"variation"}),
     )
 
 
@@ -81,7 +72,7 @@ def evaluate_synthetic_data(
     private_table: pd.DataFrame,
     reference_table: pd.DataFrame,
     modality: TabularModality,
-    evaluation: Mapping[str, Any],
+    settings: TabularSettings,
 ) -> dict[str, Any]:
     """Fidelity, utility and privacy-sanity metrics of the released table.
 
@@ -97,19 +88,20 @@ def evaluate_synthetic_data(
       of ``dcr_rows``) against that of held-out real rows, and the share of exact copies.
     """
     schema = modality.schema
-    seed = evaluation["seed"]
+    evaluation = settings.evaluation
+    seed = evaluation.seed
     rng = np.random.default_rng(seed)
     uniform_rows = modality.random_population(
         allocate_class_sizes(len(synthetic_data), dict.fromkeys(schema.classes, 1.0)), rng
     )
-    sample_rows = evaluation["dcr_rows"]
+    sample_rows = evaluation.dcr_rows
     report = {
         "rows": len(synthetic_data),
         "fidelity": {
             **{f"tvd_{k}way": marginal_tvd(private_table, synthetic_data, schema, k) for k in (1, 2, 3)},
             **{
                 f"wasserstein_{k}way": wasserstein_kway(
-                    private_table, synthetic_data, schema, k, evaluation["wasserstein_sample_size"], rng=seed
+                    private_table, synthetic_data, schema, k, evaluation.wasserstein_sample_size, rng=seed
                 )
                 for k in (1, 2, 3)
             },
@@ -120,7 +112,10 @@ def evaluate_synthetic_data(
             "uniform_random": _utility(uniform_rows, reference_table, schema, seed),
         },
         "privacy": distance_to_closest_record(
-            _subsample(synthetic_data, sample_rows, rng), private_table, _subsample(reference_table, sample_rows, rng), schema
+            _subsample(synthetic_data, sample_rows, rng),
+            private_table,
+            _subsample(reference_table, sample_rows, rng),
+            schema,
         ),
     }
     logger.info(
@@ -144,14 +139,11 @@ def plot_reports(
     synthetic_data: pd.DataFrame,
     reference_table: pd.DataFrame,
     modality: TabularModality,
-    evaluation: Mapping[str, Any],
+    settings: TabularSettings,
 ) -> tuple[Figure, Figure, Figure]:
     """Figures: metrics per iteration, held-out vs synthetic marginals, association difference."""
     schema = modality.schema
-    columns = evaluation["plot_columns"] or schema.names[:6]
-    unknown = [name for name in columns if name not in schema.names]
-    if unknown:
-        raise ValueError(f"evaluation.plot_columns names unknown columns {unknown}")
+    columns = settings.evaluation.plot_columns or schema.names[:6]
     figures = (
         plot_iteration_metrics(iteration_metrics),
         plot_marginals(reference_table, synthetic_data, schema, columns),

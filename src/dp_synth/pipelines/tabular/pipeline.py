@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from kedro.pipeline import Node, Pipeline
 
+from dp_synth.modalities.tabular.settings import TabularSettings
+from dp_synth.pipelines.pe.pipeline import ResumePoint, job_pipeline, preparation_pipeline
 from dp_synth.pipelines.tabular import nodes as tabular_nodes
-from dp_synth.pipelines.pe.pipeline import ResumePoint, preparation_pipeline, private_evolution_pipeline
 
 NAMESPACE = "tabular"
 
 
-def create_pipeline(iterations: int, resume: ResumePoint | None = None) -> Pipeline:
+def create_pipeline(
+    iterations: int, resume: ResumePoint | None = None, iterations_from_environment: bool = False
+) -> Pipeline:
     """The tabular job under the ``tabular`` namespace.
 
     Catalog inputs: ``tabular.schema`` (public), ``tabular.private_data`` (private) and
@@ -21,9 +24,11 @@ def create_pipeline(iterations: int, resume: ResumePoint | None = None) -> Pipel
     Args:
         iterations: T, the number of PE iterations.
         resume: Where to resume a failed run, or ``None`` for a fresh run.
+        iterations_from_environment: T came from ``DP_SYNTH_ITERATIONS`` (it wins over
+            ``pe.iterations``).
     """
     prepare = preparation_pipeline(
-        Node(tabular_nodes.build_modality, ["schema", "params:generator"], "public_modality", name="build_modality"),
+        Node(tabular_nodes.build_modality, ["schema", "settings"], "public_modality", name="build_modality"),
         tabular_nodes.load_private_data,
         tabular_nodes.load_reference_data,
     )
@@ -31,16 +36,16 @@ def create_pipeline(iterations: int, resume: ResumePoint | None = None) -> Pipel
         [
             Node(
                 tabular_nodes.evaluate_synthetic_data,
-                ["synthetic_data", "private_table", "reference_table", "public_modality", "params:evaluation"],
+                ["synthetic_data", "private_table", "reference_table", "public_modality", "settings"],
                 "evaluation_report",
                 name="evaluate",
             ),
             Node(
                 tabular_nodes.plot_reports,
-                ["iteration_metrics", "synthetic_data", "reference_table", "public_modality", "params:evaluation"],
+                ["iteration_metrics", "synthetic_data", "reference_table", "public_modality", "settings"],
                 ["iterations_plot", "marginals_plot", "associations_plot"],
                 name="plot_reports",
             ),
         ]
     )
-    return Pipeline([prepare, private_evolution_pipeline(iterations, resume), evaluate], namespace=NAMESPACE)
+    return job_pipeline(NAMESPACE, TabularSettings, prepare, evaluate, iterations, resume, iterations_from_environment)

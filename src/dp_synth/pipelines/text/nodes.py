@@ -17,7 +17,6 @@ from dp_synth.evaluation.embeddings import (
     precision_recall,
 )
 from dp_synth.modalities.text.llm import Secret, build_generator
-from dp_synth.pe.schedule import VariationSchedule
 from dp_synth.modalities.text.modality import (
     LABEL,
     TEXT,
@@ -27,16 +26,13 @@ from dp_synth.modalities.text.modality import (
     load_corpus,
     parse_corpus_schema,
 )
+from dp_synth.modalities.text.settings import TextSettings, backend_options
+from dp_synth.pe.schedule import VariationSchedule
 
 logger = logging.getLogger(__name__)
 
 
-def build_modality(
-    schema_json: Mapping[str, Any],
-    generator: Mapping[str, Any],
-    embedding: Mapping[str, Any],
-    api_key: Secret | None,
-) -> TextModality:
+def build_modality(schema_json: Mapping[str, Any], settings: TextSettings, api_key: Secret | None) -> TextModality:
     """Build the text modality from the public corpus schema and the generator settings.
 
     Runs before anything reads data, so a missing or wrong model configuration stops the run
@@ -44,22 +40,23 @@ def build_modality(
 
     Args:
         schema_json: The public corpus schema (see ``dp_synth.modalities.text.modality.parse_corpus_schema``).
-        generator: ``backend`` and its settings, ``prompts``, ``variation`` schedules,
-            ``random_temperature``, ``paraphrase_share`` and ``max_new_tokens``.
-        embedding: ``model`` (null: the packaged all-MiniLM-L6-v2), ``batch_size``, ``device``.
+        settings: The job's settings: ``generator`` (``backend`` and its settings, ``prompts``,
+            ``variation`` schedules, ``random_temperature``, ``paraphrase_share``,
+            ``max_new_tokens``) and ``embedding`` (``model``, null: the packaged
+            all-MiniLM-L6-v2; ``batch_size``; ``device``).
         api_key: The HTTP backend's key from credentials (never logged).
     """
-    variation = generator["variation"]
+    generator, variation = settings.generator, settings.generator.variation
     modality = TextModality(
         schema=parse_corpus_schema(schema_json),
-        generator=build_generator(generator["backend"], generator, api_key),
-        embedder=SentenceEmbedder(**embedding),
-        prompts=PromptTemplates(**generator["prompts"]),
-        mask_schedule=VariationSchedule(**variation["mask_share"]),
-        temperature_schedule=VariationSchedule(**variation["temperature"]),
-        random_temperature=float(generator["random_temperature"]),
-        paraphrase_share=float(variation["paraphrase_share"]),
-        max_new_tokens=int(generator["max_new_tokens"]),
+        generator=build_generator(generator.backend, backend_options(generator), api_key),
+        embedder=SentenceEmbedder(**settings.embedding.model_dump()),
+        prompts=PromptTemplates(**generator.prompts.model_dump()),
+        mask_schedule=VariationSchedule(**variation.mask_share.model_dump()),
+        temperature_schedule=VariationSchedule(**variation.temperature.model_dump()),
+        random_temperature=generator.random_temperature,
+        paraphrase_share=variation.paraphrase_share,
+        max_new_tokens=generator.max_new_tokens,
     )
     logger.info("Text generator: %s; embedding: %s", modality.generator.description, modality.embedder.path)
     return modality
@@ -70,16 +67,14 @@ def load_private_corpus(private_raw: pd.DataFrame, modality: TextModality) -> pd
     return load_corpus(private_raw, modality.schema, every_class=True)
 
 
-def load_reference_corpus(
-    reference_raw: pd.DataFrame, modality: TextModality, evaluation: Mapping[str, Any]
-) -> pd.DataFrame:
+def load_reference_corpus(reference_raw: pd.DataFrame, modality: TextModality, settings: TextSettings) -> pd.DataFrame:
     """Check the held-out corpus against the public schema; keep a seeded sample of
     ``evaluation.reference_rows`` texts (null: all) for the diagnostics, which embed them."""
     reference = load_corpus(reference_raw, modality.schema, every_class=False)
-    rows = evaluation["reference_rows"]
+    rows = settings.evaluation.reference_rows
     if rows is None or rows >= len(reference):
         return reference
-    return reference.sample(n=rows, random_state=evaluation["seed"]).reset_index(drop=True)
+    return reference.sample(n=rows, random_state=settings.evaluation.seed).reset_index(drop=True)
 
 
 def _length_statistics(texts: pd.Series) -> dict[str, float]:
@@ -94,7 +89,7 @@ def evaluate_synthetic_texts(
     reference_summary: EmbeddedReference,
     reference_table: pd.DataFrame,
     modality: TextModality,
-    evaluation: Mapping[str, Any],
+    settings: TextSettings,
 ) -> dict[str, Any]:
     """Fidelity and utility of the released texts, measured in the embedding space.
 
@@ -110,16 +105,18 @@ def evaluate_synthetic_texts(
     """
     synthetic = modality.embed(synthetic_data)
     reference, reference_labels = reference_summary.embeddings, reference_summary.labels
-    seed = evaluation["seed"]
+    seed = settings.evaluation.seed
     report = {
         "rows": len(synthetic_data),
         "fidelity": {
             "frechet_distance": frechet_distance(GaussianFit.of(synthetic), reference_summary.fit),
             "frechet_distance_real_train": frechet_distance(GaussianFit.of(private_embeddings), reference_summary.fit),
-            **precision_recall(reference, synthetic, evaluation["precision_recall_k"]),
+            **precision_recall(reference, synthetic, settings.evaluation.precision_recall_k),
         },
         "utility": {
-            "synthetic": classifier_accuracy(synthetic, synthetic_data[LABEL].to_numpy(), reference, reference_labels, seed),
+            "synthetic": classifier_accuracy(
+                synthetic, synthetic_data[LABEL].to_numpy(), reference, reference_labels, seed
+            ),
             "real_train": classifier_accuracy(private_embeddings, private_labels, reference, reference_labels, seed),
         },
         "length": {
@@ -130,18 +127,22 @@ def evaluate_synthetic_texts(
     logger.info(
         "Evaluation of %d released texts: accuracy %.4f (private texts %.4f), Frechet distance %.4f "
         "(private texts %.4f), precision %.3f, recall %.3f",
-        report["rows"], report["utility"]["synthetic"]["accuracy"], report["utility"]["real_train"]["accuracy"],
-        report["fidelity"]["frechet_distance"], report["fidelity"]["frechet_distance_real_train"],
-        report["fidelity"]["precision"], report["fidelity"]["recall"],
+        report["rows"],
+        report["utility"]["synthetic"]["accuracy"],
+        report["utility"]["real_train"]["accuracy"],
+        report["fidelity"]["frechet_distance"],
+        report["fidelity"]["frechet_distance_real_train"],
+        report["fidelity"]["precision"],
+        report["fidelity"]["recall"],
     )
     return report
 
 
-def sample_synthetic_texts(synthetic_data: pd.DataFrame, evaluation: Mapping[str, Any]) -> dict[str, list[str]]:
+def sample_synthetic_texts(synthetic_data: pd.DataFrame, settings: TextSettings) -> dict[str, list[str]]:
     """Up to ``evaluation.samples_per_class`` released texts of each class, for reading."""
-    rng = np.random.default_rng(evaluation["seed"])
+    rng = np.random.default_rng(settings.evaluation.seed)
     samples = {}
     for label, texts in synthetic_data.groupby(LABEL, sort=False)[TEXT]:
-        count = min(len(texts), evaluation["samples_per_class"])
+        count = min(len(texts), settings.evaluation.samples_per_class)
         samples[str(label)] = texts.iloc[np.sort(rng.choice(len(texts), size=count, replace=False))].tolist()
     return samples

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from kedro.pipeline import Node, Pipeline
 
+from dp_synth.modalities.text.settings import TextSettings
 from dp_synth.pipelines.pe import nodes as pe_nodes
+from dp_synth.pipelines.pe.pipeline import ResumePoint, job_pipeline, preparation_pipeline
 from dp_synth.pipelines.text import nodes as text_nodes
-from dp_synth.pipelines.pe.pipeline import ResumePoint, preparation_pipeline, private_evolution_pipeline
 
 NAMESPACE = "text"
 
 
-def create_pipeline(iterations: int, resume: ResumePoint | None = None) -> Pipeline:
+def create_pipeline(
+    iterations: int, resume: ResumePoint | None = None, iterations_from_environment: bool = False
+) -> Pipeline:
     """The text job under the ``text`` namespace.
 
     Catalog inputs: ``text.schema`` (public classes and their descriptions),
@@ -23,34 +26,43 @@ def create_pipeline(iterations: int, resume: ResumePoint | None = None) -> Pipel
     Args:
         iterations: T, the number of PE iterations.
         resume: Where to resume a failed run, or ``None`` for a fresh run.
+        iterations_from_environment: T came from ``DP_SYNTH_ITERATIONS`` (it wins over
+            ``pe.iterations``).
     """
     prepare = preparation_pipeline(
         Node(
             text_nodes.build_modality,
-            ["schema", "params:generator", "params:embedding", "llm_api_key"],
+            ["schema", "settings", "llm_api_key"],
             "public_modality",
             name="build_modality",
         ),
         text_nodes.load_private_corpus,
         text_nodes.load_reference_corpus,
-        reference_settings=("params:evaluation",),
+        reference_settings=("settings",),
     )
     evaluate = Pipeline(
         [
             Node(
                 text_nodes.evaluate_synthetic_texts,
-                ["synthetic_data", "private_embeddings", "private_labels", "reference_summary", "reference_table",
-                 "public_modality", "params:evaluation"],
+                [
+                    "synthetic_data",
+                    "private_embeddings",
+                    "private_labels",
+                    "reference_summary",
+                    "reference_table",
+                    "public_modality",
+                    "settings",
+                ],
                 "evaluation_report",
                 name="evaluate",
             ),
             Node(
                 text_nodes.sample_synthetic_texts,
-                ["synthetic_data", "params:evaluation"],
+                ["synthetic_data", "settings"],
                 "synthetic_samples",
                 name="sample_synthetic_texts",
             ),
             Node(pe_nodes.plot_iterations, "iteration_metrics", "iterations_plot", name="plot_reports"),
         ]
     )
-    return Pipeline([prepare, private_evolution_pipeline(iterations, resume), evaluate], namespace=NAMESPACE)
+    return job_pipeline(NAMESPACE, TextSettings, prepare, evaluate, iterations, resume, iterations_from_environment)

@@ -1,0 +1,112 @@
+"""The tabular job's settings (``tabular:`` in ``conf/base/parameters_tabular.yml``), defaults in code.
+
+The parameter file shows what users change; the generator's settings below are research knobs
+whose defaults were measured on the benchmark suite (``docs/algorithm.md`` gives the reasons).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field
+
+from dp_synth.modalities.tabular.dependency_tree import PairEstimate
+from dp_synth.modalities.tabular.estimation import MarginalEstimate
+from dp_synth.modalities.tabular.modality import Structure
+from dp_synth.modalities.tabular.tree_statistics import PairSplit
+from dp_synth.pe.settings import (
+    EvolutionSettings,
+    JobSettings,
+    PositiveInt,
+    PrivacySettings,
+    Probability,
+    ReleaseSettings,
+    ScheduleSettings,
+    Section,
+)
+
+
+class TabularPrivacy(PrivacySettings):
+    """``tabular.dp``: 80% of the budget (in mu squared) pays for the generator's statistics."""
+
+    generator_share: Probability = 0.8
+
+
+class TabularEvolution(EvolutionSettings):
+    """``tabular.pe``: one histogram over 30,000 candidates, in k-means bins of about 50."""
+
+    iterations: PositiveInt = 1
+    population_size: PositiveInt = 30_000
+    sampling_iterations: Annotated[int, Field(ge=0)] = 2
+    variations_per_survivor: PositiveInt = 3
+    candidates_per_bin: PositiveInt = 50
+
+
+class TabularVariation(ScheduleSettings):
+    """``tabular.generator.variation``: the share of cells redrawn, r(t)."""
+
+    r0: float = 0.3
+    rf: float = 0.05
+    gamma: Annotated[float, Field(gt=0.0)] = 0.5
+
+
+class TabularGenerator(Section):
+    """``tabular.generator``: how the DP statistics shape the random and variation APIs.
+
+    Attributes:
+        variation: r(t), the share of cells redrawn (Tab-PE: 0.5, 0.01, 0.2).
+        categorical_weight: One-hot scale in the embedding (numeric columns span [0, 1]).
+        marginal_bins: Equal-width cells of a wide numeric column's DP marginal.
+        marginal_estimate: A binned numeric column's noisy marginal: ``denoise`` (empty groups
+            of cells stay empty, the rest posterior means) or ``clip`` (negative cells set to 0).
+        local_numeric_share: A numeric column whose DP marginal keeps every cell at or below this
+            share of a class moves by small steps; one with a spike is redrawn from its marginal.
+        structure: ``tree``: features drawn along a DP dependency tree within each class;
+            ``independent``: each from its one-way marginal.
+        pair_cells: Coarse cells of a numeric column in the tree's pair tables.
+        pair_split: How those cells group a numeric column's fine cells: ``mass``, ``width`` or
+            ``auto`` (mass for a column with a spike, width otherwise).
+        pair_estimate: How a noisy pair table becomes a conditional: ``posterior`` or ``suppress``.
+        interactions: At most this many disjoint triples of columns measured and drawn jointly
+            when their joint law departs from the tree's by more than their table's noise.
+        refine_cells: Sub-cells per bin of a binned numeric column whose counts are released too
+            (1: off, values uniform in their bin).
+    """
+
+    variation: TabularVariation = TabularVariation()
+    categorical_weight: Annotated[float, Field(gt=0.0)] = 1.0 / 3.0
+    marginal_bins: Annotated[int, Field(ge=2)] = 32
+    marginal_estimate: MarginalEstimate = "denoise"
+    local_numeric_share: Annotated[float, Field(ge=0.0, le=1.0)] = 0.2
+    structure: Structure = "tree"
+    pair_cells: Annotated[int, Field(ge=2)] = 12
+    pair_split: PairSplit = "auto"
+    pair_estimate: PairEstimate = "posterior"
+    interactions: Annotated[int, Field(ge=0)] = 1
+    refine_cells: PositiveInt = 32
+
+
+class TabularEvaluation(Section):
+    """``tabular.evaluation``: diagnostics for the data owner, not DP releases.
+
+    Attributes:
+        seed: Seed of the classifiers and subsamples.
+        dcr_rows: Rows subsampled for the distance-to-closest-record check.
+        wasserstein_sample_size: Rows per table in each exact optimal-transport problem.
+        plot_columns: Columns of the marginals figure; ``None``: the schema's first six.
+    """
+
+    seed: int = 0
+    dcr_rows: PositiveInt = 5000
+    wasserstein_sample_size: PositiveInt = 500
+    plot_columns: list[str] | None = None
+
+
+class TabularSettings(JobSettings):
+    """Every setting of the tabular job."""
+
+    dp: TabularPrivacy = TabularPrivacy()
+    pe: TabularEvolution = TabularEvolution()
+    release: ReleaseSettings = ReleaseSettings()
+    generator: TabularGenerator = TabularGenerator()
+    evaluation: TabularEvaluation = TabularEvaluation()

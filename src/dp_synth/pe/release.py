@@ -1,0 +1,56 @@
+"""The release: rows drawn from the last population by its released histogram (post-processing)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from dp_synth.pe.accounting import GaussianPrivacyPlan, Stream
+from dp_synth.pe.interfaces import Modality
+from dp_synth.pe.selection import allocate_class_sizes, sample_proportional
+
+
+@dataclass(frozen=True)
+class ReleaseBasis:
+    """Everything a release draws from, all DP releases or public: drawing from it any number
+    of times costs no privacy.
+
+    Attributes:
+        modality: The generator the loop used (with its released statistics, if any).
+        candidates: The last iteration's population.
+        weights: Each candidate's release weight: the last thresholded histogram, re-weighted by
+            the modality to its DP statistics if it uses any.
+        class_weights: The DP class counts (or the declared public proportions).
+        plan: The run's privacy plan (its T and noise streams).
+    """
+
+    modality: Modality
+    candidates: pd.DataFrame
+    weights: np.ndarray
+    class_weights: Mapping[str, float]
+    plan: GaussianPrivacyPlan
+
+    def default_rows(self) -> int:
+        """The public row count if declared, else the DP class counts' total (already released)."""
+        if self.modality.public_row_count is not None:
+            return self.modality.public_row_count
+        total = round(sum(max(weight, 0.0) for weight in self.class_weights.values()))
+        return max(total, len(self.modality.classes))
+
+    def release_rng(self, draw: int) -> np.random.Generator:
+        """The random stream of the ``draw``-th release from this basis (0: the job's own)."""
+        return self.plan.noise_generator(self.plan.iterations + 1 + draw, Stream.SELECTION)
+
+    def draw(self, rows: int, vary: bool, rng: np.random.Generator) -> pd.DataFrame:
+        """``rows`` rows drawn per class (in proportion to the class weights), with replacement,
+        in proportion to the release weights; with ``vary``, each passed once through the
+        variation API at the last iteration's degree."""
+        labels = self.candidates[self.modality.label_column].to_numpy()
+        chosen = sample_proportional(self.weights, labels, allocate_class_sizes(rows, self.class_weights), rng)
+        drawn = self.candidates.iloc[chosen].reset_index(drop=True)
+        if vary:
+            return self.modality.vary(drawn, self.plan.iterations, self.plan.iterations, rng)
+        return drawn
