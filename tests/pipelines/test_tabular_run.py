@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import mlflow
@@ -168,3 +169,30 @@ def test_comparison_notebook_runs_against_a_tracking_store(project, monkeypatch)
             exec(compile("".join(cell["source"]), "compare_runs.ipynb", "exec"), namespace)
     assert len(namespace["table"]) == 1
     assert namespace["table"]["rows"].iloc[0] == 300
+
+
+def test_the_printed_resume_command_of_a_run_that_failed_after_its_last_histogram_works(project):
+    """T = 1: the release fails to save after the only histogram; the command the run prints
+    resumes it without releasing anything again."""
+    small = {"pe": {"population_size": 60}, "release": {"rows": 300}, "dp": {"seed": 2}}
+    (project / "conf/local/parameters_tabular.yml").write_text(yaml.safe_dump({"tabular": small}))
+    (project / "data/07_model_output").mkdir(parents=True, exist_ok=True)
+    (project / "data/07_model_output").mkdir(parents=True, exist_ok=True)
+    (project / "data/07_model_output/blocked").write_text("a file where the release's folder should be")
+    unwritable = {
+        "tabular.synthetic_data": {"type": "pandas.CSVDataset", "filepath": "data/07_model_output/blocked/s.csv"}
+    }
+    (project / "conf/local/catalog.yml").write_text(yaml.safe_dump(unwritable))
+    failed = kedro(project, "run", "--pipelines=tabular", iterations=None)
+    assert failed.returncode != 0, failed.stderr[-3000:]
+    (command,) = re.findall(r"DP_SYNTH_RESUME=\S+ DP_SYNTH_ITERATIONS=\d+ kedro run --pipelines=tabular", failed.stdout)
+    assert command.startswith("DP_SYNTH_RESUME=iter_001.survivors ")
+
+    (project / "conf/local/catalog.yml").unlink()
+    variables = dict(part.split("=", 1) for part in command.split()[:2])
+    resumed = kedro(project, *command.split()[3:], iterations=None, extra_environment=variables)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    release = pd.read_csv(next((project / "data/07_model_output/tabular/synthetic_data.csv").glob("*/*.csv")))
+    assert len(release) == 300
+    for saved in ("05_model_input/tabular/histograms/iter_001.pkl", "06_models/tabular/class_weights.json"):
+        assert len(list((project / "data" / saved).iterdir())) == 1  # released once, by the failed run

@@ -22,19 +22,10 @@ def create_pipeline(
     versioned populations: ``image.synthetic_data`` (the release), ``image.evaluation_report``,
     ``image.grid_plot`` and ``image.iterations_plot``.
 
-    Args:
-        iterations: T, the number of PE iterations.
-        resume: Where to resume a failed run, or ``None`` for a fresh run.
-        iterations_from_environment: T came from ``DP_SYNTH_ITERATIONS`` (it wins over
-            ``pe.iterations``).
+    Arguments as ``job_pipeline``'s.
     """
     prepare = preparation_pipeline(
-        Node(
-            image_nodes.build_modality,
-            ["schema", "settings"],
-            "public_modality",
-            name="build_modality",
-        ),
+        image_nodes.build_modality,
         image_nodes.load_private_images,
         image_nodes.load_reference_images,
     )

@@ -270,25 +270,29 @@ def _settings_node(job: str, model: type[JobSettings], iterations: int, iteratio
 
 
 def preparation_pipeline(
-    build_modality: Node,
+    build_modality: Callable[..., Any],
     load_private_data: Callable[..., Any],
     load_reference_data: Callable[..., Any],
-    reference_settings: tuple[str, ...] = (),
+    *,
+    modality_inputs: tuple[str, ...] = (),
+    reference_inputs: tuple[str, ...] = (),
 ) -> Pipeline:
     """The modality's inputs of the loop: its public object, the private data (checked and
     embedded, in memory only) and the held-out data's summary.
 
     Args:
-        build_modality: The node producing ``public_modality`` from public knowledge.
+        build_modality: ``(schema, settings, *modality_inputs) -> public_modality``, from public
+            knowledge only.
         load_private_data: ``(private_data, public_modality) -> private_table``: checks the
             private file against the public schema.
-        load_reference_data: The same for the held-out file, ``reference_data``; it also takes
-            the ``reference_settings`` datasets, if any.
-        reference_settings: Extra inputs of ``load_reference_data`` (e.g. ``params:evaluation``).
+        load_reference_data: The same for the held-out file, ``reference_data``, with the
+            ``reference_inputs`` datasets after them.
+        modality_inputs: Extra inputs of ``build_modality`` (e.g. an API key).
+        reference_inputs: Extra inputs of ``load_reference_data`` (e.g. ``settings``).
     """
     return Pipeline(
         [
-            build_modality,
+            Node(build_modality, ["schema", "settings", *modality_inputs], "public_modality", name="build_modality"),
             Node(load_private_data, ["private_data", "public_modality"], "private_table", name="load_private_data"),
             Node(
                 pe_nodes.embed_private_data,
@@ -298,7 +302,7 @@ def preparation_pipeline(
             ),
             Node(
                 load_reference_data,
-                ["reference_data", "public_modality", *reference_settings],
+                ["reference_data", "public_modality", *reference_inputs],
                 "reference_table",
                 name="load_reference_data",
             ),

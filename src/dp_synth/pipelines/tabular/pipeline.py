@@ -21,14 +21,10 @@ def create_pipeline(
     versioned populations: ``tabular.synthetic_data`` (the release), ``tabular.evaluation_report``
     and three figures (diagnostics for the data owner).
 
-    Args:
-        iterations: T, the number of PE iterations.
-        resume: Where to resume a failed run, or ``None`` for a fresh run.
-        iterations_from_environment: T came from ``DP_SYNTH_ITERATIONS`` (it wins over
-            ``pe.iterations``).
+    Arguments as ``job_pipeline``'s.
     """
     prepare = preparation_pipeline(
-        Node(tabular_nodes.build_modality, ["schema", "settings"], "public_modality", name="build_modality"),
+        tabular_nodes.build_modality,
         tabular_nodes.load_private_data,
         tabular_nodes.load_reference_data,
     )

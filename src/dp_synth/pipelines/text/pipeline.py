@@ -23,22 +23,14 @@ def create_pipeline(
     ``text.synthetic_data`` (the release), ``text.evaluation_report``,
     ``text.synthetic_samples`` and ``text.iterations_plot``.
 
-    Args:
-        iterations: T, the number of PE iterations.
-        resume: Where to resume a failed run, or ``None`` for a fresh run.
-        iterations_from_environment: T came from ``DP_SYNTH_ITERATIONS`` (it wins over
-            ``pe.iterations``).
+    Arguments as ``job_pipeline``'s.
     """
     prepare = preparation_pipeline(
-        Node(
-            text_nodes.build_modality,
-            ["schema", "settings", "llm_api_key"],
-            "public_modality",
-            name="build_modality",
-        ),
+        text_nodes.build_modality,
         text_nodes.load_private_corpus,
         text_nodes.load_reference_corpus,
-        reference_settings=("settings",),
+        modality_inputs=("llm_api_key",),
+        reference_inputs=("settings",),
     )
     evaluate = Pipeline(
         [
