@@ -11,7 +11,7 @@ export KEDRO_DISABLE_TELEMETRY := 1
 
 BENCH_STAMP := $(VENV)/.bench-installed
 
-.PHONY: install install-all run run-image test bench bench-text bench-image bench-compare bench-deps viz mlflow-ui clean-outputs
+.PHONY: install install-all run run-image test bench bench-text bench-image bench-compare bench-suite bench-deps viz mlflow-ui clean-outputs
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -55,6 +55,9 @@ $(BENCH_STAMP): $(TEST_STAMP)
 	touch $(BENCH_STAMP)
 
 bench-deps: $(BENCH_STAMP)  ## Install the competitors (MST, AIM) for bench-compare
+
+bench-suite: $(BENCH_STAMP)  ## The tabular suite, Adult and XOR tables: dp-synth, fixed defaults, Tab-PE, MST, AIM, uniform; 3 seeds (hours)
+	OMP_NUM_THREADS=1 $(PYTHON) benchmarks/suite.py $(SUITE_ARGS)
 
 bench-compare: $(BENCH_STAMP)  ## dp-synth vs MST and AIM on Adult and XOR tables (about 20 min)
 	OMP_NUM_THREADS=1 $(PYTHON) benchmarks/compare.py --competitors mst,aim

@@ -56,3 +56,16 @@ def test_compare_runs_the_python_api_in_process(benchmarks):
     )
     assert set(metrics) == {"accuracy", "tvd1", "tvd2", "wsd1", "wsd2"}
     assert 0 <= metrics["tvd1"] <= metrics["tvd2"] <= 1
+
+
+def test_the_suite_judges_every_method_on_one_table_in_its_own_process(benchmarks):
+    suite = importlib.import_module("suite")
+    train, test, schema_json = suite.load_table("titanic")
+    release, seconds = suite.timed_release("uniform", "titanic", 1.0, 0, timeout=120)
+    scores = suite.judge(release, train, test, schema_json)
+    assert {f"{model}_{metric}" for model in ("gbm", "rf", "logreg") for metric in ("acc", "f1")} <= set(scores)
+    assert 0 <= scores["tvd1"] <= scores["tvd2"] <= scores["tvd3"] <= 1 and seconds >= 0
+    real = suite.judge(train, train, test, schema_json)
+    assert real["tvd3"] == 0 and real["gbm_acc"] > scores["gbm_acc"]  # the judge tells real from uniform rows
+    stopped, _ = suite.timed_release("dp-synth", "titanic", 1.0, 0, timeout=0.01)
+    assert stopped is None  # a run past its time is stopped

@@ -26,6 +26,7 @@ from kedro.framework.hooks import hook_impl
 from kedro.pipeline import Node
 from matplotlib.figure import Figure
 
+from dp_synth.modalities.tabular.plan import GeneratorPlan
 from dp_synth.pe.accounting import GaussianPrivacyPlan
 from dp_synth.pe.settings import JobSettings
 from dp_synth.pipeline_registry import DEFAULT_ITERATIONS, pe_iterations
@@ -114,8 +115,10 @@ class PrivateEvolutionTrackingHook:
         for name, value in outputs.items():
             if isinstance(value, GaussianPrivacyPlan):
                 self._log_plan(value, resumed=False)
-            elif isinstance(value, JobSettings):
+            elif isinstance(value, JobSettings) and name.endswith(".settings"):  # in force, planned
                 mlflow.log_params(setting_parameters(value))
+            elif isinstance(value, GeneratorPlan):
+                mlflow.set_tags({"plan_warnings": " | ".join(value.warnings) or "none"})
             elif match := _ITERATION_METRICS.search(name):
                 step = int(match.group(1))
                 mlflow.log_metrics({k: v for k, v in value.items() if k != "iteration"}, step=step)

@@ -131,7 +131,7 @@ def test_logistic_regression_learns_adult(adult):
     assert scores["accuracy"] > 0.82 and scores["macro_f1"] > 0.72
 
 
-@pytest.mark.parametrize("model", ["gbm", "logreg"])
+@pytest.mark.parametrize("model", ["gbm", "rf", "logreg"])
 def test_single_class_training_table_predicts_that_class(tiny_table, tiny_schema, model):
     only_no = tiny_table[tiny_table["label"] == "no"]
     scores = classifier_utility(only_no, tiny_table, tiny_schema, model)

@@ -88,7 +88,8 @@ def test_dag_inputs_and_outputs():
         "params:tabular",
     }
     assert pipeline.outputs() == {
-        f"tabular.{name}" for name in ("evaluation_report", "iterations_plot", "marginals_plot", "associations_plot")
+        f"tabular.{name}"
+        for name in ("evaluation_report", "iterations_plot", "marginals_plot", "associations_plot", "generator_plan")
     }
     assert "tabular.synthetic_data" in pipeline.all_outputs() and "tabular.release_basis" in pipeline.all_outputs()
     assert "tabular.iter_001.population" in pipeline.all_outputs()
@@ -257,7 +258,7 @@ def test_tabular_defaults_are_valid_settings_and_the_committed_file_shows_few():
 
     committed = yaml.safe_load((PROJECT_ROOT / "conf/base/parameters_tabular.yml").read_text())["tabular"]
     settings = TabularSettings.parse(committed, "tabular")
-    assert settings.pe.population_size == 30_000 and settings.generator.structure == "tree"
+    assert settings.pe.population_size == "auto" and settings.generator.structure == "auto"
     assert sum(len(section) for section in committed.values()) <= 7
 
 

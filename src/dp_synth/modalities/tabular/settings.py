@@ -6,13 +6,17 @@ whose defaults were measured on the benchmark suite (``docs/algorithm.md`` gives
 
 from __future__ import annotations
 
-from typing import Annotated
+import logging
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
 from dp_synth.modalities.tabular.dependency_tree import PairEstimate
 from dp_synth.modalities.tabular.estimation import MarginalEstimate
 from dp_synth.modalities.tabular.modality import Structure
+from dp_synth.modalities.tabular.plan import GeneratorPlan, plan_generator
+from dp_synth.modalities.tabular.schema import parse_schema
 from dp_synth.modalities.tabular.tree_statistics import PairSplit
 from dp_synth.pe.settings import (
     EvolutionSettings,
@@ -32,11 +36,16 @@ class TabularPrivacy(PrivacySettings):
     generator_share: Probability = 0.8
 
 
+Auto = Literal["auto"]
+"""Chosen by the adaptive plan (``plan.plan_generator``) from public quantities."""
+
+
 class TabularEvolution(EvolutionSettings):
-    """``tabular.pe``: one histogram over 30,000 candidates, in k-means bins of about 50."""
+    """``tabular.pe``: one histogram over N candidates (``auto``: the plan's), in k-means bins of
+    about 50."""
 
     iterations: PositiveInt = 1
-    population_size: PositiveInt = 30_000
+    population_size: PositiveInt | Auto = "auto"
     sampling_iterations: Annotated[int, Field(ge=0)] = 2
     variations_per_survivor: PositiveInt = 3
     candidates_per_bin: PositiveInt = 50
@@ -52,6 +61,9 @@ class TabularVariation(ScheduleSettings):
 
 class TabularGenerator(Section):
     """``tabular.generator``: how the DP statistics shape the random and variation APIs.
+
+    ``auto`` (the default of the cells, the structure, the cliques and the sub-cells): chosen
+    by the adaptive plan from public quantities (``plan.plan_generator``).
 
     Attributes:
         variation: r(t), the share of cells redrawn (Tab-PE: 0.5, 0.01, 0.2).
@@ -75,15 +87,15 @@ class TabularGenerator(Section):
 
     variation: TabularVariation = TabularVariation()
     categorical_weight: Annotated[float, Field(gt=0.0)] = 1.0 / 3.0
-    marginal_bins: Annotated[int, Field(ge=2)] = 32
+    marginal_bins: Annotated[int, Field(ge=2)] | Auto = "auto"
     marginal_estimate: MarginalEstimate = "denoise"
     local_numeric_share: Annotated[float, Field(ge=0.0, le=1.0)] = 0.2
-    structure: Structure = "tree"
-    pair_cells: Annotated[int, Field(ge=2)] = 12
+    structure: Structure | Auto = "auto"
+    pair_cells: Annotated[int, Field(ge=2)] | Auto = "auto"
     pair_split: PairSplit = "auto"
     pair_estimate: PairEstimate = "posterior"
-    interactions: Annotated[int, Field(ge=0)] = 1
-    refine_cells: PositiveInt = 32
+    interactions: Annotated[int, Field(ge=0)] | Auto = "auto"
+    refine_cells: PositiveInt | Auto = "auto"
 
 
 class TabularEvaluation(Section):
@@ -110,3 +122,55 @@ class TabularSettings(JobSettings):
     release: ReleaseSettings = ReleaseSettings()
     generator: TabularGenerator = TabularGenerator()
     evaluation: TabularEvaluation = TabularEvaluation()
+
+
+logger = logging.getLogger(__name__)
+
+FIXED_PLAN = GeneratorPlan(
+    marginal_bins=32,
+    structure="tree",
+    pair_cells=12,
+    interactions=1,
+    refine_cells=32,
+    population_size=30_000,
+    rows_per_class=float("nan"),
+    warnings=(),
+)
+"""What ``auto`` means when the schema declares no row count: the defaults measured on Adult."""
+PLANNED_GENERATOR = ("marginal_bins", "structure", "pair_cells", "interactions", "refine_cells")
+
+
+def plan_settings(settings: TabularSettings, schema_json: Mapping[str, Any]) -> tuple[TabularSettings, GeneratorPlan]:
+    """Resolve every ``auto`` setting by the adaptive plan (public quantities only); a setting
+    given explicitly is kept. Logs what the plan predicts will be noise, and what would help.
+
+    Returns:
+        The settings in force and the plan (``FIXED_PLAN`` without a declared row count).
+    """
+    schema = parse_schema(schema_json)
+    plan = plan_generator(
+        schema,
+        epsilon=settings.dp.epsilon,
+        delta=settings.dp.delta,
+        iterations=settings.pe.iterations,
+        class_count_releases=int(settings.dp.class_proportions == "dp"),
+        generator_share=settings.dp.generator_share,
+        candidates_per_bin=settings.pe.candidates_per_bin,
+    )
+    if plan is None:
+        logger.info("No public_row_count in the schema: 'auto' settings take the fixed defaults")
+        plan = FIXED_PLAN
+    for warning in plan.warnings:
+        logger.warning(
+            "Weak release predicted: %s. A larger epsilon, fewer or coarser columns, or a declared larger "
+            "population would help.",
+            warning,
+        )
+    generator = {name: getattr(plan, name) for name in PLANNED_GENERATOR if getattr(settings.generator, name) == "auto"}
+    pe = {"population_size": plan.population_size} if settings.pe.population_size == "auto" else {}
+    return settings.model_copy(
+        update={
+            "generator": settings.generator.model_copy(update=generator),
+            "pe": settings.pe.model_copy(update=pe),
+        }
+    ), plan

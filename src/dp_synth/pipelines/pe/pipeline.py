@@ -252,8 +252,10 @@ def _measured_setup() -> Pipeline:
     )
 
 
-def _settings_node(job: str, model: type[JobSettings], iterations: int, iterations_from_environment: bool) -> Node:
-    """The job's first node: its parameters validated into typed ``settings`` (see
+def _settings_node(
+    job: str, model: type[JobSettings], iterations: int, iterations_from_environment: bool, output: str
+) -> Node:
+    """The job's first node: its parameters validated into typed settings (see
     ``pe_nodes.parse_settings``), with T bound from the DAG."""
     return Node(
         _bind(
@@ -264,7 +266,7 @@ def _settings_node(job: str, model: type[JobSettings], iterations: int, iteratio
             iterations_from_environment=iterations_from_environment,
         ),
         f"params:{job}",
-        "settings",
+        output,
         name="parse_settings",
     )
 
@@ -370,6 +372,7 @@ def job_pipeline(
     iterations: int,
     resume: ResumePoint | None,
     iterations_from_environment: bool,
+    plan_settings: Callable[..., Any] | None = None,
 ) -> Pipeline:
     """A whole job under its namespace: its settings, its preparation (``preparation_pipeline``),
     the PE loop (``private_evolution_pipeline``) and its evaluation.
@@ -383,8 +386,18 @@ def job_pipeline(
         resume: Where to resume a failed run, or ``None`` for a fresh run.
         iterations_from_environment: T came from ``DP_SYNTH_ITERATIONS`` (it then wins over
             ``pe.iterations``).
+        plan_settings: ``(requested settings, schema) -> (settings, plan)``: a plan that resolves
+            settings from public quantities before anything else runs; ``None``: none.
     """
-    settings = _settings_node(job, model, iterations, iterations_from_environment)
+    if plan_settings is None:
+        settings = Pipeline([_settings_node(job, model, iterations, iterations_from_environment, "settings")])
+    else:
+        settings = Pipeline(
+            [
+                _settings_node(job, model, iterations, iterations_from_environment, "requested_settings"),
+                Node(plan_settings, ["requested_settings", "schema"], ["settings", "generator_plan"], name="plan"),
+            ]
+        )
     return Pipeline(
         [settings, prepare, private_evolution_pipeline(iterations, resume), evaluate],
         namespace=job,

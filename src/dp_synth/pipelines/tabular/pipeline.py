@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from kedro.pipeline import Node, Pipeline
 
-from dp_synth.modalities.tabular.settings import TabularSettings
+from dp_synth.modalities.tabular.settings import TabularSettings, plan_settings
 from dp_synth.pipelines.pe.pipeline import ResumePoint, job_pipeline, preparation_pipeline
 from dp_synth.pipelines.tabular import nodes as tabular_nodes
 
@@ -44,4 +44,6 @@ def create_pipeline(
             ),
         ]
     )
-    return job_pipeline(NAMESPACE, TabularSettings, prepare, evaluate, iterations, resume, iterations_from_environment)
+    return job_pipeline(
+        NAMESPACE, TabularSettings, prepare, evaluate, iterations, resume, iterations_from_environment, plan_settings
+    )
