@@ -1,7 +1,8 @@
-"""Project datasets: API keys from credentials, and labelled image sets."""
+"""Project datasets: API keys from credentials, labelled image sets, and public image folders."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +82,55 @@ class DigitsDataset(AbstractDataset[None, pd.DataFrame]):
         return {"split": self._split, "test_share": self._test_share, "seed": self._seed}
 
 
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+"""File name endings read as images."""
+
+
+def _read_image(file: Path, size: tuple[int, int], channels: int) -> np.ndarray:
+    """One image file as float32 (H, W) or (H, W, 3) in [0, 1]: converted to grayscale or RGB,
+    resized to ``size`` (height, width) by box filtering."""
+    from PIL import Image
+
+    with Image.open(file) as image:
+        converted = image.convert("L" if channels == 1 else "RGB")
+        resized = converted.resize((size[1], size[0]), Image.Resampling.BOX)
+    return np.asarray(resized, dtype=np.float32) / 255.0
+
+
+def read_image_folder(path: Path, size: tuple[int, int], channels: int, *, labelled: bool) -> pd.DataFrame:
+    """The images of a folder, in sorted order, as an ``image`` column (each flattened to float32
+    in [0, 1]) and, for a labelled folder, a ``label`` column.
+
+    Args:
+        path: The folder.
+        size: (height, width) the images are resized to.
+        channels: 1 (grayscale) or 3 (RGB).
+        labelled: One subfolder per class, named as the class; otherwise every image under the
+            folder, at any depth, unlabelled.
+
+    Raises:
+        DatasetError: if the folder is missing or holds no image.
+    """
+    if not path.is_dir():
+        raise DatasetError(f"image folder {str(path)!r} does not exist")
+    if labelled:
+        files = [
+            (folder.name, file)
+            for folder in sorted(child for child in path.iterdir() if child.is_dir())
+            for file in sorted(folder.iterdir())
+            if file.suffix.lower() in IMAGE_SUFFIXES
+        ]
+    else:
+        files = [(None, file) for file in sorted(path.rglob("*")) if file.suffix.lower() in IMAGE_SUFFIXES]
+    if not files:
+        kind = "no class subfolder with images" if labelled else "no image"
+        raise DatasetError(f"image folder {str(path)!r} holds {kind}")
+    images = [_read_image(file, size, channels) for _, file in files]
+    if not labelled:
+        return pd.DataFrame({"image": [image.ravel() for image in images]})
+    return _labelled_images([label for label, _ in files], images)
+
+
 class ImageFolderDataset(AbstractDataset[None, pd.DataFrame]):
     """A folder with one subfolder of images per class (the subfolder's name is the class).
 
@@ -93,8 +143,6 @@ class ImageFolderDataset(AbstractDataset[None, pd.DataFrame]):
         channels: 1 or 3.
     """
 
-    SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
-
     def __init__(
         self, path: str, image_size: list[int], channels: int = 1, metadata: dict[str, Any] | None = None
     ) -> None:
@@ -103,21 +151,7 @@ class ImageFolderDataset(AbstractDataset[None, pd.DataFrame]):
 
     def load(self) -> pd.DataFrame:
         """Every image of every class subfolder, in sorted order."""
-        from PIL import Image
-
-        if not self._path.is_dir():
-            raise DatasetError(f"image folder {str(self._path)!r} does not exist")
-        labels, images = [], []
-        for folder in sorted(path for path in self._path.iterdir() if path.is_dir()):
-            for file in sorted(path for path in folder.iterdir() if path.suffix.lower() in self.SUFFIXES):
-                with Image.open(file) as image:
-                    converted = image.convert("L" if self._channels == 1 else "RGB")
-                    resized = converted.resize((self._size[1], self._size[0]), Image.Resampling.BOX)
-                labels.append(folder.name)
-                images.append(np.asarray(resized, dtype=np.float32) / 255.0)
-        if not images:
-            raise DatasetError(f"image folder {str(self._path)!r} holds no class subfolder with images")
-        return _labelled_images(labels, images)
+        return read_image_folder(self._path, self._size, self._channels, labelled=True)
 
     def save(self, data: pd.DataFrame) -> None:
         """Refuse: the folder is the data owner's input."""
@@ -125,3 +159,56 @@ class ImageFolderDataset(AbstractDataset[None, pd.DataFrame]):
 
     def _describe(self) -> dict[str, Any]:
         return {"path": str(self._path), "image_size": list(self._size), "channels": self._channels}
+
+
+@dataclass(frozen=True)
+class PublicImageFolder:
+    """A declared-public image folder, read only when a generator needs it (the retrieval
+    simulator), at the image set's size.
+
+    Attributes:
+        path: The folder.
+        labelled: One subfolder per class (named as the class), or unlabelled images at any depth.
+    """
+
+    path: Path
+    labelled: bool
+
+    def load(self, size: tuple[int, int], channels: int) -> pd.DataFrame:
+        """The folder's images (see ``read_image_folder``) at ``size`` (height, width) and ``channels``.
+
+        Raises:
+            DatasetError: if the folder is missing or holds no image.
+        """
+        if not self.path.is_dir():
+            raise DatasetError(
+                f"public image folder {str(self.path)!r} does not exist: point image.public_images at a folder of "
+                "public images (conf/local/catalog.yml), or write the glyph demo with `make image-public-glyphs`"
+            )
+        return read_image_folder(self.path, size, channels, labelled=self.labelled)
+
+
+class PublicImageFolderDataset(AbstractDataset[None, PublicImageFolder]):
+    """A folder of public images (nothing private may be in it): the retrieval simulator's
+    generator. Loads a ``PublicImageFolder`` handle without reading a file, so a run with
+    another generator needs no such folder. Read-only.
+
+    Args:
+        path: The folder.
+        labelled: ``true``: one subfolder per declared class; ``false``: unlabelled images.
+    """
+
+    def __init__(self, path: str, labelled: bool = True, metadata: dict[str, Any] | None = None) -> None:
+        self._folder = PublicImageFolder(Path(path), labelled)
+        self.metadata = metadata
+
+    def load(self) -> PublicImageFolder:
+        """The folder's handle; its images are read by ``PublicImageFolder.load``."""
+        return self._folder
+
+    def save(self, data: PublicImageFolder) -> None:
+        """Refuse: the public folder is an input."""
+        raise DatasetError("PublicImageFolderDataset is read-only")
+
+    def _describe(self) -> dict[str, Any]:
+        return {"path": str(self._folder.path), "labelled": self._folder.labelled}

@@ -12,12 +12,12 @@ from PIL import Image
 
 from dp_synth.datasets import DigitsDataset, ImageFolderDataset
 from dp_synth.modalities.image.diffusion import DiffusionImageGenerator
+from dp_synth.modalities.image.encoders import ImageEncoder
 from dp_synth.modalities.image.glyphs import GlyphBounds, discover_fonts
 from dp_synth.modalities.image.modality import (
     LOOKAHEAD,
     DiffusionGenerator,
     GlyphSimulator,
-    ImageEncoder,
     ImageModality,
     check_images,
     images_of,
@@ -161,5 +161,5 @@ def test_a_local_pretrained_encoder_embeds_offline_and_serves_lookahead(schema, 
     assert own.shape == (20, 32) and np.allclose(np.linalg.norm(own, axis=1), 1.0, atol=1e-5)
     assert np.array_equal(own, encoder.encode(images_of(population, schema)))  # batching changes nothing
     assert modality.embed(population).shape == (20, 32)  # the lookahead mean, in the encoder's space
-    with pytest.raises(ValueError, match="not a local directory"):
+    with pytest.raises(ValueError, match="neither a local transformers"):
         ImageEncoder(model=str(tmp_path / "absent"))

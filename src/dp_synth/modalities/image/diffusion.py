@@ -7,7 +7,9 @@ Gaussian noise over all the scheduler's timesteps; the variation API (SDEdit) no
 an intermediate timestep chosen by a strength in (0, 1] and denoises from there.
 
 Images cross this module's boundary as numpy float32 arrays of shape (n, H, W, C) with values in
-[0, 1]; labels are class indices, passed to a class-conditional UNet as ``class_labels``.
+[0, 1]; labels are class indices, passed to a class-conditional UNet as ``class_labels``. The
+module's helpers (device, per-image seeding, batching with progress, resizing, checks) also serve
+``stable_diffusion``.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import logging
 import math
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
@@ -79,7 +82,7 @@ class DiffusionImageGenerator:
             raise ValueError(f"image_size must be (height, width) of positive ints, got {image_size}")
         if channels not in (None, 1, 3):
             raise ValueError(f"channels must be 1 or 3, got {channels}")
-        self.device = _resolve_device(device)
+        self.device = resolve_device(device)
         self.num_inference_steps = num_inference_steps
         self.batch_size = batch_size
         self._unet, self._scheduler = _load_unet_pipeline(str(model), allow_download)
@@ -117,35 +120,24 @@ class DiffusionImageGenerator:
         Returns:
             The varied images, same shape, float32 in [0, 1].
         """
-        _check_strength(strength, "strength")
+        check_strength(strength)
         labels = self._check_labels(labels)
-        self._check_images(images, len(labels))
+        check_image_batch(images, len(labels), self.image_size, self.channels)
         return self._generate(images, labels, strength, seed, "variation")
 
     def _generate(
         self, images: np.ndarray | None, labels: np.ndarray, strength: float, seed: int, what: str
     ) -> np.ndarray:
-        """Denoise in batches: from noise when ``images`` is None, else from the noised images.
+        """Denoise in batches: from noise when ``images`` is None, else from the noised images."""
+        generators = seeded_generators(seed, len(labels), self.device)
 
-        A tqdm bar on stderr follows the images, on a terminal only (``disable=None``) and only
-        once they have run two seconds; it is cleared when done, and one line logs the rate.
-        """
-        total = len(labels)
-        out = np.empty((total, *self.image_size, self.channels), dtype=np.float32)
-        generators = _generators(seed, total, self.device)
-        started = time.monotonic()
-        with tqdm(
-            total=total, desc=f"Diffusion {what}", unit="image", file=sys.stderr, disable=None, delay=2.0, leave=False
-        ) as progress:
-            for begin in range(0, total, self.batch_size):
-                end = min(begin + self.batch_size, total)
-                start = None if images is None else self._to_model(images[begin:end])
-                samples = self._denoise(start, labels[begin:end], strength, generators[begin:end])
-                out[begin:end] = self._to_output(samples)
-                progress.update(end - begin)
-        elapsed = max(time.monotonic() - started, 1e-9)
-        logger.info("Diffusion %s: %d images in %.0f s (%.2f per second)", what, total, elapsed, total / elapsed)
-        return out
+        def batch(begin: int, end: int) -> np.ndarray:
+            start = None if images is None else self._to_model(images[begin:end])
+            samples = self._denoise(start, labels[begin:end], strength, generators[begin:end])
+            return to_images((samples.float() + 1) / 2, self.image_size, self.channels)
+
+        shape = (*self.image_size, self.channels)
+        return generate_in_batches(len(labels), self.batch_size, shape, batch, f"Diffusion {what}")
 
     @torch.inference_mode()
     def _denoise(
@@ -179,14 +171,8 @@ class DiffusionImageGenerator:
     def _to_model(self, images: np.ndarray) -> torch.Tensor:
         """(n, H, W, C) images in [0, 1] to the model's (n, C', H', W') space in [-1, 1]."""
         tensor = torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32)).to(self.device)
-        tensor = _convert_channels(tensor.permute(0, 3, 1, 2), self.model_channels)
-        return _resize(tensor, self.model_size).to(self._unet.dtype) * 2 - 1
-
-    def _to_output(self, samples: torch.Tensor) -> np.ndarray:
-        """Model-space samples in [-1, 1] to (n, H, W, C) float32 images in [0, 1]."""
-        images = _resize((samples.float() + 1) / 2, self.image_size)
-        images = _convert_channels(images, self.channels).clamp(0, 1)
-        return images.permute(0, 2, 3, 1).cpu().numpy()
+        tensor = convert_channels(tensor.permute(0, 3, 1, 2), self.model_channels)
+        return resize(tensor, self.model_size).to(self._unet.dtype) * 2 - 1
 
     def _check_labels(self, labels: np.ndarray) -> np.ndarray:
         labels = np.asarray(labels)
@@ -201,21 +187,29 @@ class DiffusionImageGenerator:
             )
         return labels
 
-    def _check_images(self, images: np.ndarray, count: int) -> None:
-        expected = (count, *self.image_size, self.channels)
-        if not isinstance(images, np.ndarray) or images.shape != expected:
-            shape = getattr(images, "shape", type(images).__name__)
-            raise ValueError(f"images must be an array of shape {expected} (one per label), got {shape}")
-        if images.size and not (np.isfinite(images).all() and images.min() >= 0 and images.max() <= 1):
-            raise ValueError("images must hold finite values in [0, 1]")
 
-
-def _check_strength(strength: float, name: str) -> None:
+def check_strength(strength: float) -> None:
+    """Raise ValueError unless a variation's ``strength`` is in (0, 1]."""
     if not 0 < strength <= 1:
-        raise ValueError(f"{name} must be in (0, 1], got {strength}")
+        raise ValueError(f"strength must be in (0, 1], got {strength}")
 
 
-def _resolve_device(device: Device) -> torch.device:
+def check_image_batch(images: np.ndarray, count: int, size: tuple[int, int], channels: int) -> None:
+    """Raise ValueError unless ``images`` is ``count`` images of ``size`` and ``channels`` in [0, 1]."""
+    expected = (count, *size, channels)
+    if not isinstance(images, np.ndarray) or images.shape != expected:
+        shape = getattr(images, "shape", type(images).__name__)
+        raise ValueError(f"images must be an array of shape {expected} (one per label), got {shape}")
+    if images.size and not (np.isfinite(images).all() and images.min() >= 0 and images.max() <= 1):
+        raise ValueError("images must hold finite values in [0, 1]")
+
+
+def resolve_device(device: Device) -> torch.device:
+    """``cuda`` or ``cpu``; ``auto`` picks CUDA when it is available.
+
+    Raises:
+        ValueError: for another name, or ``cuda`` without CUDA.
+    """
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device not in ("cpu", "cuda"):
@@ -257,20 +251,51 @@ def _as_pair(size: int | tuple[int, int] | list[int]) -> tuple[int, int]:
     return (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
 
 
-def _generators(seed: int, count: int, device: torch.device) -> list[torch.Generator]:
-    """One generator per image, seeded from ``seed`` and the image's index."""
+def seeded_generators(seed: int, count: int, device: torch.device) -> list[torch.Generator]:
+    """One generator per image, seeded from ``seed`` and the image's index (so image ``i`` does
+    not depend on the batch it is drawn in)."""
     seeds = np.random.SeedSequence(seed).generate_state(count, dtype=np.uint64)
     return [torch.Generator(device=device).manual_seed(int(s)) for s in seeds]
 
 
-def _resize(images: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+def generate_in_batches(
+    total: int, batch_size: int, shape: tuple[int, int, int], batch: Callable[[int, int], np.ndarray], what: str
+) -> np.ndarray:
+    """Images ``[begin, end)`` from ``batch(begin, end)`` for consecutive batches, concatenated.
+
+    A tqdm bar on stderr follows the images, on a terminal only (``disable=None``) and only once
+    they have run two seconds; it is cleared when done, and one line logs the rate.
+
+    Args:
+        total: Number of images.
+        batch_size: Images per call of ``batch``.
+        shape: (H, W, C) of each image.
+        batch: Makes the images ``[begin, end)`` as a float32 array (end - begin, H, W, C).
+        what: Names the work in the bar and the log line (``"Diffusion random"``).
+
+    Returns:
+        The ``total`` images, in order.
+    """
+    out = np.empty((total, *shape), dtype=np.float32)
+    started = time.monotonic()
+    with tqdm(total=total, desc=what, unit="image", file=sys.stderr, disable=None, delay=2.0, leave=False) as progress:
+        for begin in range(0, total, batch_size):
+            end = min(begin + batch_size, total)
+            out[begin:end] = batch(begin, end)
+            progress.update(end - begin)
+    elapsed = max(time.monotonic() - started, 1e-9)
+    logger.info("%s: %d images in %.1f s (%.2f per second)", what, total, elapsed, total / elapsed)
+    return out
+
+
+def resize(images: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """Resize (n, C, H, W) images to ``size`` (bilinear, antialiased when shrinking)."""
     if tuple(images.shape[-2:]) == tuple(size):
         return images
     return F.interpolate(images, size=size, mode="bilinear", align_corners=False, antialias=True)
 
 
-def _convert_channels(images: torch.Tensor, channels: int) -> torch.Tensor:
+def convert_channels(images: torch.Tensor, channels: int) -> torch.Tensor:
     """(n, C, H, W) images to 1 (luma) or 3 (repeated gray) channels."""
     if images.shape[1] == channels:
         return images
@@ -278,3 +303,10 @@ def _convert_channels(images: torch.Tensor, channels: int) -> torch.Tensor:
         weights = torch.tensor(_LUMA, dtype=images.dtype, device=images.device).view(1, 3, 1, 1)
         return (images * weights).sum(dim=1, keepdim=True)
     return images.repeat(1, 3, 1, 1)
+
+
+def to_images(samples: torch.Tensor, size: tuple[int, int], channels: int) -> np.ndarray:
+    """(n, C', H', W') samples in [0, 1] to (n, H, W, C) float32 images in [0, 1] of ``size``
+    and ``channels``."""
+    images = convert_channels(resize(samples.float(), size), channels).clamp(0, 1)
+    return images.permute(0, 2, 3, 1).cpu().numpy()

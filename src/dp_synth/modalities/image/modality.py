@@ -1,26 +1,26 @@
-"""Image modality: PE with a glyph simulator (Sim-PE) or a diffusion model.
+"""Image modality: PE with a glyph simulator (Sim-PE), a diffusion or text-to-image model, or a
+public image set (``retrieval``).
 
 Populations have a ``label`` column (a declared class name), an ``image`` column (each image
 flattened to float32 values in [0, 1], shape (H, W, C) declared in the public schema), the
-generator's own parameter columns (the simulator's glyph parameters; none for diffusion) and,
-with lookahead, a ``lookahead`` column: the mean embedding of L variations of the candidate.
+generator's own parameter columns (the simulator's glyph parameters, a text-to-image model's
+``prompt``, the retrieval simulator's ``public_index``; none for diffusion) and, with lookahead,
+a ``lookahead`` column: the mean embedding of L variations of the candidate.
 """
 
 from __future__ import annotations
 
 import logging
-import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import cached_property
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
 
 from dp_synth.evaluation.embeddings import EmbeddedReference, GaussianFit, frechet_distance
+from dp_synth.modalities.image.encoders import ImageEncoder
 from dp_synth.modalities.image.glyphs import (
     PARAMETER_COLUMNS,
     GlyphBounds,
@@ -34,7 +34,7 @@ from dp_synth.pe.schedule import VariationSchedule
 
 logger = logging.getLogger(__name__)
 
-LABEL, IMAGE, LOOKAHEAD = "label", "image", "lookahead"
+LABEL, IMAGE, LOOKAHEAD, PROMPT = "label", "image", "lookahead", "prompt"
 """Column names of an image population."""
 
 
@@ -51,6 +51,8 @@ class ImageSchema:
         channels: 1 (grayscale) or 3 (RGB).
         public_row_count: The private image count, if declared public.
         class_proportions: Class proportions, if declared public.
+        descriptions: A public description of some classes (what a text-to-image prompt says
+            of the class), e.g. ``"a handwritten digit seven"``.
     """
 
     classes: tuple[str, ...]
@@ -60,15 +62,21 @@ class ImageSchema:
     channels: int
     public_row_count: int | None = None
     class_proportions: Mapping[str, float] | None = None
+    descriptions: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def shape(self) -> tuple[int, int, int]:
         """(height, width, channels) of every image."""
         return self.height, self.width, self.channels
 
+    def description(self, label: str) -> str:
+        """The class's declared description, else its name."""
+        return self.descriptions.get(label, label)
+
 
 def parse_image_schema(raw: Mapping[str, Any]) -> ImageSchema:
-    """Build an ``ImageSchema`` from its JSON form; ``classes`` maps each class to its glyph.
+    """Build an ``ImageSchema`` from its JSON form; ``classes`` maps each class to its glyph,
+    the optional ``class_descriptions`` some classes to a public description.
 
     Raises:
         SchemaError: naming the missing or malformed entry.
@@ -79,6 +87,9 @@ def parse_image_schema(raw: Mapping[str, Any]) -> ImageSchema:
         raise SchemaError(f"image schema: 'image_size' must be [height, width] of positive integers, got {size!r}")
     if raw["channels"] not in (1, 3):
         raise SchemaError(f"image schema: 'channels' must be 1 or 3, got {raw['channels']!r}")
+    descriptions = raw.get("class_descriptions", {})
+    if not isinstance(descriptions, Mapping) or not set(descriptions) <= set(declared.classes):
+        raise SchemaError("image schema: 'class_descriptions' must map declared classes to their descriptions")
     return ImageSchema(
         classes=tuple(declared.classes),
         glyphs=declared.classes,
@@ -87,6 +98,7 @@ def parse_image_schema(raw: Mapping[str, Any]) -> ImageSchema:
         channels=raw["channels"],
         public_row_count=declared.public_row_count,
         class_proportions=declared.class_proportions,
+        descriptions={str(label): str(text) for label, text in descriptions.items()},
     )
 
 
@@ -216,6 +228,79 @@ class DiffusionGenerator:
         return pd.DataFrame({IMAGE: image_column(images)})
 
 
+def class_prompts(
+    schema: ImageSchema, templates: Sequence[str], per_class: Mapping[str, Sequence[str]], styles: Sequence[str]
+) -> dict[str, tuple[str, ...]]:
+    """Each class's prompt list, built from public fields only.
+
+    Args:
+        schema: The classes and their public descriptions.
+        templates: ``str.format`` templates with the fields ``{label}`` (the class name) and
+            ``{description}`` (its declared description, else its name).
+        per_class: Templates that replace ``templates`` for some declared classes.
+        styles: Style words; each prompt is repeated once per style, ", <style>" appended.
+
+    Raises:
+        ValueError: for an undeclared class, an empty list or an unknown template field.
+    """
+    undeclared = sorted(set(per_class) - set(schema.classes))
+    if undeclared:
+        raise ValueError(f"stable_diffusion.class_prompts names undeclared classes {undeclared}")
+    prompts = {}
+    for label in schema.classes:
+        chosen = per_class.get(label, templates)
+        if not chosen:
+            raise ValueError(f"stable_diffusion: class {label!r} has no prompt template")
+        try:
+            texts = [template.format(label=label, description=schema.description(label)) for template in chosen]
+        except (KeyError, IndexError) as error:
+            raise ValueError(
+                f"stable_diffusion: a prompt template of class {label!r} uses {error}; its fields are "
+                "{label} and {description}"
+            ) from None
+        prompts[label] = tuple(f"{text}, {style}" for text in texts for style in styles) if styles else tuple(texts)
+    return prompts
+
+
+@dataclass(frozen=True)
+class TextToImageGenerator:
+    """A text-to-image model (``stable_diffusion.StableDiffusionImageGenerator``): random =
+    text-to-image from one of the class's prompts, drawn uniformly; variation = image-to-image
+    from the survivor at strength ``degree``, with the prompt it was drawn with (a ``prompt``
+    column of the population).
+
+    Attributes:
+        schema: The image shape.
+        model: The text-to-image model.
+        prompts: Each class's prompts (``class_prompts``).
+    """
+
+    schema: ImageSchema
+    model: Any  # a dp_synth.modalities.image.stable_diffusion.StableDiffusionImageGenerator (image extra)
+    prompts: Mapping[str, tuple[str, ...]]
+
+    @property
+    def description(self) -> str:
+        """The model and its sampling settings."""
+        model = self.model
+        return (
+            f"text-to-image model on {model.device} ({model.num_inference_steps} steps, guidance "
+            f"{model.guidance_scale}, drawn at {model.resolution}x{model.resolution})"
+        )
+
+    def random(self, labels: Sequence[str], rng: np.random.Generator) -> pd.DataFrame:
+        """Images drawn from a prompt of their class."""
+        prompts = [self.prompts[label][rng.integers(len(self.prompts[label]))] for label in labels]
+        images = self.model.random(prompts, seed=int(rng.integers(2**31 - 1)))
+        return pd.DataFrame({PROMPT: prompts, IMAGE: image_column(images)})
+
+    def vary(self, candidates: pd.DataFrame, degree: float, rng: np.random.Generator) -> pd.DataFrame:
+        """Image-to-image from each candidate at strength ``degree``, same prompt."""
+        prompts = candidates[PROMPT].tolist()
+        images = self.model.vary(images_of(candidates, self.schema), prompts, degree, seed=int(rng.integers(2**31 - 1)))
+        return pd.DataFrame({PROMPT: prompts, IMAGE: image_column(images)})
+
+
 def pixel_embedding(images: np.ndarray, pool: int) -> np.ndarray:
     """Images (n, H, W, C) average-pooled by ``pool`` x ``pool`` blocks and flattened."""
     n, height, width, channels = images.shape
@@ -225,70 +310,9 @@ def pixel_embedding(images: np.ndarray, pool: int) -> np.ndarray:
     return images.reshape(n, -1).astype(np.float32)
 
 
-@dataclass
-class ImageEncoder:
-    """A pretrained image encoder from a local transformers directory (a ViT, DINOv2, CLIP...),
-    loaded offline on first use; embeddings are L2-normalised.
-
-    Attributes:
-        model: The local model directory (with its image processor's configuration).
-        batch_size: Images per forward pass.
-        device: ``"cpu"``, ``"cuda"``, ...
-    """
-
-    model: str
-    batch_size: int = 64
-    device: str = "cpu"
-
-    def __post_init__(self) -> None:
-        if not Path(self.model).expanduser().is_dir():
-            raise ValueError(
-                f"embedding.encoder {self.model!r} is not a local directory; point it at a saved transformers "
-                "image model with its image processor, or set it to null for the pixel embedding"
-            )
-        if not isinstance(self.batch_size, int) or self.batch_size < 1:
-            raise ValueError(f"embedding.batch_size must be an integer >= 1, got {self.batch_size!r}")
-
-    @cached_property
-    def _loaded(self) -> tuple[Any, Any]:
-        from transformers import AutoImageProcessor, AutoModel
-
-        path = str(Path(self.model).expanduser())
-        processor = AutoImageProcessor.from_pretrained(path, local_files_only=True)
-        return processor, AutoModel.from_pretrained(path, local_files_only=True).to(self.device).eval()
-
-    def _features(self, batch: np.ndarray) -> np.ndarray:
-        import torch
-
-        processor, model = self._loaded
-        rgb = np.repeat(batch, 3, axis=-1) if batch.shape[-1] == 1 else batch
-        inputs = processor(images=list((rgb * 255).round().astype(np.uint8)), return_tensors="pt").to(self.device)
-        with torch.inference_mode():
-            if hasattr(model, "get_image_features"):
-                features = model.get_image_features(**inputs)
-            else:
-                output = model(**inputs)
-                pooled = getattr(output, "pooler_output", None)
-                features = pooled if pooled is not None else output.last_hidden_state[:, 0]
-        return features.float().cpu().numpy()
-
-    def encode(self, images: np.ndarray) -> np.ndarray:
-        """Embeddings of images (n, H, W, C) in [0, 1], float32, unit L2 norm.
-
-        A tqdm bar on stderr follows the batches, on a terminal only (``disable=None``) and only
-        once they have run two seconds; it is cleared when done.
-        """
-        starts = tqdm(
-            range(0, len(images), self.batch_size),
-            desc="Embedding images",
-            unit="batch",
-            file=sys.stderr,
-            disable=None,
-            delay=2.0,
-            leave=False,
-        )
-        features = np.concatenate([self._features(images[start : start + self.batch_size]) for start in starts])
-        return (features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+def embed_images(images: np.ndarray, pool: int, encoder: ImageEncoder | None) -> np.ndarray:
+    """Embeddings of images (n, H, W, C): the encoder's, else pixels pooled by ``pool``."""
+    return pixel_embedding(images, pool) if encoder is None else encoder.encode(images)
 
 
 @dataclass(frozen=True)
@@ -297,8 +321,9 @@ class ImageModality(PublicSchemaFacts):
 
     Attributes:
         schema: Public classes, glyphs and image shape.
-        generator: The simulator or the diffusion model.
-        schedule: Variation degree r(t) (the simulator's perturbation width, SDEdit's strength).
+        generator: The random and variation APIs (an ``ImageGenerator``).
+        schedule: Variation degree r(t) (the simulator's perturbation width, a diffusion model's
+            strength, the retrieval neighbourhood's share of the public pool).
         lookahead: L: a candidate's vote embedding is the mean embedding of L variations of it
             at the next variation's degree (0: its own embedding).
         pool: Average-pooling factor of the pixel embedding (1: raw pixels).
@@ -325,9 +350,7 @@ class ImageModality(PublicSchemaFacts):
 
     def features(self, population: pd.DataFrame) -> np.ndarray:
         """The embedding of the population's own images: the encoder's, else pixels."""
-        if self.encoder is None:
-            return self.pixels(population)
-        return self.encoder.encode(images_of(population, self.schema))
+        return embed_images(images_of(population, self.schema), self.pool, self.encoder)
 
     def _with_lookahead(self, candidates: pd.DataFrame, degree: float, rng: np.random.Generator) -> pd.DataFrame:
         """Add the mean embedding of L variations of each candidate (only candidates' embeddings

@@ -1,7 +1,8 @@
 """The image job's settings (``image:`` in ``conf/base/parameters_image.yml``), defaults in code.
 
 The parameter file shows what users change: the budget, T, N, the released rows and the
-generator (the offline glyph simulator, or a local diffusion model).
+generator (the offline glyph simulator, a local diffusion or text-to-image model, or a public
+image folder).
 """
 
 from __future__ import annotations
@@ -65,30 +66,92 @@ class DiffusionSettings(Section):
     batch_size: PositiveInt = 64
 
 
+class StableDiffusionSettings(Section):
+    """``image.generator.stable_diffusion``: a local diffusers text-to-image pipeline (Stable
+    Diffusion 1.x or 2.x, SDXL...): random API = text-to-image, variation API = image-to-image.
+
+    Prompts are built from public fields only: each class's prompts are ``prompts`` (or its own
+    list in ``class_prompts``), ``str.format`` templates with ``{label}`` (the class name) and
+    ``{description}`` (the schema's ``class_descriptions`` entry, else the name), each repeated
+    once per style word with ", <style>" appended; a candidate is drawn from one of them at
+    random and varied with the same one.
+
+    Attributes:
+        model: The local pipeline directory; required with ``backend: stable_diffusion``.
+        allow_download: Never download at run time unless set.
+        device: ``auto`` (cuda if available), ``cpu`` or ``cuda``; CUDA runs in float16 with
+            attention slicing.
+        num_inference_steps: Denoising steps of a text-to-image sample.
+        guidance_scale: Classifier-free guidance weight (1 or less: none).
+        batch_size: Images per pipeline call.
+        resolution: Side of the square images the model draws (resized to the schema's size);
+            ``None``: the model's own (512 for SD 1.5).
+        prompts: The prompt templates of every class.
+        class_prompts: Templates that replace ``prompts`` for some classes.
+        styles: Optional style words.
+        negative_prompt: What no image should show, or ``None``.
+    """
+
+    model: str | None = None
+    allow_download: bool = False
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    num_inference_steps: PositiveInt = 50
+    guidance_scale: Annotated[float, Field(ge=0.0)] = 7.5
+    batch_size: PositiveInt = 8
+    resolution: PositiveInt | None = None
+    prompts: list[str] = ["a photo of {description}"]
+    class_prompts: dict[str, list[str]] = {}
+    styles: list[str] = []
+    negative_prompt: str | None = None
+
+
+class RetrievalSettings(Section):
+    """``image.generator.retrieval``: the public folder ``image.public_images`` as the generator.
+
+    Attributes:
+        neighbourhood: r(t), the share of a class's public images (all of them, when unlabelled)
+            that a survivor may be replaced by: its ``ceil(r x m)`` nearest. Narrower than the
+            simulator's width: at epsilon 1 on the digits, r0 = 0.5, rf = 0.05 loses 0.03
+            accuracy (3 seeds).
+    """
+
+    neighbourhood: ScheduleSettings = ScheduleSettings(r0=0.1, rf=0.01, gamma=1.0)
+
+
 class ImageGenerator(Section):
     """``image.generator``.
 
     Attributes:
-        backend: ``simulator`` (the offline default) or ``diffusion``.
+        backend: ``simulator`` (the offline default), ``diffusion`` (a local ``UNet2DModel``),
+            ``stable_diffusion`` (a local text-to-image pipeline) or ``retrieval`` (the public
+            image folder ``image.public_images`` of the catalog).
         simulator: The glyph simulator's settings.
         diffusion: The diffusion model's settings.
+        stable_diffusion: The text-to-image model's settings.
+        retrieval: The retrieval simulator's settings.
         variation: r(t): the simulator's perturbation width (share of each parameter's range),
-            or SDEdit's strength.
+            or the diffusion models' strength (the retrieval simulator has its own).
         lookahead: L, vote on the mean embedding of L variations of each candidate (0: off).
     """
 
-    backend: Literal["simulator", "diffusion"] = "simulator"
+    backend: Literal["simulator", "diffusion", "stable_diffusion", "retrieval"] = "simulator"
     simulator: SimulatorSettings = SimulatorSettings()
     diffusion: DiffusionSettings = DiffusionSettings()
+    stable_diffusion: StableDiffusionSettings = StableDiffusionSettings()
+    retrieval: RetrievalSettings = RetrievalSettings()
     variation: ScheduleSettings = ScheduleSettings(r0=0.5, rf=0.05, gamma=1.0)
     lookahead: Annotated[int, Field(ge=0)] = 0
 
 
 class EncoderSettings(Section):
-    """``image.embedding.encoder``: a pretrained image encoder instead of pixels.
+    """``image.embedding.encoder``: a pretrained image encoder instead of pixels, for the vote
+    and the Frechet distance (``encoders.ImageEncoder``).
 
     Attributes:
-        model: A local transformers directory with its image processor; ``None``: pixels.
+        model: A local transformers image model directory with its image processor (CLIP, ViT,
+            DINOv2: L2-normalised features), or a TorchScript Inception-v3 (FID's network, a
+            ``.pt`` file or a folder holding one: raw pool features, so the Frechet distance is
+            the FID); ``None``: pixels.
         batch_size: Images per forward pass.
         device: ``cpu``, ``cuda``...
     """

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from functools import partial
+from types import ModuleType
 from typing import Any
 
 import matplotlib.pyplot as plt
@@ -11,76 +14,145 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from dp_synth.datasets import PublicImageFolder
 from dp_synth.evaluation.embeddings import EmbeddedReference, GaussianFit, classifier_accuracy, frechet_distance
+from dp_synth.modalities.image.encoders import ImageEncoder
 from dp_synth.modalities.image.glyphs import GlyphBounds, discover_fonts
 from dp_synth.modalities.image.modality import (
     LABEL,
     DiffusionGenerator,
     GlyphSimulator,
-    ImageEncoder,
     ImageGenerator,
     ImageModality,
     ImageSchema,
+    TextToImageGenerator,
     check_images,
+    class_prompts,
+    embed_images,
     images_of,
     parse_image_schema,
 )
+from dp_synth.modalities.image.retrieval import RetrievalSimulator
+from dp_synth.modalities.image.settings import DiffusionSettings, ImageSettings, StableDiffusionSettings
 from dp_synth.modalities.image.settings import ImageGenerator as ImageGeneratorSettings
-from dp_synth.modalities.image.settings import ImageSettings
 from dp_synth.pe.schedule import VariationSchedule
 from dp_synth.pe.settings import SettingsError
 
 logger = logging.getLogger(__name__)
 
 
-def _generator(schema: ImageSchema, generator: ImageGeneratorSettings) -> ImageGenerator:
-    """The configured generator: the glyph simulator or a local diffusion model."""
-    if generator.backend == "simulator":
-        simulator = generator.simulator
-        return GlyphSimulator(
-            schema=schema,
-            fonts=discover_fonts(simulator.font_folders),
-            bounds=GlyphBounds(**simulator.bounds.model_dump()),
-        )
-    options = generator.diffusion.model_dump()
-    if not options["model"]:
-        raise SettingsError(
-            "image.generator.diffusion.model is not set: point it at a local diffusers pipeline directory "
-            "(a UNet2DModel with its scheduler, e.g. saved by DDPMPipeline.save_pretrained)"
-        )
+def _extra(module: str, backend: str) -> ModuleType:
+    """Import a module of the image extra, or say how to install it.
+
+    Raises:
+        SettingsError: if the extra is not installed.
+    """
     try:
-        from dp_synth.modalities.image.diffusion import DiffusionImageGenerator
+        return importlib.import_module(f"dp_synth.modalities.image.{module}")
     except ImportError as error:
         raise SettingsError(
-            f"the diffusion backend needs the image extra ({error.name} is missing): "
+            f"the {backend} backend needs the image extra ({error.name} is missing): "
             "pip install -e '.[image]', or make install-all"
         ) from None
-    model = DiffusionImageGenerator(
-        options.pop("model"), image_size=(schema.height, schema.width), channels=schema.channels, **options
+
+
+def _required_model(model: str | None, backend: str, what: str) -> str:
+    """The configured model directory.
+
+    Raises:
+        SettingsError: naming the setting, if it is not set.
+    """
+    if not model:
+        raise SettingsError(f"image.generator.{backend}.model is not set: point it at {what}")
+    return model
+
+
+def _diffusion(schema: ImageSchema, settings: DiffusionSettings) -> DiffusionGenerator:
+    """A local ``UNet2DModel`` pipeline (random = sampling, variation = SDEdit)."""
+    options = settings.model_dump()
+    model = _required_model(
+        options.pop("model"),
+        "diffusion",
+        "a local diffusers pipeline directory (a UNet2DModel with its scheduler, e.g. saved by "
+        "DDPMPipeline.save_pretrained)",
     )
-    return DiffusionGenerator(schema=schema, model=model)
+    generator = _extra("diffusion", "diffusion").DiffusionImageGenerator(
+        model, image_size=(schema.height, schema.width), channels=schema.channels, **options
+    )
+    return DiffusionGenerator(schema=schema, model=generator)
 
 
-def build_modality(schema_json: Mapping[str, Any], settings: ImageSettings) -> ImageModality:
-    """Build the image modality from the public schema and the generator settings.
+def _stable_diffusion(schema: ImageSchema, settings: StableDiffusionSettings) -> TextToImageGenerator:
+    """A local text-to-image pipeline (random = text-to-image, variation = image-to-image),
+    prompted from the public schema."""
+    options = settings.model_dump()
+    prompts = class_prompts(schema, options.pop("prompts"), options.pop("class_prompts"), options.pop("styles"))
+    model = _required_model(
+        options.pop("model"),
+        "stable_diffusion",
+        "a local diffusers text-to-image pipeline directory (e.g. Stable Diffusion saved by save_pretrained)",
+    )
+    generator = _extra("stable_diffusion", "stable_diffusion").StableDiffusionImageGenerator(
+        model, image_size=(schema.height, schema.width), channels=schema.channels, **options
+    )
+    return TextToImageGenerator(schema=schema, model=generator, prompts=prompts)
+
+
+def _retrieval(
+    schema: ImageSchema, folder: PublicImageFolder, embed: Callable[[np.ndarray], np.ndarray]
+) -> RetrievalSimulator:
+    """The public image folder as the generator, its neighbourhoods taken in the vote's embedding."""
+    public = folder.load((schema.height, schema.width), schema.channels)
+    labels = public[LABEL].to_numpy() if folder.labelled else None
+    return RetrievalSimulator(schema=schema, images=images_of(public, schema), labels=labels, embed=embed)
+
+
+def _generator(
+    schema: ImageSchema,
+    settings: ImageGeneratorSettings,
+    public_images: PublicImageFolder,
+    embed: Callable[[np.ndarray], np.ndarray],
+) -> ImageGenerator:
+    """The configured generator: the glyph simulator, a diffusion or text-to-image model, or
+    the retrieval simulator over the public image folder."""
+    if settings.backend == "diffusion":
+        return _diffusion(schema, settings.diffusion)
+    if settings.backend == "stable_diffusion":
+        return _stable_diffusion(schema, settings.stable_diffusion)
+    if settings.backend == "retrieval":
+        return _retrieval(schema, public_images, embed)
+    simulator = settings.simulator
+    return GlyphSimulator(
+        schema=schema, fonts=discover_fonts(simulator.font_folders), bounds=GlyphBounds(**simulator.bounds.model_dump())
+    )
+
+
+def build_modality(
+    schema_json: Mapping[str, Any], settings: ImageSettings, public_images: PublicImageFolder
+) -> ImageModality:
+    """Build the image modality from the public schema, the settings and the public image folder.
 
     Args:
         schema_json: The public image schema (see ``dp_synth.modalities.image.modality.parse_image_schema``).
-        settings: The job's settings: ``generator`` (``backend``, ``simulator`` or
-            ``diffusion``, and its settings, the ``variation`` schedule and ``lookahead`` L) and
-            ``embedding`` (``pool``, the average-pooling factor of the pixel embedding, and
-            ``encoder``: a local pretrained image encoder directory, null: pixels, with its
-            ``batch_size`` and ``device``).
+        settings: The job's settings: ``generator`` (``backend`` and its settings, the
+            ``variation`` schedule, or the retrieval simulator's ``neighbourhood``, and
+            ``lookahead`` L) and ``embedding`` (``pool``, the
+            average-pooling factor of the pixel embedding, and ``encoder``: a local pretrained
+            image encoder, null: pixels, with its ``batch_size`` and ``device``).
+        public_images: The declared-public image folder; read only by the retrieval backend.
     """
     schema = parse_image_schema(schema_json)
-    generator, encoder = settings.generator, settings.embedding.encoder
+    generator, encoder_settings = settings.generator, settings.embedding.encoder
+    encoder = None if encoder_settings.model is None else ImageEncoder(**encoder_settings.model_dump())
+    pool = settings.embedding.pool
+    schedule = generator.retrieval.neighbourhood if generator.backend == "retrieval" else generator.variation
     modality = ImageModality(
         schema=schema,
-        generator=_generator(schema, generator),
-        schedule=VariationSchedule(**generator.variation.model_dump()),
+        generator=_generator(schema, generator, public_images, partial(embed_images, pool=pool, encoder=encoder)),
+        schedule=VariationSchedule(**schedule.model_dump()),
         lookahead=generator.lookahead,
-        pool=settings.embedding.pool,
-        encoder=None if encoder.model is None else ImageEncoder(**encoder.model_dump()),
+        pool=pool,
+        encoder=encoder,
     )
     logger.info("Image generator: %s, lookahead L=%d", modality.generator.description, modality.lookahead)
     return modality
@@ -107,8 +179,10 @@ def evaluate_synthetic_images(
 ) -> dict[str, Any]:
     """Fidelity and utility of the released images (diagnostics for the data owner, not DP).
 
-    - fidelity: Frechet distance of embeddings (the encoder's, else pixels) to the held-out
-      images, beside the private images' own distance (what real data reaches);
+    - fidelity: Frechet distance of embeddings (the encoder's, else pixels; with FID's
+      Inception-v3 it is the FID) to the held-out images, beside the private images' own distance
+      (what real data reaches), and the embedding's name (``pixels``, ``inception``,
+      ``transformers``);
     - utility: accuracy and macro-F1 on the held-out images of a logistic regression on pixels
       trained on the synthetic images, and on the private images (the non-private upper bound).
 
@@ -128,6 +202,7 @@ def evaluate_synthetic_images(
     report = {
         "rows": len(synthetic_data),
         "fidelity": {
+            "embedding": "pixels" if modality.encoder is None else modality.encoder.kind,
             "frechet_distance": frechet_distance(
                 GaussianFit.of(modality.features(synthetic_data)), reference_summary.fit
             ),
@@ -141,10 +216,11 @@ def evaluate_synthetic_images(
         },
     }
     logger.info(
-        "Evaluation of %d released images: accuracy %.4f (private images %.4f), Frechet distance %.4f (private %.4f)",
+        "Evaluation of %d released images: accuracy %.4f (private images %.4f), Frechet distance on %s %.4f (private %.4f)",
         report["rows"],
         report["utility"]["synthetic"]["accuracy"],
         report["utility"]["real_train"]["accuracy"],
+        report["fidelity"]["embedding"],
         report["fidelity"]["frechet_distance"],
         report["fidelity"]["frechet_distance_real_train"],
     )

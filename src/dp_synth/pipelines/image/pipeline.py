@@ -1,4 +1,5 @@
-"""``kedro run --pipeline=image``: PE on labelled images with a glyph simulator or a diffusion model."""
+"""``kedro run --pipeline=image``: PE on labelled images with a glyph simulator, a diffusion or
+text-to-image model, or a public image folder."""
 
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ def create_pipeline(
     """The image job under the ``image`` namespace.
 
     Catalog inputs: ``image.schema`` (public classes, glyphs, image size), ``image.private_data``
-    (private) and ``image.reference_data`` (held-out, diagnostics only). Outputs besides the
+    (private), ``image.reference_data`` (held-out, diagnostics only) and ``image.public_images``
+    (a declared-public image folder, read only by the retrieval simulator). Outputs besides the
     versioned populations: ``image.synthetic_data`` (the release), ``image.evaluation_report``,
     ``image.grid_plot`` and ``image.iterations_plot``.
 
@@ -28,6 +30,7 @@ def create_pipeline(
         image_nodes.build_modality,
         image_nodes.load_private_images,
         image_nodes.load_reference_images,
+        modality_inputs=("public_images",),
     )
     evaluate = Pipeline(
         [
