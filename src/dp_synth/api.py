@@ -6,7 +6,9 @@
     print(synthesizer.privacy_report)
 
 ``fit`` runs the tabular pipeline itself (the same nodes ``kedro run --pipelines=tabular`` runs,
-with an in-memory catalog) up to the release basis; ``sample`` draws from it, which is
+with an in-memory catalog) up to the release basis and the privacy report; every release is
+recorded in the project's privacy ledger (``dp.ledger``) as ``kedro run`` records it, and counts
+towards the dataset's lifetime budget. ``sample`` draws from the basis, which is
 post-processing: sampling again costs no budget.
 """
 
@@ -18,13 +20,12 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from kedro.io import DataCatalog
+from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
 
 from dp_synth.modalities.tabular.settings import TabularSettings
-from dp_synth.pe.interfaces import UsesStatistics
 from dp_synth.pe.release import ReleaseBasis
-from dp_synth.pe.report import PrivacyReport, privacy_report
+from dp_synth.pe.report import PrivacyReport
 from dp_synth.pe.settings import SettingsError
 from dp_synth.pipelines.tabular.pipeline import NAMESPACE, create_pipeline
 
@@ -41,7 +42,8 @@ class TabularSynthesizer:
         iterations: T, the number of DP histograms.
         **sections: Any other setting, by its section of ``TabularSettings``:
             ``generator={"structure": "independent"}``, ``pe={"candidates_per_bin": 1}``,
-            ``dp={"class_proportions": "public"}``, ``release={"vary": True}``.
+            ``dp={"class_proportions": "public"}``, ``release={"vary": True}``,
+            ``dp={"lifetime_epsilon": 10}`` (the dataset's lifetime budget, see the README).
 
     Raises:
         SettingsError: for an unknown section or key (named with the nearest valid one) or a
@@ -65,7 +67,7 @@ class TabularSynthesizer:
         if iterations is not None:
             pe["iterations"] = iterations
         self.settings = TabularSettings.parse(raw, NAMESPACE)
-        self._basis: ReleaseBasis | None = None
+        self._fit: tuple[ReleaseBasis, PrivacyReport] | None = None
         self._draws = 0
 
     def fit(self, private: pd.DataFrame, schema: Mapping[str, Any] | str | Path) -> TabularSynthesizer:
@@ -75,10 +77,14 @@ class TabularSynthesizer:
             private: The private table, one row per record, the schema's columns.
             schema: The public schema (a mapping, or the path of its JSON file): every
                 category, bound and class declared from public knowledge, never read off
-                ``private``.
+                ``private``; its ``dataset_id`` names the dataset in the privacy ledger.
 
         Returns:
             ``self``, ready to ``sample``.
+
+        Raises:
+            LedgerError: if the fit would take the dataset past its lifetime budget (before any
+                private row is read).
         """
         if not isinstance(schema, Mapping):
             schema = json.loads(Path(schema).read_text())
@@ -86,10 +92,12 @@ class TabularSynthesizer:
         catalog[f"params:{NAMESPACE}"] = self.settings.model_dump()
         catalog[f"{NAMESPACE}.schema"] = dict(schema)
         catalog[f"{NAMESPACE}.private_data"] = private
-        basis_name = f"{NAMESPACE}.release_basis"
-        pipeline = create_pipeline(self.settings.pe.iterations).to_outputs(basis_name)
+        basis_name, report_name = f"{NAMESPACE}.release_basis", f"{NAMESPACE}.privacy_report"
+        catalog[basis_name] = _KeptDataset(copy_mode="assign")  # the job's release reads it too
+        pipeline = create_pipeline(self.settings.pe.iterations).to_outputs(basis_name, report_name)
         outputs = SequentialRunner().run(pipeline, catalog)
-        self._basis, self._draws = outputs[basis_name].load(), 0
+        self._fit = catalog[basis_name].load(), PrivacyReport.from_dict(outputs[report_name].load())
+        self._draws = 0
         return self
 
     def sample(self, rows: int | None = None) -> pd.DataFrame:
@@ -99,7 +107,7 @@ class TabularSynthesizer:
             rows: Rows to draw; ``None``: ``release.rows``, whose ``auto`` is the schema's public
                 row count, else the DP class count's total.
         """
-        basis = self._fitted()
+        basis, _ = self._fitted()
         if rows is None:
             rows = basis.default_rows() if self.settings.release.rows == "auto" else self.settings.release.rows
         if not isinstance(rows, int) or rows < len(basis.modality.classes):
@@ -111,14 +119,19 @@ class TabularSynthesizer:
     @property
     def privacy_report(self) -> PrivacyReport:
         """Every release of ``fit`` (sensitivity and sigma), the neighbouring relation, the
-        accountant, epsilon and delta spent, and whether the noise was seeded."""
-        basis = self._fitted()
-        modality = basis.modality
-        return privacy_report(
-            basis.plan, modality.statistics_releases() if isinstance(modality, UsesStatistics) else ()
-        )
+        accountant, epsilon and delta spent, whether the noise was seeded, and the dataset's
+        lifetime spend when ``fit`` ended (the report ``kedro run`` saves beside its release)."""
+        return self._fitted()[1]
 
-    def _fitted(self) -> ReleaseBasis:
-        if self._basis is None:
+    def _fitted(self) -> tuple[ReleaseBasis, PrivacyReport]:
+        if self._fit is None:
             raise RuntimeError("call fit(private, schema) first: nothing has been released yet")
-        return self._basis
+        return self._fit
+
+
+class _KeptDataset(MemoryDataset):
+    """An in-memory dataset the runner does not empty after its last reader: ``fit`` keeps the
+    release basis that the job's own release also reads."""
+
+    def _release(self) -> None:
+        pass

@@ -2,8 +2,11 @@
 and the report of a failed command.
 
 kedro-mlflow owns the run (start, end, parameters); these hooks add what it cannot know:
-the calibrated noise, epsilon spent after each iteration (``step=t``) and the metrics nodes
-return. Only aggregates and DP releases' statistics are logged, never private rows.
+the calibrated noise, epsilon spent after each iteration (``step=t``), the privacy ledger's run
+and the dataset's lifetime epsilon, and the metrics nodes return. Only aggregates and DP
+releases' statistics are logged, never private rows; diagnostics computed from the private or
+held-out data (quality metrics, the evaluation report, figures, stage timings) only as
+``dp.tracking_diagnostics`` allows (by default, only to a tracking store on this machine).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any
+from urllib.parse import urlparse
 
 import mlflow
 from kedro.framework.context import KedroContext
@@ -28,8 +32,10 @@ from matplotlib.figure import Figure
 
 from dp_synth.modalities.tabular.plan import GeneratorPlan
 from dp_synth.pe.accounting import GaussianPrivacyPlan
+from dp_synth.pe.ledger import LedgerRun
 from dp_synth.pe.settings import JobSettings
 from dp_synth.pipeline_registry import DEFAULT_ITERATIONS, pe_iterations
+from dp_synth.pipelines.pe.nodes import PUBLIC_ITERATION_METRICS
 from dp_synth.pipelines.pe.pipeline import resume_point_name
 
 logger = logging.getLogger(__name__)
@@ -42,6 +48,27 @@ _ITERATION_NAMESPACE = re.compile(r"\.iter_\d+")
 
 def _tracking() -> bool:
     return mlflow.active_run() is not None
+
+
+_LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "::1"}
+_HOSTED_STORES = {"databricks", "databricks-uc", "uc"}
+"""MLflow tracking URIs that name a hosted service, not a path."""
+
+
+def tracking_is_local(uri: str) -> bool:
+    """Whether an MLflow tracking URI keeps runs on this machine: a file or SQLite store, or a
+    server on the loopback address."""
+    if uri.partition(":")[0] in _HOSTED_STORES:
+        return False
+    parsed = urlparse(uri)
+    return parsed.scheme in ("", "file", "sqlite") or len(parsed.scheme) == 1 or parsed.hostname in _LOOPBACK_HOSTS
+
+
+def diagnostics_to_tracking(settings: JobSettings, uri: str) -> bool:
+    """Whether diagnostics computed from private or held-out data may go to the tracking store at
+    ``uri`` (``dp.tracking_diagnostics``: ``local``, the default, only when it is on this machine)."""
+    policy = settings.dp.tracking_diagnostics
+    return policy == "always" or (policy == "local" and tracking_is_local(uri))
 
 
 def _short(dataset_name: str) -> str:
@@ -58,6 +85,7 @@ def plan_parameters(plan: GaussianPrivacyPlan) -> dict[str, Any]:
         "dp_mu": plan.mu,
         "dp_iterations": plan.iterations,
         "dp_releases": plan.releases,
+        "dp_neighbouring": plan.neighbouring,
         "dp_noise_seeded": plan.seed is not None,
     }
 
@@ -95,17 +123,40 @@ class PrivateEvolutionTrackingHook:
     numbers (as ``final.<section>.<metric>``) and the report files (under ``reports/``)."""
 
     def __init__(self) -> None:
-        self._plan_logged = False
+        self._plan_logged = self._ledger_run_logged = self._diagnostics = False
 
     @hook_impl
     def before_pipeline_run(self) -> None:
-        """A new run has not logged its privacy plan yet."""
-        self._plan_logged = False
+        """A new run has not logged its privacy plan and ledger run yet, and sends no diagnostics
+        until its settings allow them."""
+        self._plan_logged = self._ledger_run_logged = self._diagnostics = False
 
     def _log_plan(self, plan: GaussianPrivacyPlan, *, resumed: bool) -> None:
         if not self._plan_logged:
             mlflow.log_params({**plan_parameters(plan), "dp_resumed": resumed})
+            mlflow.set_tag("dp_private", "false: seeded noise" if plan.seed is not None else "true")
             self._plan_logged = True
+
+    def _log_ledger_run(self, run: LedgerRun) -> None:
+        if not self._ledger_run_logged:
+            mlflow.log_params(
+                {
+                    "ledger_run_id": run.run_id,
+                    "dp_dataset_id": run.dataset_id,
+                    "dp_lifetime_budget": run.lifetime_epsilon,
+                }
+            )
+            self._ledger_run_logged = True
+
+    def _log_diagnostics(self, name: str, value: Any) -> None:
+        """Log a diagnostic output computed from private or held-out data, if allowed."""
+        if not self._diagnostics:
+            return
+        if name.endswith(".evaluation_report"):
+            mlflow.log_metrics(numeric_leaves(value, prefix="final"))
+            mlflow.log_dict(value, f"{REPORTS}/{_short(name)}.json")
+        elif isinstance(value, Figure):
+            mlflow.log_figure(value, f"{REPORTS}/{_short(name).removesuffix('_plot')}.png")
 
     @hook_impl
     def after_node_run(self, node: Node, outputs: dict[str, Any]) -> None:
@@ -117,48 +168,58 @@ class PrivateEvolutionTrackingHook:
                 self._log_plan(value, resumed=False)
             elif isinstance(value, JobSettings) and name.endswith(".settings"):  # in force, planned
                 mlflow.log_params(setting_parameters(value))
+                self._diagnostics = diagnostics_to_tracking(value, mlflow.get_tracking_uri())
+            elif isinstance(value, LedgerRun):
+                self._log_ledger_run(value)
             elif isinstance(value, GeneratorPlan):
                 mlflow.set_tags({"plan_warnings": " | ".join(value.warnings) or "none"})
             elif match := _ITERATION_METRICS.search(name):
-                step = int(match.group(1))
-                mlflow.log_metrics({k: v for k, v in value.items() if k != "iteration"}, step=step)
-            elif name.endswith(".evaluation_report"):
-                mlflow.log_metrics(numeric_leaves(value, prefix="final"))
+                shown = {k: v for k, v in value.items() if self._diagnostics or k in PUBLIC_ITERATION_METRICS}
+                mlflow.log_metrics({k: v for k, v in shown.items() if k != "iteration"}, step=int(match.group(1)))
+            elif name.endswith(".privacy_report"):  # public: it ships with the release
+                lifetime = value["lifetime"]
+                mlflow.log_metrics({"dp_run_epsilon": value["epsilon"], "dp_lifetime_epsilon": lifetime["epsilon"]})
                 mlflow.log_dict(value, f"{REPORTS}/{_short(name)}.json")
-            elif name.endswith(".synthetic_samples"):
+            elif name.endswith(".synthetic_samples"):  # released texts
                 mlflow.log_dict(value, f"{REPORTS}/{_short(name)}.json")
-            elif isinstance(value, Figure):
-                mlflow.log_figure(value, f"{REPORTS}/{_short(name).removesuffix('_plot')}.png")
+            else:
+                self._log_diagnostics(name, value)
 
     @hook_impl
     def after_dataset_loaded(self, dataset_name: str, data: Any) -> None:
-        """A resumed run loads its saved privacy plan before any node makes one: log it, marked
-        as resumed (a fresh run logs the plan its calibration node returns)."""
+        """A resumed run loads its saved privacy plan and ledger run before any node makes them:
+        log them, the plan marked as resumed (a fresh run logs what its nodes return)."""
         if _tracking() and isinstance(data, GaussianPrivacyPlan):
             self._log_plan(data, resumed=True)
+        elif _tracking() and isinstance(data, LedgerRun):
+            self._log_ledger_run(data)
 
 
 class ResumeHintHook:
     """When a run fails, says which saved dataset it can resume from, and the command.
 
     Tracks the latest of the class sizes (saved with the other releases made before the loop),
-    populations and survivors; every release made before it is counted by the saved privacy
-    plan, which the resumed run loads, so a re-run never pays for a release twice.
+    populations, histograms and survivors: the privacy ledger lets the run resume from its last
+    release only, and loads every release made before it, so a re-run never pays for a release
+    twice. Once the privacy report is saved, the run is finished and there is nothing to resume.
     """
 
     def __init__(self) -> None:
         self.latest: str | None = None
+        self.finished = False
         self.job = "tabular"
         self.pipeline_names: list[str] = []
 
     @hook_impl
     def before_pipeline_run(self, run_params: dict[str, Any]) -> None:
         """Start tracking a new run."""
-        self.latest, self.pipeline_names = None, list(run_params.get("pipeline_names") or [])
+        self.latest, self.finished = None, False
+        self.pipeline_names = list(run_params.get("pipeline_names") or [])
 
     @hook_impl
     def after_dataset_saved(self, dataset_name: str) -> None:
-        """Remember the latest saved dataset a run can resume from."""
+        """Remember the latest saved dataset a run can resume from, and whether it finished."""
+        self.finished = self.finished or dataset_name.endswith(".privacy_report")
         if point := resume_point_name(dataset_name):
             job = dataset_name.partition(".")[0]
             self.latest, self.job = point, job if job in DEFAULT_ITERATIONS else self.job
@@ -166,6 +227,13 @@ class ResumeHintHook:
     @hook_impl
     def on_pipeline_error(self, error: Exception) -> None:
         """Log how to resume, if the loop got far enough to have saved something."""
+        if self.finished:
+            logger.error(
+                "The run failed (%s) after saving its release and privacy report: the privacy ledger marks it "
+                "finished, so there is nothing to resume (a resume would be refused).",
+                type(error).__name__,
+            )
+            return
         if self.latest is None:
             return
         pipeline = f" --pipelines={','.join(self.pipeline_names)}" if self.pipeline_names else ""
@@ -188,16 +256,23 @@ def stage_of(node_name: str) -> str:
 
 
 class StageTimingHook:
-    """Measures wall time per stage (iterations summed) and reports it after the run."""
+    """Measures wall time per stage (iterations summed) and reports it after the run.
+
+    A stage's time grows with the private row count, so it is a diagnostic of the private data:
+    it goes to MLflow only as ``dp.tracking_diagnostics`` allows, rounded to whole seconds when
+    the tracking store is not on this machine.
+    """
 
     def __init__(self) -> None:
         self.stage_seconds: dict[str, float] = defaultdict(float)
         self._started: dict[str, float] = {}
+        self._settings: JobSettings | None = None
 
     @hook_impl
     def before_pipeline_run(self) -> None:
         """Start a fresh measurement."""
         self.stage_seconds.clear()
+        self._settings = None
 
     @hook_impl
     def before_node_run(self, node: Node) -> None:
@@ -205,18 +280,26 @@ class StageTimingHook:
         self._started[node.name] = time.perf_counter()
 
     @hook_impl
-    def after_node_run(self, node: Node) -> None:
-        """Add a finished node's time to its stage."""
+    def after_node_run(self, node: Node, outputs: dict[str, Any]) -> None:
+        """Add a finished node's time to its stage (and note the job's settings)."""
         self.stage_seconds[stage_of(node.name)] += time.perf_counter() - self._started.pop(node.name)
+        self._settings = next((value for value in outputs.values() if isinstance(value, JobSettings)), self._settings)
 
     @hook_impl
     def after_pipeline_run(self) -> None:
-        """Log the time per stage, and to MLflow when a run is active."""
+        """Log the time per stage, and to MLflow when a run is active and the settings allow."""
         total = sum(self.stage_seconds.values())
         lines = [f"{stage:<45} {seconds:8.2f} s" for stage, seconds in sorted(self.stage_seconds.items())]
         logger.info("Wall time per stage (nodes only, %.2f s in all):\n%s", total, "\n".join(lines))
-        if _tracking():
-            mlflow.log_metrics({f"time_{stage}_s": seconds for stage, seconds in self.stage_seconds.items()})
+        uri = mlflow.get_tracking_uri()
+        if _tracking() and self._settings is not None and diagnostics_to_tracking(self._settings, uri):
+            local = tracking_is_local(uri)
+            mlflow.log_metrics(
+                {
+                    f"time_{stage}_s": seconds if local else round(seconds)
+                    for stage, seconds in self.stage_seconds.items()
+                }
+            )
 
 
 LOG_FILE = Path("logs") / "dp-synth.log"

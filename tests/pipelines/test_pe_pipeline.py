@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
+import uuid
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -14,7 +16,8 @@ from kedro.runner import SequentialRunner
 
 from dp_synth.modalities.tabular.settings import TabularSettings
 from dp_synth.pe import histogram as dp_hist
-from dp_synth.pe.accounting import PrivacyConfigError
+from dp_synth.pe.accounting import GaussianPrivacyPlan, PrivacyConfigError
+from dp_synth.pe.ledger import LedgerRun, PrivacyLedger
 from dp_synth.pe.settings import JobSettings, SettingsError
 from dp_synth.pipeline_registry import ITERATIONS_VARIABLE, RESUME_VARIABLE, pe_iterations, resume_point
 from dp_synth.pipelines.pe import nodes as pe_nodes
@@ -89,7 +92,14 @@ def test_dag_inputs_and_outputs():
     }
     assert pipeline.outputs() == {
         f"tabular.{name}"
-        for name in ("evaluation_report", "iterations_plot", "marginals_plot", "associations_plot", "generator_plan")
+        for name in (
+            "evaluation_report",
+            "iterations_plot",
+            "marginals_plot",
+            "associations_plot",
+            "generator_plan",
+            "privacy_report",
+        )
     }
     assert "tabular.synthetic_data" in pipeline.all_outputs() and "tabular.release_basis" in pipeline.all_outputs()
     assert "tabular.iter_001.population" in pipeline.all_outputs()
@@ -171,8 +181,16 @@ class PointModality:
         return {"mean_gap": float((means - reference_summary).abs().max())}
 
 
-def points_catalog(iterations: int = 4) -> DataCatalog:
-    """The toy modality's inputs of the PE template, under the ``points`` namespace."""
+def open_ledger_run(ledger: Path, plan: GaussianPrivacyPlan) -> LedgerRun:
+    """A run admitted in the privacy ledger at ``ledger``, as ``pe_nodes.admit_run`` admits one."""
+    run = LedgerRun(str(ledger), uuid.uuid4().hex, "points", None, plan.delta)
+    PrivacyLedger(ledger).open_run(run, fingerprint="points", plan=plan, job="points", requested_mu=plan.mu)
+    return run
+
+
+def points_catalog(ledger: Path, iterations: int = 4) -> DataCatalog:
+    """The toy modality's inputs of the PE template, under the ``points`` namespace, with a run
+    admitted in the privacy ledger at ``ledger``."""
     rng = np.random.default_rng(0)
     private = pd.DataFrame(
         {"x": np.r_[rng.normal(0.2, 0.02, 200), rng.normal(0.8, 0.02, 200)], "label": ["left"] * 200 + ["right"] * 200}
@@ -188,14 +206,16 @@ def points_catalog(iterations: int = 4) -> DataCatalog:
         "reference_summary": modality.summarise_reference(private),
     }.items():
         catalog[f"points.{name}"] = value
-    catalog["points.settings"] = job_settings({"epsilon": 20.0}, release={"rows": 100}, iterations=iterations)
+    settings = job_settings({"epsilon": 20.0}, release={"rows": 100}, iterations=iterations)
+    catalog["points.settings"] = settings
+    catalog["points.ledger_run"] = open_ledger_run(ledger, pe_nodes.calibrate_privacy(modality, settings))
     return catalog
 
 
-def test_template_runs_any_modality_and_moves_towards_private_data():
+def test_template_runs_any_modality_and_moves_towards_private_data(tmp_path):
     """The PE loop, unchanged, under another namespace with a non-tabular modality."""
     pipeline = Pipeline(private_evolution_pipeline(4), namespace="points")
-    outputs = SequentialRunner().run(pipeline, points_catalog())
+    outputs = SequentialRunner().run(pipeline, points_catalog(tmp_path / "ledger.db"))
     synthetic = outputs["points.synthetic_data"].load()
     assert len(synthetic) == 100
     means = synthetic.groupby("label")["x"].mean()
@@ -227,7 +247,10 @@ def test_population_schedule_sizes():
         ({"dp": {"class_proportions": "guess"}}, "points.dp.class_proportions: Input should be 'dp' or 'public'"),
         ({"pe": {"nearest_neighbors": 2}}, "unknown setting 'nearest_neighbors': did you mean 'nearest_neighbours'"),
         ({"pe": {"candidates_per_bin": 0}}, "points.pe.candidates_per_bin: Input should be greater than or equal to 1"),
-        ({"release": {"vary": "often"}}, "points.release.vary: Input should be a valid boolean"),
+        (
+            {"release": {"vary": "often"}},
+            "points.release.vary: Input should be a valid boolean or Input should be 'repeats'",
+        ),
         ({"dp": {"generator_share": 1.0}}, "points.dp.generator_share: Input should be less than 1"),
         ({"evolution": {}}, "unknown setting 'evolution'"),
     ],
@@ -262,7 +285,7 @@ def test_tabular_defaults_are_valid_settings_and_the_committed_file_shows_few():
     assert sum(len(section) for section in committed.values()) <= 7
 
 
-def test_a_histogram_over_bins_shares_each_bin_count_among_similar_candidates():
+def test_a_histogram_over_bins_shares_each_bin_count_among_similar_candidates(tmp_path):
     modality = PointModality()
     rng = np.random.default_rng(2)
     candidates = pd.DataFrame(
@@ -279,6 +302,7 @@ def test_a_histogram_over_bins_shares_each_bin_count_among_similar_candidates():
         labels,
         plan,
         job_settings(pe={"candidates_per_bin": 50}),
+        open_ledger_run(tmp_path / "ledger.db", plan),
         iteration=1,
     )
     assert histogram.noisy[:50] == pytest.approx(np.full(50, 30 / 50), abs=1e-3)  # the blob's 30 votes, shared
@@ -292,13 +316,15 @@ def test_auto_delta_needs_a_public_row_count():
     assert plan.delta == 1e-4
 
 
-def test_public_class_proportions_cost_no_release():
+def test_public_class_proportions_cost_no_release(tmp_path):
     modality = PointModality(public_class_proportions={"left": 3, "right": 1})
     settings = job_settings({"class_proportions": "public"})
     plan = pe_nodes.calibrate_privacy(modality, settings)
     assert plan.releases == 3
-    weights = pe_nodes.measure_class_distribution(modality, np.array(["left"] * 5), plan)
+    run = open_ledger_run(tmp_path / "ledger.db", plan)
+    weights = pe_nodes.measure_class_distribution(modality, np.array(["left"] * 5), plan, run)
     assert pe_nodes.allocate_population(weights, settings) == {"left": 30, "right": 10}
+    assert PrivacyLedger(run.path).entries(run.run_id) == []
 
 
 def test_release_size_is_free_of_private_counts_and_follows_the_histogram():
@@ -335,36 +361,48 @@ class SavedDataset(MemoryDataset):
 
 @pytest.mark.parametrize(
     "resume_from",
-    ["class_sizes", "initial_population", "iter_001.population", "iter_002.survivors", "iter_003.survivors"],
+    [
+        "class_sizes",
+        "initial_population",
+        "iter_001.population",
+        "iter_002.histogram",
+        "iter_002.survivors",
+        "iter_003.histogram",
+        "iter_003.survivors",
+    ],
 )
-def test_a_resumed_run_releases_only_the_missing_histograms_and_matches_an_uninterrupted_one(resume_from):
+def test_a_resumed_run_releases_only_the_missing_histograms_and_matches_an_uninterrupted_one(resume_from, tmp_path):
     """With a seed, resuming from any saved dataset gives the uninterrupted run's release."""
     point = parse_resume_point(resume_from, 3)
-    full = points_catalog(3)
-    for name in (*SAVED_BY_A_RUN, point.dataset, "iter_002.population", "iter_003.histogram", "synthetic_data"):
-        full[f"points.{name}"] = SavedDataset()
-    SequentialRunner().run(Pipeline(private_evolution_pipeline(3), namespace="points"), full)
+    full = points_catalog(tmp_path / "ledger.db", 3)
+    full_pipeline = Pipeline(private_evolution_pipeline(3), namespace="points")
+    for name in full_pipeline.all_outputs():  # every dataset a run writes stays readable
+        full[name] = SavedDataset()
+    SequentialRunner().run(full_pipeline, full)
     resumed_pipeline = Pipeline(private_evolution_pipeline(3, point), namespace="points")
     histograms = sorted(node.name for node in resumed_pipeline.nodes if node.name.endswith("dp_histogram"))
     assert histograms == [f"points.iter_{t:03d}.dp_histogram" for t in range(point.iteration + 1, 4)]
-    last = point.iteration == 3  # the last histogram is saved: only its post-processing runs again
+    released = point.stage in ("histogram", "survivors")  # iteration t's histogram is saved
+    last = released and point.iteration == 3  # only the post-processing of the last histogram runs again
     stages = {node.name.rsplit(".", 1)[-1] for node in resumed_pipeline.nodes}
     assert not {"calibrate_privacy", "dp_class_counts", "dp_generator_statistics"} & stages  # releases: loaded
     assert ("generate_initial_population" in stages) == (resume_from == "class_sizes")
+    assert ("resample" in stages) == (not last or point.stage == "histogram")
     saved = {
         f"points.{name}"
         for name in (*SAVED_BY_A_RUN, point.dataset, *(["iter_003.histogram", "iter_002.population"] if last else []))
     }
-    assert saved - ({"points.class_sizes"} if last else set()) <= resumed_pipeline.inputs()
+    assert (
+        saved - ({"points.class_sizes"} if last and point.stage == "survivors" else set()) <= resumed_pipeline.inputs()
+    )
 
-    resumed = points_catalog(3)
-    for name in saved & resumed_pipeline.inputs():
+    resumed = points_catalog(tmp_path / "ledger.db", 3)  # a new run: the ledger never records a histogram twice
+    for name in resumed_pipeline.inputs() & full_pipeline.all_outputs():
         resumed[name] = full[name].load()
     outputs = SequentialRunner().run(resumed_pipeline, resumed)
     assert outputs["points.synthetic_data"].load().equals(full["points.synthetic_data"].load())
-    assert outputs["points.iteration_metrics"].load()["iteration"].tolist() == list(
-        range(point.iteration + (not last), 4)
-    )
+    first_metrics = point.iteration + (not (point.stage == "histogram" or last))
+    assert outputs["points.iteration_metrics"].load()["iteration"].tolist() == list(range(first_metrics, 4))
 
 
 @pytest.mark.parametrize(
@@ -409,12 +447,18 @@ def test_text_dag_reuses_the_template_and_reads_only_its_declared_inputs():
     }
     template_stages = {node.name.split(".", 2)[-1] for node in create_pipeline(2).nodes if ".iter_" in node.name}
     assert {node.name.split(".", 2)[-1] for node in pipeline.nodes if ".iter_" in node.name} == template_stages
-    assert pipeline.outputs() == {"text.evaluation_report", "text.synthetic_samples", "text.iterations_plot"}
+    assert pipeline.outputs() == {
+        "text.evaluation_report",
+        "text.synthetic_samples",
+        "text.iterations_plot",
+        "text.privacy_report",
+    }
 
 
-def test_a_resumed_tabular_run_reuses_the_saved_generator_statistics(adult_schema_json):
-    """The tabular generator's DP marginals are a saved release: a resumed run loads them (never
-    measures again) and, with a seed, releases what the uninterrupted run released."""
+def test_a_resumed_tabular_run_reuses_the_saved_generator_statistics(adult_schema_json, tmp_path):
+    """The tabular generator's DP marginals are a saved release: a run that stopped after its
+    first iteration resumes (the ledger admits it: it goes forward) without measuring them again
+    and, with a seed, releases what an uninterrupted run releases."""
     import yaml
 
     from tests.conftest import ADULT_DIR, PROJECT_ROOT
@@ -422,6 +466,7 @@ def test_a_resumed_tabular_run_reuses_the_saved_generator_statistics(adult_schem
     settings = yaml.safe_load((PROJECT_ROOT / "conf/base/parameters_tabular.yml").read_text())["tabular"]
     settings["dp"]["seed"], settings["pe"]["population_size"], settings["release"]["rows"] = 5, 200, 300
     settings["pe"]["iterations"] = 2
+    settings["dp"]["ledger"] = str(tmp_path / "ledger.db")
 
     def catalog(saved: dict | None = None) -> DataCatalog:
         entries = DataCatalog()
@@ -433,10 +478,12 @@ def test_a_resumed_tabular_run_reuses_the_saved_generator_statistics(adult_schem
             entries[name] = value
         return entries
 
-    kept = (*SAVED_BY_A_RUN, "iter_001.survivors", "synthetic_data")
-    full = catalog({f"tabular.{name}": SavedDataset() for name in kept})
+    kept = (*SAVED_BY_A_RUN, "ledger_run", "iter_001.survivors")
+    stopped = catalog({f"tabular.{name}": SavedDataset() for name in kept})
+    SequentialRunner().run(create_pipeline(2).to_outputs("tabular.iter_001.survivors"), stopped)
+    assert stopped["tabular.generator_statistics"].load()  # the DP statistics were released and kept
+    full = catalog({"tabular.synthetic_data": SavedDataset()})
     SequentialRunner().run(create_pipeline(2).to_outputs("tabular.synthetic_data"), full)
-    assert full["tabular.generator_statistics"].load()  # the DP statistics were released and kept
 
     resumed_pipeline = create_pipeline(2, parse_resume_point("iter_001.survivors", 2)).to_outputs(
         "tabular.synthetic_data"
@@ -444,6 +491,6 @@ def test_a_resumed_tabular_run_reuses_the_saved_generator_statistics(adult_schem
     assert not any(
         node.name.endswith(("dp_generator_statistics", "dp_class_counts")) for node in resumed_pipeline.nodes
     )
-    resumed = catalog({f"tabular.{name}": full[f"tabular.{name}"].load() for name in kept[:-1]})
+    resumed = catalog({f"tabular.{name}": stopped[f"tabular.{name}"].load() for name in kept})
     outputs = SequentialRunner().run(resumed_pipeline, resumed)
     assert outputs["tabular.synthetic_data"].load().equals(full["tabular.synthetic_data"].load())

@@ -67,7 +67,13 @@ def test_kedro_run_releases_versioned_synthetic_data_and_tracks_epsilon(project)
         reports = {artifact.path for artifact in client.list_artifacts(run.info.run_id, "reports")}
         assert reports == {
             f"reports/{name}"
-            for name in ("evaluation_report.json", "iterations.png", "marginals.png", "associations.png")
+            for name in (
+                "evaluation_report.json",
+                "iterations.png",
+                "marginals.png",
+                "associations.png",
+                "privacy_report.json",
+            )
         }
 
     # The report holds aggregates only: numbers under fixed keys, no rows.
@@ -116,9 +122,10 @@ def test_bad_input_stops_with_a_clear_error_and_writes_nothing(project, corrupt,
     result = kedro(project, "run", *args, iterations=1)
     assert result.returncode != 0
     assert message in result.stdout + result.stderr
-    # Calibration may run (and save its plan, public settings only) before the data is checked;
-    # nothing derived from the data is written.
-    assert {path.parent.parent for path in written_files(project)} <= {Path("data/06_models/tabular/privacy_plan.pkl")}
+    # Calibration and the privacy ledger's admission may run (and save the plan and the run's id,
+    # public quantities only) before the data is checked; nothing derived from the data is written.
+    saved = {path.parent.parent for path in written_files(project)}
+    assert saved <= {Path(f"data/06_models/tabular/{name}.pkl") for name in ("privacy_plan", "ledger_run")}
 
 
 def test_t_is_read_from_the_parameter_files_and_params_cannot_change_it(project):

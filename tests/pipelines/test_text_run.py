@@ -90,7 +90,10 @@ def test_text_run_with_a_tiny_local_gpt2(project, tmp_path):
     assert metrics["final.utility.real_train.accuracy"] > 0.5  # MiniLM separates AG News topics
     assert 0.0 <= metrics["final.fidelity.precision"] <= 1.0 and metrics["final.fidelity.frechet_distance"] > 0
     reports = {artifact.path for artifact in mlflow.MlflowClient().list_artifacts(run.info.run_id, "reports")}
-    assert reports == {"reports/evaluation_report.json", "reports/synthetic_samples.json", "reports/iterations.png"}
+    assert reports == {
+        f"reports/{name}"
+        for name in ("evaluation_report.json", "synthetic_samples.json", "iterations.png", "privacy_report.json")
+    }
 
 
 def test_http_run_keeps_the_key_secret_and_resumes_after_a_failure_without_spending_twice(

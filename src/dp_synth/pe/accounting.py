@@ -12,18 +12,36 @@ pair on the curve
 
 The plan is calibrated before the run from the target (epsilon, delta) and the number of
 releases, which the caller takes from the DAG that actually runs.
+
+Sensitivities are stated for the neighbouring relation in force (``dp.neighbouring``):
+``add_remove`` (one record added or removed, the default) or ``replace_one`` (one record
+replaced by another). A modality states its add/remove sensitivities; the plan derives the
+replace-one ones (``count_sensitivity``, ``statistics_sensitivity_factor``).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from enum import IntEnum
+from typing import Literal
 
 import numpy as np
 from scipy.special import log_ndtr, ndtr
 
 _BISECTION_STEPS = 200
+
+Neighbouring = Literal["add_remove", "replace_one"]
+"""Which datasets are neighbours: one record added or removed, or one record replaced."""
+NEIGHBOURING_RELATIONS: dict[str, str] = {"add_remove": "add/remove one record", "replace_one": "replace one record"}
+"""How reports name each relation."""
+
+AUDIT_NOISE_SCALE = 1e-6
+"""The factor ``noise_off_for_audit`` multiplies every sigma by: no noise, in effect."""
+_NOISE_OFF: ContextVar[bool] = ContextVar("dp_synth_noise_off", default=False)
 
 
 class Stream(IntEnum):
@@ -88,6 +106,59 @@ def gdp_epsilon_for(mu: float, delta: float) -> float:
     return high
 
 
+def epsilon_of_mu(mu: float, delta: float) -> float:
+    """``gdp_epsilon_for``, with 0 for mu = 0 (nothing released)."""
+    return gdp_epsilon_for(mu, delta) if mu > 0 else 0.0
+
+
+def composed_mu(releases: Iterable[tuple[float, float]]) -> float:
+    """The GDP mu of Gaussian releases composed: ``sqrt(sum (sensitivity / sigma)^2)``.
+
+    Args:
+        releases: ``(sensitivity, sigma)`` of each release.
+    """
+    return math.sqrt(math.fsum((sensitivity / sigma) ** 2 for sensitivity, sigma in releases))
+
+
+def count_sensitivity(neighbouring: Neighbouring) -> float:
+    """L2 sensitivity of a release to which one record adds a non-negative vector of L2 norm
+    at most 1: the class count (1 in its class's cell) and the nearest-neighbour histogram
+    (k votes of 1/sqrt(k), or their sums over bins, inside its class).
+
+    Adding or removing the record moves the release by that vector: 1. Replacing it by another
+    moves it by ``w - v``, with ``|w - v|^2 = |v|^2 + |w|^2 - 2 <v, w> <= 2`` since both are
+    non-negative: sqrt(2), reached when the two records share no cell.
+    """
+    return 1.0 if neighbouring == "add_remove" else math.sqrt(2.0)
+
+
+def statistics_sensitivity_factor(neighbouring: Neighbouring) -> float:
+    """How much a generator statistic's add/remove sensitivity D grows under the relation.
+
+    A replacement is a removal and an addition, so any release moves by at most 2 D
+    (triangle inequality). That bound is reached by the L1 statistics (the tabular generator's
+    dependence and interaction scores: the record leaves a cell below its prediction and enters
+    one above it, 1 + 1), so it is applied to every statistic: the generator does not say which
+    of its releases are plain counts (those would need only sqrt(2) D).
+    """
+    return 1.0 if neighbouring == "add_remove" else 2.0
+
+
+@contextmanager
+def noise_off_for_audit() -> Iterator[None]:
+    """TEST ONLY: plans calibrated inside this block add (in effect) no noise.
+
+    Every sigma is multiplied by ``AUDIT_NOISE_SCALE``, so the ledger and the privacy report
+    state the true, enormous, epsilon of such a run. It exists to show that the empirical
+    audit (``make audit``) detects a release that is not private; no setting reaches it.
+    """
+    token = _NOISE_OFF.set(True)
+    try:
+        yield
+    finally:
+        _NOISE_OFF.reset(token)
+
+
 def validate_budget(epsilon: float, delta: float) -> None:
     """Raise ``PrivacyConfigError`` unless epsilon > 0 and 0 < delta < 1."""
     if not isinstance(epsilon, (int, float)) or not math.isfinite(epsilon) or epsilon <= 0:
@@ -109,21 +180,24 @@ def default_delta(row_count: int) -> float:
 class GaussianPrivacyPlan:
     """The calibrated noise of a run and the budget it spends.
 
-    A run makes, in order: an optional release of generator statistics (one Gaussian
-    mechanism with L2 sensitivity ``statistics_sensitivity`` and noise ``statistics_sigma``),
-    ``preliminary_releases`` sensitivity-1 releases (the DP class count), then one
-    sensitivity-1 histogram per iteration with noise ``sigma``. Together they are mu-GDP with
-    ``mu**2 = releases / sigma**2 + (statistics_sensitivity / statistics_sigma)**2``.
+    A run makes, in order: an optional release of generator statistics (Gaussian mechanisms
+    with L2 sensitivity ``statistics_sensitivity`` and noise ``statistics_sigma`` together),
+    ``preliminary_releases`` count releases (the DP class count), then one histogram per
+    iteration with noise ``sigma``; the count and histogram releases have L2 sensitivity
+    ``count_sensitivity`` (1 under add/remove). Together they are mu-GDP with
+    ``mu**2 = releases * (count_sensitivity / sigma)**2 + (statistics_sensitivity / statistics_sigma)**2``.
 
     Attributes:
         epsilon: Total epsilon of the run (all releases).
         delta: Total delta of the run.
-        sigma: Noise of every sensitivity-1 release (class count, histograms).
-        releases: Number of sensitivity-1 releases: preliminary ones plus one per iteration.
-        preliminary_releases: Sensitivity-1 releases made before the first iteration.
+        sigma: Noise of every count release (class count, histograms).
+        releases: Number of count releases: preliminary ones plus one per iteration.
+        preliminary_releases: Count releases made before the first iteration.
         seed: Seed of the noise generator, or ``None`` for fresh OS entropy.
         statistics_sigma: Noise of the generator-statistics release (``inf`` when there is none).
-        statistics_sensitivity: L2 sensitivity of that release (0 when there is none).
+        statistics_sensitivity: L2 sensitivity of that release under ``neighbouring`` (0 when
+            there is none).
+        neighbouring: The neighbouring relation every sensitivity is stated for.
     """
 
     epsilon: float
@@ -134,6 +208,12 @@ class GaussianPrivacyPlan:
     seed: int | None
     statistics_sigma: float = math.inf
     statistics_sensitivity: float = 0.0
+    neighbouring: Neighbouring = "add_remove"
+
+    @property
+    def count_sensitivity(self) -> float:
+        """L2 sensitivity of the class count and of each histogram under ``neighbouring``."""
+        return count_sensitivity(self.neighbouring)
 
     @property
     def statistics_mu_squared(self) -> float:
@@ -143,7 +223,7 @@ class GaussianPrivacyPlan:
     @property
     def mu(self) -> float:
         """GDP parameter of the whole run."""
-        return math.sqrt(self.releases / self.sigma**2 + self.statistics_mu_squared)
+        return math.sqrt(self.releases * self.count_sensitivity**2 / self.sigma**2 + self.statistics_mu_squared)
 
     @property
     def iterations(self) -> int:
@@ -157,7 +237,8 @@ class GaussianPrivacyPlan:
         """
         if not 0 <= iterations_done <= self.iterations:
             raise ValueError(f"iterations_done must be in [0, {self.iterations}], got {iterations_done}")
-        mu_squared = (self.preliminary_releases + iterations_done) / self.sigma**2 + self.statistics_mu_squared
+        counts = self.preliminary_releases + iterations_done
+        mu_squared = counts * self.count_sensitivity**2 / self.sigma**2 + self.statistics_mu_squared
         if mu_squared == 0:
             return 0.0
         return gdp_epsilon_for(math.sqrt(mu_squared), self.delta)
@@ -181,6 +262,7 @@ def calibrate(
     seed: int | None = None,
     statistics_sensitivity: float = 0.0,
     statistics_share: float = 0.0,
+    neighbouring: Neighbouring = "add_remove",
 ) -> GaussianPrivacyPlan:
     """Calibrate the noise so the whole run is exactly (epsilon, delta)-DP.
 
@@ -190,8 +272,11 @@ def calibrate(
         iterations: Number of PE iterations T (one histogram each), >= 1.
         preliminary_releases: Extra sensitivity-1 releases before the loop (1 for a DP class count).
         seed: Seed for the noise generators, or ``None`` for OS entropy.
-        statistics_sensitivity: L2 sensitivity of the generator-statistics release, or 0 for none.
+        statistics_sensitivity: Add/remove L2 sensitivity of the generator-statistics release,
+            or 0 for none.
         statistics_share: Share of mu squared spent on that release, in [0, 1); 0 when there is none.
+        neighbouring: The neighbouring relation; under ``replace_one`` every sensitivity grows
+            (``count_sensitivity``, ``statistics_sensitivity_factor``) and the noise with it.
 
     Returns:
         The calibrated plan.
@@ -208,14 +293,18 @@ def calibrate(
         )
     releases = iterations + preliminary_releases
     mu = gdp_mu_for(epsilon, delta)
+    statistics_sensitivity *= statistics_sensitivity_factor(neighbouring)
     statistics_sigma = statistics_sensitivity / (math.sqrt(statistics_share) * mu) if statistics_share > 0 else math.inf
+    sigma = count_sensitivity(neighbouring) * math.sqrt(releases) / (math.sqrt(1.0 - statistics_share) * mu)
+    scale = AUDIT_NOISE_SCALE if _NOISE_OFF.get() else 1.0
     return GaussianPrivacyPlan(
         epsilon=float(epsilon),
         delta=float(delta),
-        sigma=math.sqrt(releases) / (math.sqrt(1.0 - statistics_share) * mu),
+        sigma=sigma * scale,
         releases=releases,
         preliminary_releases=preliminary_releases,
         seed=seed,
-        statistics_sigma=statistics_sigma,
+        statistics_sigma=statistics_sigma * scale,
         statistics_sensitivity=float(statistics_sensitivity),
+        neighbouring=neighbouring,
     )

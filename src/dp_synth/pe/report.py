@@ -1,13 +1,15 @@
-"""The privacy report of a run: every Gaussian release and what the run spent, public quantities only."""
+"""The privacy report of a run: every Gaussian release and what the run and its dataset spent,
+public quantities only, so it may travel with the synthetic data."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
+from typing import Any
 
-from dp_synth.pe.accounting import GaussianPrivacyPlan
+from dp_synth.pe.accounting import NEIGHBOURING_RELATIONS, GaussianPrivacyPlan, composed_mu, epsilon_of_mu
+from dp_synth.pe.ledger import Entry, LifetimeSpend
 
-NEIGHBOURING_RELATION = "add/remove one record"
 ACCOUNTANT = "Gaussian DP, exact composition of Gaussian mechanisms (Dong, Roth and Su, 2019)"
 
 
@@ -16,10 +18,11 @@ class ReleaseRecord:
     """One kind of Gaussian release of the run.
 
     Attributes:
-        name: What was measured (``class counts``, ``histogram``, a generator statistic).
+        name: What was measured (``class counts``, ``nearest-neighbour histogram``, a generator
+            statistic).
         sensitivity: Its L2 sensitivity under the neighbouring relation.
         sigma: The standard deviation of its Gaussian noise.
-        count: How many such releases the run makes (one histogram per iteration).
+        count: How many such releases the run made (one histogram per iteration).
     """
 
     name: str
@@ -30,18 +33,19 @@ class ReleaseRecord:
 
 @dataclass(frozen=True)
 class PrivacyReport:
-    """What a run released and spent. It holds only public quantities, so it may travel with
-    the synthetic data.
+    """What a run released and spent, and its dataset's lifetime spend.
 
     Attributes:
-        epsilon: The run's epsilon at ``delta``.
+        epsilon: The run's epsilon at ``delta``: its releases composed.
         delta: The run's delta.
-        mu: The run's Gaussian DP parameter (all releases composed).
-        seeded: Whether the noise came from a seed: such a run is reproducible, and not private
-            against anyone who knows the seed.
-        releases: Every release, in the order the run makes them.
+        mu: The run's Gaussian DP parameter (all its releases composed).
+        seeded: Whether the noise came from a seed: such a run is reproducible, and NOT
+            private against anyone who knows the seed.
+        releases: Every release, in the order the run made them.
         neighbouring: The neighbouring relation the sensitivities are stated for.
         accountant: How the releases compose.
+        run_id: The run's id in the privacy ledger.
+        lifetime: The dataset's spend over all its runs.
     """
 
     epsilon: float
@@ -49,20 +53,43 @@ class PrivacyReport:
     mu: float
     seeded: bool
     releases: tuple[ReleaseRecord, ...]
-    neighbouring: str = NEIGHBOURING_RELATION
-    accountant: str = ACCOUNTANT
+    neighbouring: str
+    accountant: str
+    run_id: str
+    lifetime: LifetimeSpend
 
-    def to_dict(self) -> dict:
-        """A JSON-ready dictionary."""
-        return asdict(self)
+    @property
+    def private(self) -> bool:
+        """Whether the run is differentially private: not with a seed anyone may know."""
+        return not self.seeded
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dictionary (with ``private``)."""
+        return {**asdict(self), "private": self.private}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> PrivacyReport:
+        """The report ``to_dict`` wrote."""
+        fields = {key: value for key, value in data.items() if key != "private"}
+        return cls(
+            **{
+                **fields,
+                "releases": tuple(ReleaseRecord(**release) for release in data["releases"]),
+                "lifetime": LifetimeSpend(**data["lifetime"]),
+            }
+        )
 
     def __str__(self) -> str:
+        lifetime = self.lifetime
+        budget = "no lifetime budget" if lifetime.budget is None else f"lifetime budget {lifetime.budget:g}"
         lines = [
             f"(epsilon={self.epsilon:.4g}, delta={self.delta:.3g})-DP, mu={self.mu:.4g}; "
             f"neighbours: {self.neighbouring}; {self.accountant}",
             "noise SEEDED: reproducible, NOT private against anyone who knows the seed"
             if self.seeded
             else "noise from OS entropy",
+            f"dataset {lifetime.dataset_id!r}: lifetime epsilon {lifetime.epsilon:.4g} at delta {lifetime.delta:.3g} "
+            f"over {lifetime.runs} run(s) ({budget}); ledger run {self.run_id}",
         ]
         lines += [
             f"  {release.count} x {release.name}: sensitivity {release.sensitivity:.4g}, sigma {release.sigma:.4g}"
@@ -71,25 +98,36 @@ class PrivacyReport:
         return "\n".join(lines)
 
 
-def privacy_report(plan: GaussianPrivacyPlan, statistics: Sequence[ReleaseRecord] = ()) -> PrivacyReport:
-    """The report of a run calibrated by ``plan``.
+def grouped_releases(entries: Sequence[Entry]) -> tuple[ReleaseRecord, ...]:
+    """The releases of a run, those with the same name, sensitivity and sigma counted together
+    (the histograms), in the order first made."""
+    counts: dict[tuple[str, float, float], int] = {}
+    for entry in entries:
+        key = (entry.name, entry.sensitivity, entry.sigma)
+        counts[key] = counts.get(key, 0) + 1
+    return tuple(ReleaseRecord(name, sensitivity, sigma, count) for (name, sensitivity, sigma), count in counts.items())
+
+
+def privacy_report(
+    plan: GaussianPrivacyPlan, entries: Sequence[Entry], lifetime: LifetimeSpend, run_id: str
+) -> PrivacyReport:
+    """The report of a run from what the privacy ledger recorded for it.
 
     Args:
-        plan: The run's privacy plan.
-        statistics: The generator's statistics releases, each with its own sensitivity and sigma
-            (their mu squared adds up to the plan's statistics share); empty: the plan's single
-            statistics release, if it has one.
+        plan: The run's privacy plan (its delta, relation and seed).
+        entries: Every release the ledger recorded for the run.
+        lifetime: The run's dataset's spend over the ledger.
+        run_id: The run's id in the ledger.
     """
-    releases = list(statistics)
-    if not releases and plan.statistics_sensitivity > 0:
-        releases.append(ReleaseRecord("generator statistics", plan.statistics_sensitivity, plan.statistics_sigma))
-    if plan.preliminary_releases:
-        releases.append(ReleaseRecord("class counts", 1.0, plan.sigma, plan.preliminary_releases))
-    releases.append(ReleaseRecord("nearest-neighbour histogram", 1.0, plan.sigma, plan.iterations))
+    mu = composed_mu((entry.sensitivity, entry.sigma) for entry in entries)
     return PrivacyReport(
-        epsilon=plan.epsilon_spent(plan.iterations),
+        epsilon=epsilon_of_mu(mu, plan.delta),
         delta=plan.delta,
-        mu=plan.mu,
+        mu=mu,
         seeded=plan.seed is not None,
-        releases=tuple(releases),
+        releases=grouped_releases(entries),
+        neighbouring=NEIGHBOURING_RELATIONS[plan.neighbouring],
+        accountant=ACCOUNTANT,
+        run_id=run_id,
+        lifetime=lifetime,
     )

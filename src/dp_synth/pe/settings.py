@@ -59,6 +59,16 @@ class PrivacySettings(Section):
             the proportions declared in the schema.
         generator_share: Share of the budget (in mu squared) spent on the generator's DP
             statistics; 0 for a generator that uses none.
+        neighbouring: ``"add_remove"``: neighbouring datasets differ by one record added or
+            removed; ``"replace_one"``: by one record replaced (larger sensitivities, more noise).
+        lifetime_epsilon: The most epsilon the dataset may ever spend, all runs composed (the
+            privacy ledger); a run that would pass it stops before reading a private row.
+            ``None``: no limit (the ledger still counts and reports the lifetime spend).
+        lifetime_delta: The delta the lifetime epsilon is stated at; ``"auto"``: the run's delta.
+        ledger: The privacy ledger's SQLite file, relative to the project folder.
+        tracking_diagnostics: Whether diagnostics computed from private or held-out data (quality
+            metrics, evaluation reports and figures, stage timings) go to MLflow: ``"local"``
+            only when the tracking store is on this machine, ``"always"`` or ``"never"``.
     """
 
     epsilon: Annotated[float, Field(gt=0.0, allow_inf_nan=False)] = 1.0
@@ -66,6 +76,11 @@ class PrivacySettings(Section):
     seed: int | None = None
     class_proportions: Literal["dp", "public"] = "dp"
     generator_share: Probability = 0.0
+    neighbouring: Literal["add_remove", "replace_one"] = "add_remove"
+    lifetime_epsilon: Annotated[float, Field(gt=0.0, allow_inf_nan=False)] | None = None
+    lifetime_delta: Annotated[float, Field(gt=0.0, lt=1.0)] | Literal["auto"] = "auto"
+    ledger: Annotated[str, Field(min_length=1)] = "privacy_ledger.db"
+    tracking_diagnostics: Literal["local", "always", "never"] = "local"
 
 
 class EvolutionSettings(Section):
@@ -101,11 +116,12 @@ class ReleaseSettings(Section):
     Attributes:
         rows: Rows released, or ``"auto"``: the schema's public row count, else the total of
             the DP class counts.
-        vary: Pass each released row once through the variation API at r(T).
+        vary: Pass released rows once through the variation API at r(T): ``True`` every row,
+            ``"repeats"`` every row that repeats one drawn before it, ``False`` none.
     """
 
     rows: PositiveInt | Literal["auto"] = "auto"
-    vary: bool = False
+    vary: bool | Literal["repeats"] = False
 
 
 class ScheduleSettings(Section):

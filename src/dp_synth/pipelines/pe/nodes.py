@@ -1,12 +1,17 @@
 """Node functions of the Private Evolution loop, shared by every modality.
 
-Each function is pure: data and parameters in, data out. Randomness comes from the privacy
-plan's generators (seeded streams, or fresh OS entropy when no seed is set).
+Each function is pure (data and parameters in, data out) but for one side effect: every
+Gaussian release is first recorded in the privacy ledger (``pe.ledger``), which a node must do
+itself, before drawing the noise, for a crash never to leave a release used but unrecorded.
+Randomness comes from the privacy plan's generators (seeded streams, or fresh OS entropy when no
+seed is set).
 """
 
 from __future__ import annotations
 
 import logging
+import math
+import uuid
 from collections.abc import Mapping
 from typing import Any
 
@@ -17,15 +22,44 @@ from matplotlib.figure import Figure
 
 from dp_synth.evaluation.plots import plot_iteration_metrics
 from dp_synth.pe import histogram as dp_hist
-from dp_synth.pe.accounting import GaussianPrivacyPlan, PrivacyConfigError, Stream, calibrate, default_delta
+from dp_synth.pe.accounting import (
+    GaussianPrivacyPlan,
+    PrivacyConfigError,
+    Stream,
+    calibrate,
+    composed_mu,
+    default_delta,
+    statistics_sensitivity_factor,
+)
 from dp_synth.pe.interfaces import Modality, UsesStatistics
+from dp_synth.pe.ledger import (
+    CLASS_COUNTS,
+    HISTOGRAM,
+    STATISTICS,
+    Entry,
+    LedgerError,
+    LedgerRun,
+    PrivacyLedger,
+    content_fingerprint,
+    declared_dataset_id,
+)
 from dp_synth.pe.release import ReleaseBasis
+from dp_synth.pe.report import privacy_report
 from dp_synth.pe.selection import allocate_class_sizes, sample_proportional, top_by_count
 from dp_synth.pe.settings import EvolutionSettings, JobSettings, ReleaseSettings, SettingsError
 
 logger = logging.getLogger(__name__)
 
 _CLASS_COUNT_ITERATION = 0
+PUBLIC_ITERATION_METRICS = (
+    "iteration",
+    "epsilon_spent",
+    "histogram_mass_above_threshold",
+    "histogram_nonzero_candidates",
+    "distinct_survivors",
+)
+"""The per-iteration metrics that are public (the budget, post-processing of the DP histogram);
+the modality's quality diagnostic, against held-out data, is not."""
 
 
 def parse_settings(
@@ -119,7 +153,14 @@ def calibrate_privacy(modality: Modality, settings: JobSettings) -> GaussianPriv
         seed=dp.seed,
         statistics_sensitivity=modality.statistics_sensitivity if uses_statistics else 0.0,
         statistics_share=dp.generator_share,
+        neighbouring=dp.neighbouring,
     )
+    if dp.seed is not None:
+        logger.warning(
+            "dp.seed is set: this run's noise is reproducible, so the run is NOT differentially private "
+            "against anyone who knows the seed. Use seeds for experiments only; the privacy report, MLflow and "
+            "the privacy ledger mark the run as not private"
+        )
     logger.info(
         "Privacy plan: (epsilon=%.4g, delta=%.3g): %d histogram/count releases with sigma=%.4g%s; noise %s",
         plan.epsilon,
@@ -132,17 +173,41 @@ def calibrate_privacy(modality: Modality, settings: JobSettings) -> GaussianPriv
     return plan
 
 
-def measure_generator_statistics(modality: Modality, private_table: pd.DataFrame, plan: GaussianPrivacyPlan) -> Any:
+def measure_generator_statistics(
+    modality: Modality, private_table: pd.DataFrame, plan: GaussianPrivacyPlan, ledger_run: LedgerRun
+) -> Any:
     """Release the generator's DP statistics of the private data, if the plan pays for them.
 
-    This is the plan's first release: a Gaussian mechanism with the modality's stated
-    sensitivity and the plan's ``statistics_sigma``. Returns ``{}`` when the plan has none.
+    This is the plan's first release: Gaussian mechanisms with the modality's stated
+    sensitivities (grown for the neighbouring relation) whose mu squared adds up to the plan's
+    ``statistics_sensitivity`` over ``statistics_sigma``. That total is recorded in the ledger
+    before any noise is drawn, then replaced by each release the generator made.
+    Returns ``{}`` when the plan has none.
+
+    Raises:
+        LedgerError: if the generator's releases spent more than the plan granted them.
     """
     if plan.statistics_sensitivity == 0 or not isinstance(modality, UsesStatistics):
         return {}
-    return modality.measure_statistics(
+    ledger = PrivacyLedger(ledger_run.path)
+    granted = Entry(STATISTICS, plan.statistics_sensitivity, plan.statistics_sigma)
+    ledger.record(ledger_run, [granted])
+    statistics = modality.measure_statistics(
         private_table, plan.statistics_sigma, plan.noise_generator(0, Stream.STATISTICS_NOISE)
     )
+    factor = statistics_sensitivity_factor(plan.neighbouring)
+    made = [
+        Entry(release.name, release.sensitivity * factor, release.sigma)
+        for release in modality.with_statistics(statistics).statistics_releases()
+    ]
+    ledger.record(ledger_run, made, replacing=granted)
+    spent, granted_mu = composed_mu((e.sensitivity, e.sigma) for e in made), granted.sensitivity / granted.sigma
+    if spent > granted_mu * (1.0 + 1e-9):
+        raise LedgerError(
+            f"the generator's statistics spent mu={spent:.6g}, more than the mu={granted_mu:.6g} the plan granted "
+            "them (the ledger records what they spent)"
+        )
+    return statistics
 
 
 def apply_generator_statistics(modality: Modality, generator_statistics: Any) -> Modality:
@@ -174,6 +239,128 @@ def check_resumed_plan(plan: GaussianPrivacyPlan, settings: JobSettings) -> None
     )
 
 
+def admit_run(
+    schema: Mapping[str, Any],
+    private_data: pd.DataFrame,
+    plan: GaussianPrivacyPlan,
+    settings: JobSettings,
+    *,
+    job: str,
+) -> tuple[LedgerRun, pd.DataFrame]:
+    """Open the run in the privacy ledger: the job reads its private data only through this node.
+
+    The dataset is the schema's declared ``dataset_id``, else the catalog entry
+    ``<job>.private_data``; a fingerprint of the data's content is kept in the local ledger only.
+    The run is admitted only if its whole plan fits in the dataset's lifetime budget
+    (``dp.lifetime_epsilon``, at ``dp.lifetime_delta``), composed exactly with every release the
+    ledger holds on the dataset.
+
+    Returns:
+        The run's handle on the ledger (saved: a resumed run goes on with it), and
+        ``private_data`` unchanged, for the job's loader.
+
+    Raises:
+        LedgerError: if the run would take the dataset past its lifetime budget (checked before
+            the private data is read, even to fingerprint it).
+    """
+    dp = settings.dp
+    run = LedgerRun(
+        path=dp.ledger,
+        run_id=uuid.uuid4().hex,
+        dataset_id=declared_dataset_id(schema, f"{job}.private_data"),
+        lifetime_epsilon=dp.lifetime_epsilon,
+        lifetime_delta=plan.delta if dp.lifetime_delta == "auto" else dp.lifetime_delta,
+    )
+    ledger = PrivacyLedger(run.path)
+    ledger.check_budget(run, plan.mu, "this run")  # before the private data is even hashed
+    ledger.open_run(run, fingerprint=content_fingerprint(private_data), plan=plan, job=job, requested_mu=plan.mu)
+    logger.info("Privacy ledger %s: run %s admitted on dataset %r", dp.ledger, run.run_id, run.dataset_id)
+    return run, private_data
+
+
+def admit_resumed_run(
+    ledger_run: LedgerRun,
+    private_data: pd.DataFrame,
+    plan: GaussianPrivacyPlan,
+    settings: JobSettings,
+    *,
+    resume_from: str,
+    iteration: int,
+) -> pd.DataFrame:
+    """Let a resumed run go on only forward, on the run the ledger knows, with its own data.
+
+    Args:
+        ledger_run: The saved handle of the run being resumed.
+        private_data: The private data, passed on unchanged once the resume is allowed.
+        plan: The saved privacy plan.
+        settings: The job's settings (``dp.ledger``, T).
+        resume_from: The saved dataset the run resumes from (for messages).
+        iteration: t of that dataset: every histogram up to t is saved, none after it may be.
+
+    Raises:
+        LedgerError: for a finished run, a resume point before the run's last recorded histogram
+            (it would release it again) or after it, private data or a plan that are not the
+            run's, or remaining releases that would pass the lifetime budget.
+    """
+    check_resumed_plan(plan, settings)
+    if ledger_run.path != settings.dp.ledger:
+        raise LedgerError(
+            f"run {ledger_run.run_id} is recorded in the ledger {ledger_run.path!r}: resume with that dp.ledger"
+        )
+    ledger = PrivacyLedger(ledger_run.path)
+    state = ledger.state(ledger_run.run_id)
+    if state is None:
+        raise LedgerError(f"the ledger {ledger_run.path!r} has no run {ledger_run.run_id}: it cannot be resumed")
+    if state.finished:
+        raise LedgerError(
+            f"run {ledger_run.run_id} finished: its release and privacy report are saved, so there is nothing to "
+            "resume. A new release needs a fresh run (without DP_SYNTH_RESUME), paid from the lifetime budget"
+        )
+    if (state.sigma, state.iterations) != (plan.sigma, plan.iterations):
+        raise LedgerError(f"the saved privacy plan is not that of run {ledger_run.run_id}; start a fresh run")
+    if state.last_histogram != iteration:
+        raise LedgerError(_backward_resume_message(ledger_run.run_id, resume_from, iteration, state.last_histogram))
+    recorded = composed_mu((entry.sensitivity, entry.sigma) for entry in ledger.entries(ledger_run.run_id))
+    ledger.check_budget(ledger_run, math.sqrt(max(plan.mu**2 - recorded**2, 0.0)), "the resumed run")
+    if state.fingerprint != content_fingerprint(private_data):
+        raise LedgerError(f"the private data is not the data run {ledger_run.run_id} released on; start a fresh run")
+    return private_data
+
+
+def _backward_resume_message(run_id: str, resume_from: str, iteration: int, last: int) -> str:
+    if last > iteration:
+        return (
+            f"cannot resume run {run_id} from {resume_from}: the ledger records its histogram of iteration {last}, "
+            f"and resuming before it would release it again; resume from iter_{last:03d}.histogram or "
+            f"iter_{last:03d}.survivors (whichever is saved), or start a fresh run"
+        )
+    return (
+        f"cannot resume run {run_id} from {resume_from}: the ledger records its histograms up to iteration {last} "
+        "only, so the saved datasets are not this run's; start a fresh run"
+    )
+
+
+def report_privacy(ledger_run: LedgerRun, plan: GaussianPrivacyPlan, synthetic_data: Any) -> dict[str, Any]:
+    """The run's privacy report, saved beside its release, and the end of the run in the ledger.
+
+    Every release the ledger recorded for this run (a resumed run's included), what it measured,
+    its sensitivity and sigma; the neighbouring relation, the accountant, the run's epsilon and
+    delta, whether the noise was seeded, and the dataset's lifetime spend. Public quantities
+    only: it may travel with the synthetic data. The run is then finished: it cannot be resumed.
+
+    Args:
+        ledger_run: The run's handle on the ledger.
+        plan: The run's privacy plan.
+        synthetic_data: The release; an input so that the run finishes only once it is saved.
+    """
+    del synthetic_data
+    ledger = PrivacyLedger(ledger_run.path)
+    report = privacy_report(plan, ledger.entries(ledger_run.run_id), ledger.lifetime(ledger_run), ledger_run.run_id)
+    ledger.finish(ledger_run)
+    logger.info("Privacy report:\n%s", report)
+    return report.to_dict()
+
+
 def embed_private_data(modality: Modality, private_table: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """Embed the private rows once; return (embeddings, labels). Both stay in memory only."""
     return modality.embed(private_table), private_table[modality.label_column].to_numpy()
@@ -185,17 +372,19 @@ def summarise_reference(modality: Modality, reference_table: pd.DataFrame) -> An
 
 
 def measure_class_distribution(
-    modality: Modality, private_labels: np.ndarray, plan: GaussianPrivacyPlan
+    modality: Modality, private_labels: np.ndarray, plan: GaussianPrivacyPlan, ledger_run: LedgerRun
 ) -> dict[str, float]:
     """Return a weight per class: a DP count of private rows, or the declared public proportions.
 
-    With a DP count, each class count gets N(0, sigma^2) noise (sensitivity 1: one record is in
-    one class); this is the plan's preliminary release. Negative noisy counts are kept as they
-    are (they are a release); allocation raises them to a floor.
+    With a DP count, each class count gets N(0, sigma^2) noise (sensitivity 1 under add/remove:
+    one record is in one class; see ``accounting.count_sensitivity``); this is the plan's
+    preliminary release, recorded in the ledger before the noise is drawn. Negative noisy counts
+    are kept as they are (they are a release); allocation raises them to a floor.
     """
     if plan.preliminary_releases == 0:
         public = modality.public_class_proportions or {}
         return {label: float(public[label]) for label in modality.classes}
+    PrivacyLedger(ledger_run.path).record(ledger_run, [Entry(CLASS_COUNTS, plan.count_sensitivity, plan.sigma)])
     counts = np.array([np.sum(private_labels == label) for label in modality.classes], dtype=float)
     noisy = counts + plan.noise_generator(_CLASS_COUNT_ITERATION, Stream.HISTOGRAM_NOISE).normal(
         0.0, plan.sigma, size=len(counts)
@@ -228,10 +417,13 @@ def dp_histogram(
     private_labels: np.ndarray,
     plan: GaussianPrivacyPlan,
     settings: JobSettings,
+    ledger_run: LedgerRun,
     *,
     iteration: int,
 ) -> dp_hist.NoisyHistogram:
-    """Release iteration ``iteration``'s noisy nearest-neighbour histogram (one Gaussian release).
+    """Release iteration ``iteration``'s noisy nearest-neighbour histogram (one Gaussian release,
+    recorded in the ledger before its noise is drawn: a run records each t once, so it can never
+    release it twice).
 
     The release is over bins of candidates, whose count is then shared equally among their
     members (see ``histogram.spread_over_groups``): with ``pe.merge_duplicates`` identical
@@ -257,6 +449,7 @@ def dp_histogram(
         settings.pe.nearest_neighbours,
         bins,
     )
+    PrivacyLedger(ledger_run.path).record(ledger_run, [Entry(HISTOGRAM, plan.count_sensitivity, plan.sigma, iteration)])
     released = dp_hist.release(
         votes, plan.sigma, settings.pe.threshold, plan.noise_generator(iteration, Stream.HISTOGRAM_NOISE)
     )
@@ -321,13 +514,14 @@ def summarise_iteration(
 ) -> dict[str, float]:
     """Per-iteration metrics: budget spent, histogram statistics (post-processing of the DP
     release) and the modality's cheap quality diagnostic against held-out data (not DP)."""
-    metrics = {
-        "iteration": float(iteration),
-        "epsilon_spent": plan.epsilon_spent(iteration),
-        "histogram_mass_above_threshold": float(histogram.thresholded.sum()),
-        "histogram_nonzero_candidates": float(np.count_nonzero(histogram.thresholded)),
-        "distinct_survivors": float(survivors.index.nunique()),
-    }
+    public = (
+        float(iteration),
+        plan.epsilon_spent(iteration),
+        float(histogram.thresholded.sum()),
+        float(np.count_nonzero(histogram.thresholded)),
+        float(survivors.index.nunique()),
+    )
+    metrics = dict(zip(PUBLIC_ITERATION_METRICS, public, strict=True))
     quality = modality.quality(survivors, reference_summary)
     metrics.update(quality)
     logger.info(

@@ -35,6 +35,7 @@ SHARED_INPUTS = {
     "private_embeddings",
     "private_labels",
     "privacy_plan",
+    "ledger_run",
     "class_weights",
     "class_sizes",
     "reference_summary",
@@ -63,14 +64,16 @@ def iteration_namespace(iteration: int) -> str:
 
 @dataclass(frozen=True)
 class ResumePoint:
-    """Where a resumed run starts: after the releases made before the loop, a saved population
-    or a saved set of survivors.
+    """Where a resumed run starts: after the releases made before the loop, a saved population,
+    a saved histogram or a saved set of survivors. The privacy ledger lets a run resume only from
+    its last release (``pe_nodes.admit_resumed_run``).
 
     Attributes:
         iteration: t of the saved dataset (0 before the loop).
         stage: ``"setup"`` (the plan, generator statistics and class sizes are saved: draw the
-            initial population), ``"population"`` (iteration t is finished: start at t + 1) or
-            ``"survivors"`` (iteration t released its histogram: vary its survivors, then go on).
+            initial population), ``"population"`` (iteration t is finished: start at t + 1),
+            ``"histogram"`` (iteration t released its histogram: select its survivors, then go
+            on) or ``"survivors"`` (they are selected too: vary them, then go on).
     """
 
     iteration: int
@@ -86,7 +89,7 @@ class ResumePoint:
         return f"{iteration_namespace(self.iteration)}.{self.stage}"
 
 
-_RESUME_POINT = re.compile(r"^(?:(class_sizes)|(initial_population)|iter_(\d{3})\.(population|survivors))$")
+_RESUME_POINT = re.compile(r"^(?:(class_sizes)|(initial_population)|iter_(\d{3})\.(population|histogram|survivors))$")
 
 
 def resume_point_name(dataset_name: str) -> str | None:
@@ -99,24 +102,27 @@ def resume_point_name(dataset_name: str) -> str | None:
 
 
 def parse_resume_point(text: str, iterations: int) -> ResumePoint:
-    """Parse ``class_sizes``, ``initial_population``, ``iter_NNN.population`` or ``iter_NNN.survivors``.
+    """Parse ``class_sizes``, ``initial_population`` or ``iter_NNN.{population,histogram,survivors}``.
 
     Raises:
         ValueError: for another text, or a point this DAG of ``iterations`` iterations cannot
-            start from (the last iteration has no population; its survivors end the run).
+            start from (the last iteration has no population; its histogram and survivors lead
+            to the release).
     """
     match = _RESUME_POINT.match(text.strip())
     if match is None:
         raise ValueError(
             f"cannot resume from {text!r}: name a saved dataset, 'class_sizes', 'initial_population', "
-            "'iter_NNN.population' or 'iter_NNN.survivors' (the failed run's log names the right one)"
+            "'iter_NNN.population', 'iter_NNN.histogram' or 'iter_NNN.survivors' (the failed run's log names "
+            "the right one)"
         )
     if match.group(1) or match.group(2):
         point = ResumePoint(0, "setup" if match.group(1) else "population")
     else:
         point = ResumePoint(int(match.group(3)), match.group(4))
-    last = point.iteration == iterations and point.stage == "survivors"
-    if not (0 <= point.iteration < iterations or last) or (point.iteration == 0 and point.stage == "survivors"):
+    released = point.stage in ("histogram", "survivors")  # saved once iteration t released its histogram
+    first, last = (1, iterations) if released else (0, iterations - 1)
+    if not first <= point.iteration <= last:
         raise ValueError(f"cannot resume from {text!r} in a run of T={iterations} iterations")
     return point
 
@@ -177,6 +183,15 @@ def _after_histogram(iteration: int, final: bool) -> list[Node]:
     ]
 
 
+def _resample_node(iteration: int) -> Node:
+    return Node(
+        _bind(pe_nodes.resample, iteration=iteration),
+        ["modality", "candidates", "histogram", "class_sizes", "privacy_plan", "settings"],
+        "survivors",
+        name="resample",
+    )
+
+
 def iteration_template(iteration: int, *, final: bool) -> Pipeline:
     """One PE iteration: embed -> DP histogram -> resample -> vary, plus its metrics.
 
@@ -197,16 +212,12 @@ def iteration_template(iteration: int, *, final: bool) -> Pipeline:
                 "private_labels",
                 "privacy_plan",
                 "settings",
+                "ledger_run",
             ],
             "histogram",
             name="dp_histogram",
         ),
-        Node(
-            _bind(pe_nodes.resample, iteration=iteration),
-            ["modality", "candidates", "histogram", "class_sizes", "privacy_plan", "settings"],
-            "survivors",
-            name="resample",
-        ),
+        _resample_node(iteration),
         *_after_histogram(iteration, final),
     ]
     return _namespaced(nodes, iteration, {"candidates": _previous_population(iteration)}, final)
@@ -234,13 +245,13 @@ def _measured_setup() -> Pipeline:
             ),
             Node(
                 pe_nodes.measure_generator_statistics,
-                ["public_modality", "private_table", "privacy_plan"],
+                ["public_modality", "private_table", "privacy_plan", "ledger_run"],
                 "generator_statistics",
                 name="dp_generator_statistics",
             ),
             Node(
                 pe_nodes.measure_class_distribution,
-                ["public_modality", "private_labels", "privacy_plan"],
+                ["public_modality", "private_labels", "privacy_plan", "ledger_run"],
                 "class_weights",
                 name="dp_class_counts",
             ),
@@ -286,7 +297,9 @@ def preparation_pipeline(
         build_modality: ``(schema, settings, *modality_inputs) -> public_modality``, from public
             knowledge only.
         load_private_data: ``(private_data, public_modality) -> private_table``: checks the
-            private file against the public schema.
+            private file against the public schema. It reads the private data that the
+            privacy ledger's admission of the run passes on (``admitted_private_data``), so it
+            runs only once the run is admitted.
         load_reference_data: The same for the held-out file, ``reference_data``, with the
             ``reference_inputs`` datasets after them.
         modality_inputs: Extra inputs of ``build_modality`` (e.g. an API key).
@@ -295,7 +308,12 @@ def preparation_pipeline(
     return Pipeline(
         [
             Node(build_modality, ["schema", "settings", *modality_inputs], "public_modality", name="build_modality"),
-            Node(load_private_data, ["private_data", "public_modality"], "private_table", name="load_private_data"),
+            Node(
+                load_private_data,
+                ["admitted_private_data", "public_modality"],
+                "private_table",
+                name="load_private_data",
+            ),
             Node(
                 pe_nodes.embed_private_data,
                 ["public_modality", "private_table"],
@@ -318,6 +336,26 @@ def preparation_pipeline(
     )
 
 
+def _resumed_setup(resume: ResumePoint, iterations: int) -> tuple[Pipeline, int, int]:
+    """What a resumed run does before its first new iteration, that iteration, and the first
+    iteration whose metrics it computes. Everything it starts from is a saved release (or
+    public): it releases nothing."""
+    t = resume.iteration
+    if resume.stage == "setup":
+        return Pipeline([_initial_population_node()]), 1, 1
+    if resume.stage == "survivors" and t < iterations:
+        return _namespaced([_vary_node(t)], t, {}, final=False), t + 1, t + 1
+    if resume.stage == "population":
+        return Pipeline([]), t + 1, t + 1
+    # The histogram of t is saved: its survivors (if not saved), metrics, and the variation or the
+    # release are post-processing.
+    final = t == iterations
+    after = _after_histogram(t, final)
+    if resume.stage == "histogram":
+        after = [_resample_node(t), *after]
+    return _namespaced(after, t, {"candidates": _previous_population(t)}, final), t + 1, t
+
+
 def private_evolution_pipeline(iterations: int, resume: ResumePoint | None = None) -> Pipeline:
     """Calibration, class sizes, initial population, T iterations and the release.
 
@@ -337,22 +375,9 @@ def private_evolution_pipeline(iterations: int, resume: ResumePoint | None = Non
         "modality",
         name="fit_generator",
     )
-    if resume is None:
-        setup, first = _measured_setup(), 1
-        measured_from = first
-    else:
-        checks = Node(pe_nodes.check_resumed_plan, ["privacy_plan", "settings"], None, name="check_resumed_plan")
-        setup, first = Pipeline([checks]), resume.iteration + 1
-        measured_from = first
-        if resume.stage == "setup":
-            setup += Pipeline([_initial_population_node()])
-        if resume.stage == "survivors" and resume.iteration < iterations:
-            setup += _namespaced([_vary_node(resume.iteration)], resume.iteration, {}, final=False)
-        if resume.stage == "survivors" and resume.iteration == iterations:
-            # The last histogram is saved: its metrics and the release are post-processing.
-            measured_from = iterations
-            after = _after_histogram(iterations, final=True)
-            setup += _namespaced(after, iterations, {"candidates": _previous_population(iterations)}, final=True)
+    setup, first, measured_from = _measured_setup(), 1, 1
+    if resume is not None:
+        setup, first, measured_from = _resumed_setup(resume, iterations)
     loop = [iteration_template(t, final=t == iterations) for t in range(first, iterations + 1)]
     with _reading_sibling_namespaces():
         collect = Node(
@@ -399,7 +424,34 @@ def job_pipeline(
             ]
         )
     return Pipeline(
-        [settings, prepare, private_evolution_pipeline(iterations, resume), evaluate],
+        [settings, prepare, private_evolution_pipeline(iterations, resume), _ledger_nodes(job, resume), evaluate],
         namespace=job,
         parameters={f"params:{job}"},
     )
+
+
+def _ledger_nodes(job: str, resume: ResumePoint | None) -> Pipeline:
+    """The run in the privacy ledger: its admission (a fresh run's, or a resumed run's), which
+    alone passes the private data on to the job's loader, and its privacy report, saved beside
+    the release, which ends it."""
+    if resume is None:
+        admit = Node(
+            _bind(pe_nodes.admit_run, job=job),
+            ["schema", "private_data", "privacy_plan", "settings"],
+            ["ledger_run", "admitted_private_data"],
+            name="admit_run",
+        )
+    else:
+        admit = Node(
+            _bind(pe_nodes.admit_resumed_run, resume_from=resume.dataset, iteration=resume.iteration),
+            ["ledger_run", "private_data", "privacy_plan", "settings"],
+            "admitted_private_data",
+            name="admit_resumed_run",
+        )
+    report = Node(
+        pe_nodes.report_privacy,
+        ["ledger_run", "privacy_plan", "synthetic_data"],
+        "privacy_report",
+        name="report_privacy",
+    )
+    return Pipeline([admit, report])
