@@ -249,7 +249,7 @@ def test_population_schedule_sizes():
         ({"pe": {"candidates_per_bin": 0}}, "points.pe.candidates_per_bin: Input should be greater than or equal to 1"),
         (
             {"release": {"vary": "often"}},
-            "points.release.vary: Input should be a valid boolean or Input should be 'repeats'",
+            "points.release.vary: Input should be a valid boolean, unable to interpret input or Input should be 'repeats'",
         ),
         ({"dp": {"generator_share": 1.0}}, "points.dp.generator_share: Input should be less than 1"),
         ({"evolution": {}}, "unknown setting 'evolution'"),

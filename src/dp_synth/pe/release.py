@@ -44,13 +44,20 @@ class ReleaseBasis:
         """The random stream of the ``draw``-th release from this basis (0: the job's own)."""
         return self.plan.noise_generator(self.plan.iterations + 1 + draw, Stream.SELECTION)
 
-    def draw(self, rows: int, vary: bool, rng: np.random.Generator) -> pd.DataFrame:
+    def draw(self, rows: int, vary: bool | str, rng: np.random.Generator) -> pd.DataFrame:
         """``rows`` rows drawn per class (in proportion to the class weights), with replacement,
-        in proportion to the release weights; with ``vary``, each passed once through the
-        variation API at the last iteration's degree."""
+        in proportion to the release weights; with ``vary``, each (``"repeats"``: each that
+        repeats a row drawn before it) passed once through the variation API at the last
+        iteration's degree."""
         labels = self.candidates[self.modality.label_column].to_numpy()
         chosen = sample_proportional(self.weights, labels, allocate_class_sizes(rows, self.class_weights), rng)
         drawn = self.candidates.iloc[chosen].reset_index(drop=True)
+        if vary == "repeats":
+            repeats = np.flatnonzero(pd.Series(chosen).duplicated().to_numpy())
+            varied = self.modality.vary(drawn.iloc[repeats], self.plan.iterations, self.plan.iterations, rng)
+            for column in drawn.columns:
+                drawn.loc[repeats, column] = varied[column].to_numpy()
+            return drawn
         if vary:
             return self.modality.vary(drawn, self.plan.iterations, self.plan.iterations, rng)
         return drawn

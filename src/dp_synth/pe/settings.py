@@ -15,6 +15,9 @@ from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+_UNION_MEMBERS = {"bool", "int", "float", "str", "list", "dict", "tuple"}
+"""Names pydantic gives the members of a union in an error's location (not setting names)."""
+
 
 class SettingsError(ValueError):
     """A job's settings are invalid: the message names each bad key and what is expected."""
@@ -151,7 +154,16 @@ class JobSettings(Section):
         except ValidationError as error:
             problems: dict[str, list[str]] = {}
             for problem in error.errors():
-                where = ".".join([job, *(str(part) for part in problem["loc"] if str(part).isidentifier())])
+                where = ".".join(
+                    [
+                        job,
+                        *(
+                            str(part)
+                            for part in problem["loc"]
+                            if str(part).isidentifier() and str(part) not in _UNION_MEMBERS
+                        ),
+                    ]
+                )
                 problems.setdefault(where, []).append(problem["msg"].removeprefix("Value error, "))
             lines = [f"{where}: {' or '.join(dict.fromkeys(messages))}" for where, messages in problems.items()]
             raise SettingsError("invalid settings:\n  " + "\n  ".join(lines)) from None

@@ -20,7 +20,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
@@ -35,6 +35,7 @@ from dp_synth.modalities.tabular.estimation import (
     refined_distributions,
 )
 from dp_synth.modalities.tabular.generator import TabularGenerator
+from dp_synth.modalities.tabular.relations import PublicRelations
 from dp_synth.modalities.tabular.schema import TableSchema
 from dp_synth.modalities.tabular.statistics import (
     Release,
@@ -90,6 +91,7 @@ class TabularModality(PublicSchemaFacts):
             from ``estimation.refined_within``; with 1, a uniform draw in the bin.
         statistics: The released statistics the generator draws from (``measure_statistics``),
             ``None`` until ``with_statistics`` sets them.
+        relations: The schema's public relations, honoured by every row drawn or varied.
     """
 
     schema: TableSchema
@@ -105,6 +107,7 @@ class TabularModality(PublicSchemaFacts):
     interactions: int = 0
     refine_cells: int = 1
     statistics: TabularStatistics | None = None
+    relations: PublicRelations = field(default_factory=PublicRelations)
 
     @property
     def label_column(self) -> str:
@@ -204,12 +207,31 @@ class TabularModality(PublicSchemaFacts):
         return TabularGenerator(self.layout, self.schedule, self.local_numeric_share, self.statistics)
 
     def random_population(self, class_sizes: Mapping[str, int], rng: np.random.Generator) -> pd.DataFrame:
-        """Draw ``class_sizes[c]`` rows per class (``TabularGenerator.random_population``)."""
-        return self.generator.random_population(class_sizes, rng)
+        """Draw ``class_sizes[c]`` rows per class (``TabularGenerator.random_population``); a row
+        holding a combination the schema forbids is drawn again (``relations``)."""
+        generator = self.generator
+        rows = generator.random_population(class_sizes, rng)
+        return self.relations.honoured(rows, lambda bad: self._redrawn(generator, rows[self.label_column], bad, rng))
+
+    def _redrawn(
+        self, generator: TabularGenerator, labels: pd.Series, positions: np.ndarray, rng: np.random.Generator
+    ) -> pd.DataFrame:
+        """Fresh rows for these positions, each of the class at its position, in order."""
+        wanted = labels.to_numpy()[positions]
+        present = [label for label in self.classes if np.any(wanted == label)]  # a fixed order: reproducible draws
+        drawn = {label: generator.random_population({label: int(np.sum(wanted == label))}, rng) for label in present}
+        taken = dict.fromkeys(drawn, 0)
+        rows = []
+        for label in wanted:
+            rows.append(drawn[label].iloc[taken[label]])
+            taken[label] += 1
+        return pd.DataFrame(rows)
 
     def vary(self, survivors: pd.DataFrame, iteration: int, iterations: int, rng: np.random.Generator) -> pd.DataFrame:
-        """Return one variation per survivor, label unchanged (``TabularGenerator.vary``)."""
-        return self.generator.vary(survivors, iteration, iterations, rng)
+        """Return one variation per survivor, label unchanged (``TabularGenerator.vary``); a
+        variation holding a forbidden combination keeps its survivor unvaried (``relations``)."""
+        varied = self.generator.vary(survivors, iteration, iterations, rng)
+        return self.relations.honoured(varied, lambda bad: survivors.iloc[bad][varied.columns])
 
     def reweight(self, population: pd.DataFrame, weights: np.ndarray) -> np.ndarray:
         """Re-weight a population to the noisy marginals (``TabularGenerator.reweight``)."""

@@ -35,7 +35,7 @@ from dp_synth.modalities.tabular.cells import CellGrid
 from dp_synth.modalities.tabular.dependency_tree import coarse_cells
 from dp_synth.modalities.tabular.schema import TableSchema
 from dp_synth.modalities.tabular.statistics import release_plan
-from dp_synth.pe.accounting import calibrate, default_delta
+from dp_synth.pe.accounting import Neighbouring, calibrate, default_delta
 
 SIGNAL_TO_NOISE = 2.0
 """Expected cell count a release must reach, in multiples of its noise's standard deviation."""
@@ -102,6 +102,7 @@ def plan_generator(
     class_count_releases: int,
     generator_share: float,
     candidates_per_bin: int,
+    neighbouring: Neighbouring = "add_remove",
 ) -> GeneratorPlan | None:
     """Choose the generator's cells, structure and N from public quantities (module docstring).
 
@@ -113,6 +114,7 @@ def plan_generator(
         class_count_releases: 1 with a DP class count, 0 with public proportions.
         generator_share: The statistics' share of mu squared.
         candidates_per_bin: Candidates per histogram bin.
+        neighbouring: The neighbouring relation the noise is calibrated for.
 
     Returns:
         The plan, or ``None`` when the schema declares no row count (nothing public to plan from).
@@ -130,6 +132,7 @@ def plan_generator(
         preliminary_releases=class_count_releases,
         statistics_sensitivity=math.sqrt(features),
         statistics_share=generator_share,
+        neighbouring=neighbouring,
     )
     grids = [CellGrid(column, BIN_CHOICES[0]) for column in schema.features]
     binned = sum(grid.binned for grid in grids)

@@ -20,6 +20,7 @@ from dp_synth.evaluation.tabular import (
     wasserstein_kway,
 )
 from dp_synth.modalities.tabular.modality import TabularModality
+from dp_synth.modalities.tabular.relations import parse_relations
 from dp_synth.modalities.tabular.schema import TableSchema, check_every_class_present, conform, parse_schema
 from dp_synth.modalities.tabular.settings import TabularSettings
 from dp_synth.pe.schedule import VariationSchedule
@@ -41,6 +42,7 @@ def build_modality(schema_json: Mapping[str, Any], settings: TabularSettings) ->
     generator = settings.generator
     return TabularModality(
         schema=schema,
+        relations=parse_relations(schema_json.get("relations"), schema),
         schedule=VariationSchedule(**generator.variation.model_dump()),
         **generator.model_dump(exclude={"variation"}),
     )
