@@ -108,8 +108,7 @@ class TabularSynthesizer:
                 row count, else the DP class count's total.
         """
         basis, _ = self._fitted()
-        if rows is None:
-            rows = basis.default_rows() if self.settings.release.rows == "auto" else self.settings.release.rows
+        rows = basis.rows(self.settings.release.rows if rows is None else rows)
         if not isinstance(rows, int) or rows < len(basis.modality.classes):
             raise SettingsError(f"rows must be an integer >= the number of classes ({len(basis.modality.classes)})")
         table = basis.draw(rows, self.settings.release.vary, basis.release_rng(self._draws))

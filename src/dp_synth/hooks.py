@@ -90,32 +90,32 @@ def plan_parameters(plan: GaussianPrivacyPlan) -> dict[str, Any]:
     }
 
 
-def numeric_leaves(tree: Mapping[str, Any], prefix: str) -> dict[str, float]:
-    """Flatten the numbers of a nested report: ``{"a": {"b": 1}}`` -> ``{"prefix.a.b": 1.0}``."""
-    leaves: dict[str, float] = {}
+def leaves(tree: Mapping[str, Any], prefix: str) -> dict[str, Any]:
+    """The leaves of a nested mapping by dotted name: ``{"a": {"b": 1}}`` -> ``{"prefix.a.b": 1}``
+    (an empty mapping is a leaf)."""
+    flat: dict[str, Any] = {}
     for key, value in tree.items():
         name = f"{prefix}.{key}"
-        if isinstance(value, Mapping):
-            leaves.update(numeric_leaves(value, name))
-        elif isinstance(value, (int, float)) and not isinstance(value, bool):
-            leaves[name] = float(value)
-    return leaves
+        if isinstance(value, Mapping) and value:
+            flat.update(leaves(value, name))
+        else:
+            flat[name] = value
+    return flat
+
+
+def numeric_leaves(tree: Mapping[str, Any], prefix: str) -> dict[str, float]:
+    """The numbers of a nested report: ``{"a": {"b": 1}}`` -> ``{"prefix.a.b": 1.0}``."""
+    return {
+        name: float(value)
+        for name, value in leaves(tree, prefix).items()
+        if isinstance(value, (int, float)) and not isinstance(value, bool)
+    }
 
 
 def setting_parameters(settings: JobSettings) -> dict[str, Any]:
     """Every setting in force, defaults included, as MLflow parameters ``settings.<section>.<key>``
     (the parameter files show only what users changed)."""
-    flat: dict[str, Any] = {}
-
-    def walk(tree: Mapping[str, Any], prefix: str) -> None:
-        for key, value in tree.items():
-            if isinstance(value, Mapping) and value:
-                walk(value, f"{prefix}.{key}")
-            else:
-                flat[f"{prefix}.{key}"] = value
-
-    walk(settings.model_dump(), "settings")
-    return flat
+    return leaves(settings.model_dump(), "settings")
 
 
 class PrivateEvolutionTrackingHook:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -39,6 +40,10 @@ class ReleaseBasis:
             return self.modality.public_row_count
         total = round(sum(max(weight, 0.0) for weight in self.class_weights.values()))
         return max(total, len(self.modality.classes))
+
+    def rows(self, requested: int | Literal["auto"]) -> int:
+        """The rows of a release: ``requested``, or with ``"auto"`` the ``default_rows``."""
+        return self.default_rows() if requested == "auto" else requested
 
     def release_rng(self, draw: int) -> np.random.Generator:
         """The random stream of the ``draw``-th release from this basis (0: the job's own)."""

@@ -217,15 +217,10 @@ class TabularModality(PublicSchemaFacts):
         self, generator: TabularGenerator, labels: pd.Series, positions: np.ndarray, rng: np.random.Generator
     ) -> pd.DataFrame:
         """Fresh rows for these positions, each of the class at its position, in order."""
-        wanted = labels.to_numpy()[positions]
-        present = [label for label in self.classes if np.any(wanted == label)]  # a fixed order: reproducible draws
-        drawn = {label: generator.random_population({label: int(np.sum(wanted == label))}, rng) for label in present}
-        taken = dict.fromkeys(drawn, 0)
-        rows = []
-        for label in wanted:
-            rows.append(drawn[label].iloc[taken[label]])
-            taken[label] += 1
-        return pd.DataFrame(rows)
+        wanted = [self.classes.index(label) for label in labels.to_numpy()[positions]]
+        sizes = {label: wanted.count(index) for index, label in enumerate(self.classes) if index in wanted}
+        drawn = generator.random_population(sizes, rng)  # grouped by class, in the classes' order
+        return drawn.iloc[np.argsort(np.argsort(wanted, kind="stable"))]
 
     def vary(self, survivors: pd.DataFrame, iteration: int, iterations: int, rng: np.random.Generator) -> pd.DataFrame:
         """Return one variation per survivor, label unchanged (``TabularGenerator.vary``); a

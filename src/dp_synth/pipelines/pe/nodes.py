@@ -554,8 +554,7 @@ def prepare_release(
 def release_synthetic_data(basis: ReleaseBasis, settings: JobSettings) -> pd.DataFrame:
     """Release ``release.rows`` rows (``auto``: the public row count, else the DP class
     counts' total) from the release basis, at no extra privacy cost (``ReleaseBasis.draw``)."""
-    rows = basis.default_rows() if settings.release.rows == "auto" else settings.release.rows
-    return basis.draw(rows, settings.release.vary, basis.release_rng(0))
+    return basis.draw(basis.rows(settings.release.rows), settings.release.vary, basis.release_rng(0))
 
 
 def collect_iteration_metrics(*metrics: Mapping[str, float]) -> pd.DataFrame:
