@@ -11,7 +11,7 @@ export KEDRO_DISABLE_TELEMETRY := 1
 
 BENCH_STAMP := $(VENV)/.bench-installed
 
-.PHONY: install install-all run run-image test bench bench-text bench-image bench-compare bench-suite bench-deps viz mlflow-ui clean-outputs audit
+.PHONY: install install-all run run-image test bench bench-text bench-image bench-compare bench-suite bench-deps bench-scale viz mlflow-ui clean-outputs audit
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -20,12 +20,12 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 $(TEST_STAMP): $(STAMP)
-	$(PYTHON) -m pip install --quiet -e ".[test,dev,text,image]"
+	$(PYTHON) -m pip install --quiet -e ".[test,dev,text,image,spark]"
 	touch $(TEST_STAMP)
 
 install: $(STAMP)  ## Create .venv and install the project (tabular PE)
 
-install-all: $(TEST_STAMP)  ## Also the text and image extras (torch, transformers, diffusers), test and lint tools
+install-all: $(TEST_STAMP)  ## Also the text, image and Spark extras (torch, transformers, diffusers, pyspark, a JDK), test and lint tools
 
 run: $(STAMP)  ## Tabular PE on the bundled Adult data
 	$(KEDRO) run --pipelines=tabular
@@ -75,6 +75,9 @@ bench-deps: $(BENCH_STAMP)  ## Install the competitors (MST, AIM) for bench-comp
 
 bench-suite: $(BENCH_STAMP)  ## The tabular suite, Adult and XOR tables: dp-synth, fixed defaults, Tab-PE, MST, AIM, uniform; 3 seeds (hours)
 	OMP_NUM_THREADS=1 $(PYTHON) benchmarks/suite.py $(SUITE_ARGS)
+
+bench-scale: $(TEST_STAMP)  ## Tabular job on 1M and 10M resampled Adult rows, pandas and Spark engines: wall, stages, peak RSS (about 40 min)
+	$(PYTHON) benchmarks/bench_scale.py $(SCALE_ARGS)
 
 bench-compare: $(BENCH_STAMP)  ## dp-synth vs MST and AIM on Adult and XOR tables (about 20 min)
 	OMP_NUM_THREADS=1 $(PYTHON) benchmarks/compare.py --competitors mst,aim

@@ -414,3 +414,20 @@ class FailureReportHook:
                 file=sys.stderr,
             )
         print(failure_summary(error, self.failed_node), file=sys.stderr)
+
+
+class SparkSessionHook:
+    """Starts the Spark engine's session before any dataset is read, when the catalog declares
+    a Spark dataset (a job with ``engine: spark``): ``conf/<env>/spark.yml`` gives the master
+    (``local[*]`` by default, a cluster's URL in ``conf/local/spark.yml``) and any other
+    ``spark.*`` option. Without a Spark dataset, Spark is never imported."""
+
+    @hook_impl
+    def after_context_created(self, context: KedroContext) -> None:
+        """Create the session that kedro-datasets' Spark datasets will then use."""
+        entries = context.config_loader["catalog"].values()
+        if not any(isinstance(entry, Mapping) and "Spark" in str(entry.get("type", "")) for entry in entries):
+            return
+        from dp_synth.pe.spark_engine import spark_session  # the spark extra: imported only when used
+
+        spark_session(dict(context.config_loader["spark"]))

@@ -4,13 +4,19 @@ import warnings
 
 from kedro.config import OmegaConfigLoader
 
-from dp_synth.hooks import FailureReportHook, PrivateEvolutionTrackingHook, ResumeHintHook, StageTimingHook
+from dp_synth.hooks import (
+    FailureReportHook,
+    PrivateEvolutionTrackingHook,
+    ResumeHintHook,
+    SparkSessionHook,
+    StageTimingHook,
+)
 
 # Kedro and kedro-mlflow call OmegaConf's deprecated register_new_resolver on every run: a page of
 # warnings a user can do nothing about.
 warnings.filterwarnings("ignore", message=r"register_new_resolver\(\) is deprecated", category=UserWarning)
 
-HOOKS = (PrivateEvolutionTrackingHook(), StageTimingHook(), ResumeHintHook(), FailureReportHook())
+HOOKS = (SparkSessionHook(), PrivateEvolutionTrackingHook(), StageTimingHook(), ResumeHintHook(), FailureReportHook())
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {
@@ -18,5 +24,5 @@ CONFIG_LOADER_ARGS = {
     "default_run_env": "local",
     # Soft merge keeps sibling keys: --params tabular.dp.epsilon=2 changes only epsilon.
     "merge_strategy": {"parameters": "soft"},
-    "config_patterns": {"mlflow": ["mlflow*", "mlflow*/**"]},
+    "config_patterns": {"mlflow": ["mlflow*", "mlflow*/**"], "spark": ["spark*", "spark*/**"]},
 }

@@ -15,6 +15,7 @@ from dp_accounting.pld import privacy_loss_distribution
 
 from dp_synth.modalities.tabular.settings import TabularSettings, plan_settings
 from dp_synth.pe.accounting import GaussianPrivacyPlan, calibrate, gdp_epsilon_for, gdp_mu_for
+from dp_synth.pe.engine import content_fingerprint
 from dp_synth.pe.ledger import (
     CLASS_COUNTS,
     HISTOGRAM,
@@ -23,7 +24,6 @@ from dp_synth.pe.ledger import (
     LedgerError,
     LedgerRun,
     PrivacyLedger,
-    content_fingerprint,
     declared_dataset_id,
 )
 from dp_synth.pe.report import PrivacyReport
@@ -152,16 +152,16 @@ def test_every_release_is_in_the_ledger_before_its_noise_is_drawn(tmp_path, monk
     monkeypatch.setattr(type(modality), "measure_statistics", crash)
     with pytest.raises(Crash):
         pe_nodes.measure_generator_statistics(modality, private, plan, run)
-    embeddings, labels = pe_nodes.embed_private_data(modality, private)
+    embeddings = pe_nodes.embed_private_data(modality, private, settings)
     with monkeypatch.context() as patched:
         patched.setattr(GaussianPrivacyPlan, "noise_generator", crash)
         with pytest.raises(Crash):
-            pe_nodes.measure_class_distribution(modality, labels, plan, run)
+            pe_nodes.measure_class_distribution(modality, private, plan, run)
     monkeypatch.setattr(pe_nodes.dp_hist, "release", crash)
     candidates = private.head(50)
     with pytest.raises(Crash):
         pe_nodes.dp_histogram(
-            modality, candidates, modality.embed(candidates), embeddings, labels, plan, settings, run, iteration=1
+            modality, candidates, modality.embed(candidates), embeddings, plan, settings, run, iteration=1
         )
     assert recorded_when_drawn == [[STATISTICS], [STATISTICS, CLASS_COUNTS], [STATISTICS, CLASS_COUNTS, HISTOGRAM]]
     spent = PrivacyLedger(run.path).lifetime(run)
@@ -203,9 +203,12 @@ def test_a_dataset_is_its_declared_id_else_its_catalog_entry(caplog):
         declared_dataset_id({"dataset_id": 7}, "tabular.private_data")
 
 
-def test_the_content_fingerprint_changes_with_any_value():
+def test_the_content_fingerprint_changes_with_any_value_but_not_with_the_row_order():
     table = pd.DataFrame({"a": [1, 2], "b": ["x", "y"], "image": [np.zeros(4), np.ones(4)]})
     assert content_fingerprint(table) == content_fingerprint(table.copy())
+    assert content_fingerprint(table) == content_fingerprint(table.iloc[::-1])  # a partitioning's order
+    assert content_fingerprint(table) != content_fingerprint(table.rename(columns={"a": "c"}))
+    assert content_fingerprint(table) != content_fingerprint(pd.concat([table, table.head(1)]))
     assert content_fingerprint(table) != content_fingerprint(table.assign(b=["x", "z"]))
     assert content_fingerprint(table) != content_fingerprint(table.assign(image=[np.zeros(4), np.zeros(4)]))
 

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from dp_accounting.pld import privacy_loss_distribution
 
-from dp_synth.modalities.tabular.dependency_tree import dependence_scores
+from dp_synth.modalities.tabular.dependency_tree import dependence_scores, feature_pairs, query_tables
 from dp_synth.modalities.tabular.settings import TabularSettings, plan_settings
 from dp_synth.modalities.tabular.statistics import marginal_counts
 from dp_synth.pe import histogram as dp_hist
@@ -116,7 +116,8 @@ def test_an_l1_score_moves_by_2_when_a_record_is_replaced_so_statistics_get_fact
     cells = np.array([[0, 0], [0, 1], [0, 1], [1, 0], [1, 0], [1, 1], [1, 1], [1, 1]])
 
     def score(rows: np.ndarray) -> float:
-        return float(dependence_scores(rows, np.zeros(len(rows), dtype=int), [2, 2], prediction)[0])
+        tables = query_tables(feature_pairs(2), rows, np.zeros(len(rows), dtype=int), 1, [2, 2])
+        return float(dependence_scores(tables, prediction)[0])
 
     removed = np.delete(cells, 0, axis=0)
     assert abs(score(removed) - score(cells)) == 1  # add/remove: sensitivity 1 per score

@@ -196,17 +196,15 @@ def points_catalog(ledger: Path, iterations: int = 4) -> DataCatalog:
         {"x": np.r_[rng.normal(0.2, 0.02, 200), rng.normal(0.8, 0.02, 200)], "label": ["left"] * 200 + ["right"] * 200}
     )
     modality = PointModality()
-    embeddings, labels = pe_nodes.embed_private_data(modality, private)
+    settings = job_settings({"epsilon": 20.0}, release={"rows": 100}, iterations=iterations)
     catalog = DataCatalog()
     for name, value in {
         "public_modality": modality,
         "private_table": private,
-        "private_embeddings": embeddings,
-        "private_labels": labels,
+        "private_embeddings": pe_nodes.embed_private_data(modality, private, settings),
         "reference_summary": modality.summarise_reference(private),
     }.items():
         catalog[f"points.{name}"] = value
-    settings = job_settings({"epsilon": 20.0}, release={"rows": 100}, iterations=iterations)
     catalog["points.settings"] = settings
     catalog["points.ledger_run"] = open_ledger_run(ledger, pe_nodes.calibrate_privacy(modality, settings))
     return catalog
@@ -292,16 +290,16 @@ def test_a_histogram_over_bins_shares_each_bin_count_among_similar_candidates(tm
         {"x": np.r_[rng.uniform(0.0, 0.1, 50), rng.uniform(0.9, 1.0, 50)], "label": ["left"] * 100}
     )
     private = pd.DataFrame({"x": np.full(30, 0.05), "label": ["left"] * 30})  # every record near the first blob
-    embeddings, labels = pe_nodes.embed_private_data(modality, private)
+    settings = job_settings(pe={"candidates_per_bin": 50})
+    embeddings = pe_nodes.embed_private_data(modality, private, settings)
     plan = pe_nodes.calibrate_privacy(modality, job_settings({"epsilon": 1e6}, iterations=1))  # almost no noise
     histogram = pe_nodes.dp_histogram(
         modality,
         candidates,
         modality.embed(candidates),
         embeddings,
-        labels,
         plan,
-        job_settings(pe={"candidates_per_bin": 50}),
+        settings,
         open_ledger_run(tmp_path / "ledger.db", plan),
         iteration=1,
     )
@@ -322,7 +320,7 @@ def test_public_class_proportions_cost_no_release(tmp_path):
     plan = pe_nodes.calibrate_privacy(modality, settings)
     assert plan.releases == 3
     run = open_ledger_run(tmp_path / "ledger.db", plan)
-    weights = pe_nodes.measure_class_distribution(modality, np.array(["left"] * 5), plan, run)
+    weights = pe_nodes.measure_class_distribution(modality, pd.DataFrame({"label": ["left"] * 5}), plan, run)
     assert pe_nodes.allocate_population(weights, settings) == {"left": 30, "right": 10}
     assert PrivacyLedger(run.path).entries(run.run_id) == []
 

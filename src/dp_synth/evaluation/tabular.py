@@ -271,7 +271,8 @@ def classifier_utility(
             categorical = [not column.is_numeric for column in schema.features]
             classifier = HistGradientBoostingClassifier(categorical_features=categorical, random_state=seed)
         elif model == "rf":
-            classifier = RandomForestClassifier(n_estimators=_FOREST_TREES, n_jobs=1, random_state=seed)
+            # Every core: the trees' seeds are drawn before they are built, so the forest is the same.
+            classifier = RandomForestClassifier(n_estimators=_FOREST_TREES, n_jobs=-1, random_state=seed)
         else:
             classifier = LogisticRegression(max_iter=_LOGREG_MAX_ITER, random_state=seed)
         classifier.fit(features(train, schema), y_train)

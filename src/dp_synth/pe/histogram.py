@@ -17,6 +17,8 @@ from dataclasses import dataclass
 import faiss
 import numpy as np
 
+from dp_synth.pe.engine import EmbeddedRows
+
 KMEANS_ITERATIONS = 10
 """Lloyd iterations of the k-means that groups candidates into bins (``cluster_bins``)."""
 
@@ -96,6 +98,30 @@ def class_conditional_votes(
         class_bins, local = np.unique(bins[in_class], return_inverse=True)
         votes[class_bins] += nearest_neighbour_votes(private[private_labels == label], candidates[in_class], k, local)
     return votes
+
+
+@dataclass(frozen=True)
+class PartitionVotes:
+    """``class_conditional_votes`` of one partition of embedded private rows against fixed
+    candidates: a record's votes depend on it and the candidates alone, so the votes of the
+    whole private data are the sum over its partitions (``engine.PrivateRows.total``).
+
+    Attributes:
+        candidates: Candidate embeddings, shape (m, d).
+        candidate_labels: Each candidate's class.
+        k: Votes per private record.
+        bins: Bin of every candidate, or ``None``.
+    """
+
+    candidates: np.ndarray
+    candidate_labels: np.ndarray
+    k: int
+    bins: np.ndarray | None = None
+
+    def __call__(self, partition: EmbeddedRows) -> np.ndarray:
+        return class_conditional_votes(
+            partition.embeddings, partition.labels, self.candidates, self.candidate_labels, self.k, self.bins
+        )
 
 
 def cluster_bins(embeddings: np.ndarray, labels: np.ndarray, candidates_per_bin: int, seed: int) -> np.ndarray:

@@ -20,7 +20,6 @@ content: it must not travel), and it is never deleted with a run's outputs.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 import sqlite3
@@ -31,8 +30,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import pandas as pd
 from kedro.utils import find_kedro_project
 
 from dp_synth.pe.accounting import (
@@ -179,20 +176,6 @@ def declared_dataset_id(schema: Mapping[str, Any], source: str) -> str:
     if not isinstance(declared, str) or not declared.strip():
         raise LedgerError(f"the schema's dataset_id must be a non-empty string, got {declared!r}")
     return declared.strip()
-
-
-def content_fingerprint(table: pd.DataFrame) -> str:
-    """SHA-256 of a table's columns and values (array cells as their float64 bytes). It is a
-    function of private data: it stays in the local ledger."""
-    digest = hashlib.sha256()
-    for name in table.columns:
-        values = table[name]
-        digest.update(f"\x1e{name}\x1d".encode())
-        if len(values) and isinstance(values.iloc[0], np.ndarray):
-            digest.update(np.stack(values.to_list()).astype(np.float64).tobytes())
-        else:
-            digest.update(values.astype(str).str.cat(sep="\x1f").encode())
-    return digest.hexdigest()
 
 
 def _now() -> str:

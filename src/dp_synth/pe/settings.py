@@ -15,6 +15,8 @@ from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from dp_synth.pe.engine import Engine
+
 _UNION_MEMBERS = {"bool", "int", "float", "str", "list", "dict", "tuple"}
 """Names pydantic gives the members of a union in an error's location (not setting names)."""
 
@@ -136,8 +138,15 @@ class ScheduleSettings(Section):
 
 
 class JobSettings(Section):
-    """The settings every PE job shares; a job adds its own sections."""
+    """The settings every PE job shares; a job adds its own sections.
 
+    Attributes:
+        engine: Where the private rows are read: ``"pandas"`` (in this process) or ``"spark"``
+            (in the executors of the session ``conf/base/spark.yml`` describes; the job's
+            ``private_data`` is then a ``spark.SparkDataset``). See ``pe.engine``.
+    """
+
+    engine: Engine = "pandas"
     dp: PrivacySettings = PrivacySettings()
     pe: EvolutionSettings = EvolutionSettings()
     release: ReleaseSettings = ReleaseSettings()

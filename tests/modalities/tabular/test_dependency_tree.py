@@ -19,10 +19,12 @@ from dp_synth.modalities.tabular.dependency_tree import (
     draw_rows,
     equal_mass_cells,
     feature_pairs,
+    feature_triples,
     interaction_scores,
     joint_counts,
     maximum_spanning_forest,
     posterior_counts,
+    query_tables,
 )
 from dp_synth.modalities.tabular.modality import TabularModality
 from dp_synth.modalities.tabular.schema import parse_schema
@@ -38,15 +40,23 @@ def random_cells(rows: int, rng: np.random.Generator) -> tuple[np.ndarray, np.nd
     return cells, rng.integers(2, size=rows)
 
 
+def pair_tables(cells: np.ndarray, classes: np.ndarray) -> list[np.ndarray]:
+    return query_tables(feature_pairs(len(SIZES)), cells, classes, 2, SIZES)
+
+
+def triple_tables(cells: np.ndarray, classes: np.ndarray) -> list[np.ndarray]:
+    return query_tables(feature_triples(len(SIZES)), cells, classes, 2, SIZES)
+
+
 def test_each_dependence_score_moves_by_at_most_one_when_a_record_is_removed():
     rng = np.random.default_rng(0)
     cells, classes = random_cells(300, rng)
     expected = [rng.uniform(0, 20, size=(2, size)) for size in SIZES]  # earlier releases: fixed
-    scores = dependence_scores(cells, classes, SIZES, expected)
+    scores = dependence_scores(pair_tables(cells, classes), expected)
     largest = 0.0
     for removed in range(0, 300, 7):
         keep = np.arange(300) != removed
-        change = np.abs(dependence_scores(cells[keep], classes[keep], SIZES, expected) - scores)
+        change = np.abs(dependence_scores(pair_tables(cells[keep], classes[keep]), expected) - scores)
         largest = max(largest, change.max())
     assert largest <= 1.0 + 1e-9
     assert largest == pytest.approx(1.0)  # the bound is reached
@@ -76,12 +86,14 @@ def test_each_interaction_score_moves_by_at_most_one_when_a_record_is_removed():
     cells, classes = random_cells(300, rng)
     model_cells, model_classes = random_cells(2000, rng)  # rows of an earlier release: fixed
     totals = np.array([140.0, 160.0])
-    scores, expected = interaction_scores(cells, classes, SIZES, model_cells, model_classes, totals)
+    scores, expected = interaction_scores(triple_tables(cells, classes), model_cells, model_classes, totals)
     assert len(scores) == len(expected) == math.comb(len(SIZES), 3) and (expected > 0).all()
     largest = 0.0
     for removed in range(0, 300, 7):
         keep = np.arange(300) != removed
-        changed, same = interaction_scores(cells[keep], classes[keep], SIZES, model_cells, model_classes, totals)
+        changed, same = interaction_scores(
+            triple_tables(cells[keep], classes[keep]), model_cells, model_classes, totals
+        )
         assert np.array_equal(same, expected)  # public: no private record in it
         largest = max(largest, np.abs(changed - scores).max())
     assert largest <= 1.0 + 1e-9

@@ -137,7 +137,7 @@ def check_images(table: pd.DataFrame, schema: ImageSchema, *, every_class: bool)
     if len(pixels) and (pixels.min() < 0 or pixels.max() > 1):
         raise SchemaError("image set: pixel values must lie in [0, 1]")
     if every_class:
-        check_every_class_present(checked[LABEL], schema.classes)
+        check_every_class_present(checked[LABEL].unique(), schema.classes, LABEL)
     return checked
 
 

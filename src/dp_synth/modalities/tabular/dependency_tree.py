@@ -116,24 +116,42 @@ def joint_counts(columns: Sequence[np.ndarray], classes: np.ndarray, shape: tupl
     return np.bincount(flat, minlength=math.prod(shape)).reshape(shape).astype(np.float64)
 
 
-def dependence_scores(
-    cells: np.ndarray, classes: np.ndarray, sizes: Sequence[int], expected_one_way: Sequence[np.ndarray]
-) -> np.ndarray:
+def query_tables(
+    queries: Sequence[tuple[int, ...]], cells: np.ndarray, classes: np.ndarray, class_count: int, sizes: Sequence[int]
+) -> list[np.ndarray]:
+    """The class-conditional joint counts of each query's features, axes (class, *members).
+
+    Args:
+        queries: Groups of features (pairs, triples), each in its table's axis order.
+        cells: Every row's cell in every feature, shape (rows, features).
+        classes: Every row's class index.
+        class_count: Number of classes.
+        sizes: Cells of every feature.
+    """
+    columns = np.ascontiguousarray(np.asarray(cells, dtype=np.int64).T)  # contiguous: 4x faster than strided
+    return [
+        joint_counts(
+            [columns[member] for member in query], classes, (class_count, *(sizes[member] for member in query))
+        )
+        for query in queries
+    ]
+
+
+def dependence_scores(pair_tables: Sequence[np.ndarray], expected_one_way: Sequence[np.ndarray]) -> np.ndarray:
     """L1 distance of every pair's class-conditional joint counts from independence.
 
     Args:
-        cells: Coarse cell of every record in every feature, shape (n, d).
-        classes: Class index of every record, shape (n,).
-        sizes: Coarse cells of every feature.
+        pair_tables: The joint counts of every pair of ``feature_pairs(d)`` over the coarse
+            cells, axes (class, first, second) (``query_tables``).
         expected_one_way: Per feature, the released expected counts, shape (classes, size):
             row c is the class's released count times its released one-way distribution.
 
     Returns:
-        One score per pair of ``feature_pairs(d)``; each moves by at most 1 when a record is
-        added or removed (the expected counts are earlier releases, fixed here).
+        One score per pair; each moves by at most 1 when a record is added or removed (the
+        expected counts are earlier releases, fixed here).
     """
     scores = []
-    for first, second in feature_pairs(len(sizes)):
+    for (first, second), table in zip(feature_pairs(len(expected_one_way)), pair_tables, strict=True):
         totals = expected_one_way[first].sum(axis=1, keepdims=True)
         independent = (
             expected_one_way[first][:, :, None]
@@ -142,15 +160,12 @@ def dependence_scores(
             ]
         )
         independent = np.where(totals[:, :, None] > 0, independent, 0.0)
-        shape = (len(expected_one_way[first]), sizes[first], sizes[second])
-        scores.append(np.abs(joint_counts([cells[:, first], cells[:, second]], classes, shape) - independent).sum())
+        scores.append(np.abs(table - independent).sum())
     return np.asarray(scores)
 
 
 def interaction_scores(
-    cells: np.ndarray,
-    classes: np.ndarray,
-    sizes: Sequence[int],
+    triple_tables: Sequence[np.ndarray],
     model_cells: np.ndarray,
     model_classes: np.ndarray,
     class_totals: np.ndarray,
@@ -158,28 +173,30 @@ def interaction_scores(
     """L1 distance of every triple's class-conditional joint counts from what a model predicts.
 
     Args:
-        cells: Coarse cell of every record in every feature, shape (n, d).
-        classes: Class index of every record, shape (n,).
-        sizes: Coarse cells of every feature.
-        model_cells, model_classes: Rows drawn from a released model (public), same layout.
+        triple_tables: The joint counts of every triple of ``feature_triples(d)``, axes
+            (class, *members) (``query_tables``).
+        model_cells, model_classes: Rows drawn from a released model (public), in the same cells.
         class_totals: Released count of every class; the model's counts are scaled to them.
 
     Returns:
-        ``(scores, expected)``, one of each per triple of ``feature_triples(d)``. A score moves
-        by at most 1 when a record is added or removed (the model is an earlier release, fixed
-        here). ``expected`` is public: about what the score would be if the model were exact,
-        from the sampling fluctuation of each cell's count (Poisson, mean absolute deviation
-        at most ``sqrt(2 lambda / pi)`` and ``2 lambda``) and of the model's own rows.
+        ``(scores, expected)``, one of each per triple. A score moves by at most 1 when a record
+        is added or removed (the model is an earlier release, fixed here). ``expected`` is
+        public: about what the score would be if the model were exact, from the sampling
+        fluctuation of each cell's count (Poisson, mean absolute deviation at most
+        ``sqrt(2 lambda / pi)`` and ``2 lambda``) and of the model's own rows.
     """
     drawn = np.maximum(np.bincount(model_classes, minlength=len(class_totals)), 1).astype(np.float64)
     scale = class_totals / drawn
     inflation = 1.0 + float(scale.max(initial=0.0))
     scores, expected = [], []
-    for triple in feature_triples(len(sizes)):
-        shape = (len(class_totals), *(sizes[member] for member in triple))
-        predicted = joint_counts([model_cells[:, member] for member in triple], model_classes, shape)
+    triples = feature_triples(model_cells.shape[1])
+    sizes = [0] * model_cells.shape[1]
+    for triple, table in zip(triples, triple_tables, strict=True):
+        for axis, member in enumerate(triple):
+            sizes[member] = table.shape[axis + 1]
+    model_tables = query_tables(triples, model_cells, model_classes, len(class_totals), sizes)
+    for counts, predicted in zip(triple_tables, model_tables, strict=True):
         predicted *= scale.reshape(-1, 1, 1, 1)
-        counts = joint_counts([cells[:, member] for member in triple], classes, shape)
         scores.append(np.abs(counts - predicted).sum())
         expected.append(np.minimum(EXPECTED_ABS_GAUSSIAN * np.sqrt(predicted * inflation), 2.0 * predicted).sum())
     return np.asarray(scores), np.asarray(expected)

@@ -19,7 +19,7 @@ private rows. JSON form::
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -243,19 +243,25 @@ def category_codes(values: pd.Series, column: Column) -> np.ndarray:
     return codes
 
 
-def check_every_class_present(labels: pd.Series, classes: Sequence[str]) -> None:
-    """Raise ``SchemaError`` if a declared class has no private rows.
+def check_every_class_present(present: Iterable[str], classes: Sequence[str], column: str) -> None:
+    """Raise ``SchemaError`` if a declared class is not among the classes ``present`` in the
+    private rows.
 
     Per-class PE cannot vote for a class with no private records; the data owner must drop
     the class from the schema (the check's outcome is shown only to the owner).
     """
-    present = set(labels.unique())
-    absent = [label for label in classes if label not in present]
+    found = set(present)
+    absent = [label for label in classes if label not in found]
     if absent:
         raise SchemaError(
-            f"label column {labels.name!r}: classes {absent} have no private rows; "
-            "remove them from the schema's classes"
+            f"label column {column!r}: classes {absent} have no private rows; remove them from the schema's classes"
         )
+
+
+def spark_columns(schema: TableSchema) -> str:
+    """The conformed table's columns as a Spark DDL string (``conform``'s dtypes)."""
+    kinds = {"integer": "bigint", "float": "double"}
+    return ", ".join(f"`{column.name}` {kinds.get(column.kind, 'string')}" for column in schema.columns)
 
 
 @dataclass(frozen=True)

@@ -110,12 +110,15 @@ class TabularEvaluation(Section):
 
     Attributes:
         seed: Seed of the classifiers and subsamples.
+        sample_rows: The private, held-out and released tables are each evaluated on a seeded
+            sample of at most this many rows, so the evaluation's cost does not grow with them.
         dcr_rows: Rows subsampled for the distance-to-closest-record check.
         wasserstein_sample_size: Rows per table in each exact optimal-transport problem.
         plot_columns: Columns of the marginals figure; ``None``: the schema's first six.
     """
 
     seed: int = 0
+    sample_rows: PositiveInt = 50_000
     dcr_rows: PositiveInt = 5000
     wasserstein_sample_size: PositiveInt = 500
     plot_columns: list[str] | None = None

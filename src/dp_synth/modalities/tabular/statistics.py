@@ -13,12 +13,14 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import pandas as pd
 
 from dp_synth.modalities.tabular.cells import TableLayout
 from dp_synth.modalities.tabular.dependency_tree import DependencyTree, feature_pairs, feature_triples
+from dp_synth.pe.engine import PrivateRows, private_rows
 
 TREE_BUDGET = {"one_way": 0.4, "scores": 0.1, "edges": 0.5}
 """How the tree generator splits the statistics' budget (shares of its mu squared) among its
@@ -181,21 +183,24 @@ def refined_counts(layout: TableLayout, features: Sequence[int], parts: int, pri
 
 
 def measure_one_way(
-    layout: TableLayout, private: pd.DataFrame, release: Release, rng: np.random.Generator
+    layout: TableLayout, private: pd.DataFrame | PrivateRows, release: Release, rng: np.random.Generator
 ) -> Measurement:
-    """Release ``marginal_counts(private) + N(0, sigma^2)``."""
+    """Release ``marginal_counts(private) + N(0, sigma^2)``, counted where the engine holds the rows."""
     queries = [(feature,) for feature in range(len(layout.grids))]
-    return gaussian_release("one_way", queries, [marginal_counts(layout, private)], release, rng)
+    counts = private_rows(private).total(partial(marginal_counts, layout))
+    return gaussian_release("one_way", queries, [counts], release, rng)
 
 
 def measure_refinement(
     layout: TableLayout,
     features: Sequence[int],
     parts: int,
-    private: pd.DataFrame,
+    private: pd.DataFrame | PrivateRows,
     release: Release,
     rng: np.random.Generator,
 ) -> Measurement:
-    """Release ``refined_counts(private) + N(0, sigma^2)`` of these binned features."""
+    """Release ``refined_counts(private) + N(0, sigma^2)`` of these binned features, counted
+    where the engine holds the rows."""
     queries = [(feature,) for feature in features]
-    return gaussian_release("refinement", queries, [refined_counts(layout, features, parts, private)], release, rng)
+    counts = private_rows(private).total(partial(refined_counts, layout, tuple(features), parts))
+    return gaussian_release("refinement", queries, [counts], release, rng)

@@ -33,10 +33,12 @@ from dp_synth.modalities.tabular.dependency_tree import (
     interaction_scores,
     joint_counts,
     maximum_spanning_forest,
+    query_tables,
 )
 from dp_synth.modalities.tabular.estimation import has_spike
 from dp_synth.modalities.tabular.schema import category_codes
 from dp_synth.modalities.tabular.statistics import Marginals, Measurement, Release, gaussian_release
+from dp_synth.pe.engine import PrivateRows, private_rows
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +57,44 @@ INTERACTION_MODEL_ROWS = 100_000
 
 _PRIOR_TRACE = 1e-6
 """Weight of the one-way product in a clique's prior, so a cell the tree's rows missed stays possible."""
+
+
+@dataclass(frozen=True)
+class QueryCounts:
+    """Counts of private rows in groups of features (pairs, triples), one partition at a time.
+
+    Called on a partition of the private table, it returns the class-conditional joint counts of
+    every query's features in public cells, flattened into one array; the engine sums those
+    over the partitions (``engine.PrivateRows.total``), ``measure`` cuts the sum back into tables.
+
+    Attributes:
+        layout: The classes and every feature's grid of fine cells.
+        maps: Every feature's fine cell -> the cell it is counted in (public).
+        queries: The groups of features, each in its table's axis order.
+    """
+
+    layout: TableLayout
+    maps: tuple[np.ndarray, ...]
+    queries: tuple[tuple[int, ...], ...]
+
+    @property
+    def sizes(self) -> list[int]:
+        """Cells of every feature after its map."""
+        return [int(mapping.max()) + 1 for mapping in self.maps]
+
+    def __call__(self, partition: pd.DataFrame) -> np.ndarray:
+        cells = np.column_stack(self.layout.coarse_cells_of(partition, self.maps)).reshape(len(partition), -1)
+        classes = category_codes(partition[self.layout.label_column], self.layout.schema.label)
+        tables = query_tables(self.queries, cells, classes, len(self.layout.classes), self.sizes)
+        return np.concatenate([table.ravel() for table in tables]) if tables else np.zeros(0)
+
+    def measure(self, private: pd.DataFrame | PrivateRows) -> list[np.ndarray]:
+        """Every query's table, axes (class, *members), counted where the engine holds the rows."""
+        flat = private_rows(private).total(self)
+        sizes, classes = self.sizes, len(self.layout.classes)
+        shapes = [(classes, *(sizes[member] for member in query)) for query in self.queries]
+        ends = np.cumsum([math.prod(shape) for shape in shapes])
+        return [part.reshape(shape) for part, shape in zip(np.split(flat, ends[:-1]), shapes, strict=True)]
 
 
 @dataclass(frozen=True)
@@ -80,7 +120,7 @@ class TreeDesign:
 
     def measure(
         self,
-        private: pd.DataFrame,
+        private: pd.DataFrame | PrivateRows,
         marginals: Marginals,
         class_totals: np.ndarray,
         plan: Mapping[str, Release],
@@ -95,17 +135,14 @@ class TreeDesign:
         """
         maps = self._pair_cell_maps(marginals, class_totals)
         sizes = [int(mapping.max()) + 1 for mapping in maps]
-        cells = np.column_stack(self.layout.coarse_cells_of(private, maps))
-        classes = category_codes(private[self.layout.label_column], self.layout.schema.label)
         one_way = self._coarse_one_way(marginals, maps)
         expected = [distribution * class_totals[:, None] for distribution in one_way]
         pairs = feature_pairs(len(sizes))
-        scores = gaussian_release(
-            "scores", pairs, [dependence_scores(cells, classes, sizes, expected)], plan["scores"], rng
-        )
+        pair_tables = QueryCounts(self.layout, tuple(maps), tuple(pairs)).measure(private)
+        scores = gaussian_release("scores", pairs, [dependence_scores(pair_tables, expected)], plan["scores"], rng)
         table_noise = [self._table_noise(sizes, pair, plan["edges"].sigma) for pair in pairs]
         edges = maximum_spanning_forest(scores.noisy[0] - np.asarray(table_noise), len(sizes))
-        counts = [self._counts(pair, cells, classes, sizes) for pair in edges]
+        counts = [pair_tables[pairs.index(edge)] for edge in edges]
         tables = gaussian_release("edges", edges, counts, plan["edges"], rng)
         names = [grid.column.name for grid in self.layout.grids]
         logger.info(
@@ -117,7 +154,7 @@ class TreeDesign:
         )
         if "cliques" not in plan:
             return tree, [scores, tables]
-        cliques, interactions = self._measure_interactions(tree, cells, classes, sizes, class_totals, plan, rng)
+        cliques, interactions = self._measure_interactions(tree, private, maps, class_totals, plan, rng)
         if cliques:
             tree = DependencyTree.from_noisy_tables(
                 edges, tables.noisy, one_way, tables.sigma, maps, cliques, plan["cliques"].sigma, self.pair_estimate
@@ -127,9 +164,8 @@ class TreeDesign:
     def _measure_interactions(
         self,
         tree: DependencyTree,
-        cells: np.ndarray,
-        classes: np.ndarray,
-        sizes: Sequence[int],
+        private: pd.DataFrame | PrivateRows,
+        maps: Sequence[np.ndarray],
         class_totals: np.ndarray,
         plan: Mapping[str, Release],
         rng: np.random.Generator,
@@ -141,18 +177,20 @@ class TreeDesign:
             Per chosen triple, what ``DependencyTree.from_noisy_tables`` takes as a clique; and
             the two releases.
         """
+        sizes = [int(mapping.max()) + 1 for mapping in maps]
         triples = feature_triples(len(sizes))
         groups = [
             coarse_cells(size, INTERACTION_NUMERIC_CELLS) if grid.column.is_numeric else np.arange(size)
             for grid, size in zip(self.layout.grids, sizes, strict=True)
         ]
         group_sizes = [int(group.max()) + 1 for group in groups]
-        grouped = np.column_stack([group[cells[:, feature]] for feature, group in enumerate(groups)])
+        grouped_maps = tuple(group[mapping] for group, mapping in zip(groups, maps, strict=True))
+        triple_tables = QueryCounts(self.layout, grouped_maps, tuple(triples)).measure(private)
         model = [tree.draw_coarse(klass, int(rows), rng) for klass, rows in enumerate(model_rows(class_totals))]
         model_classes = np.repeat(np.arange(len(model)), [len(rows) for rows in model])
         model_cells = np.vstack(model)
         model_grouped = np.column_stack([group[model_cells[:, feature]] for feature, group in enumerate(groups)])
-        scores, sampling = interaction_scores(grouped, classes, group_sizes, model_grouped, model_classes, class_totals)
+        scores, sampling = interaction_scores(triple_tables, model_grouped, model_classes, class_totals)
         released = gaussian_release("interaction_scores", triples, [scores], plan["interaction_scores"], rng)
         table_noise = np.asarray([self._table_noise(group_sizes, triple, plan["cliques"].sigma) for triple in triples])
         best = disjoint_best(released.noisy[0] - sampling - table_noise, triples, self.interactions)
@@ -163,7 +201,7 @@ class TreeDesign:
             "; ".join(" x ".join(names[member] for member in triple) for triple in chosen)
             or "no triple beats its noise",
         )
-        counts = [self._counts(triple, grouped, classes, group_sizes) for triple in chosen]
+        counts = [triple_tables[index] for index in best]
         tables = gaussian_release("cliques", chosen, counts, plan["cliques"], rng)
         cliques = [
             NoisyClique(
@@ -208,12 +246,6 @@ class TreeDesign:
     def _table_noise(self, sizes: Sequence[int], members: Sequence[int], sigma: float) -> float:
         """Expected L1 noise of a class-conditional table over these features (public)."""
         return len(self.layout.classes) * math.prod(sizes[member] for member in members) * sigma * EXPECTED_ABS_GAUSSIAN
-
-    def _counts(
-        self, members: Sequence[int], cells: np.ndarray, classes: np.ndarray, sizes: Sequence[int]
-    ) -> np.ndarray:
-        """The class-conditional joint counts of these features' cells, axes (class, *members)."""
-        return member_counts(members, cells, classes, len(self.layout.classes), sizes)
 
 
 def member_counts(

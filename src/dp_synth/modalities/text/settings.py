@@ -142,12 +142,14 @@ class TextEvaluation(Section):
     Attributes:
         seed: Seed of the classifier and samples.
         reference_rows: Held-out texts embedded for the diagnostics (a seeded sample); ``None``: all.
+        sample_rows: Private texts' embeddings read by the diagnostics (a seeded sample).
         precision_recall_k: k of the k-NN manifolds of precision and recall.
         samples_per_class: Texts per class in ``reports/synthetic_samples.json``.
     """
 
     seed: int = 0
     reference_rows: PositiveInt | None = 2000
+    sample_rows: PositiveInt = 50_000
     precision_recall_k: PositiveInt = 3
     samples_per_class: Annotated[int, Field(ge=0)] = 5
 

@@ -35,6 +35,7 @@ from dp_synth.modalities.image.modality import (
 from dp_synth.modalities.image.retrieval import RetrievalSimulator
 from dp_synth.modalities.image.settings import DiffusionSettings, ImageSettings, StableDiffusionSettings
 from dp_synth.modalities.image.settings import ImageGenerator as ImageGeneratorSettings
+from dp_synth.pe.engine import EmbeddedRows
 from dp_synth.pe.schedule import VariationSchedule
 from dp_synth.pe.settings import SettingsError
 
@@ -171,7 +172,7 @@ def load_reference_images(reference_raw: pd.DataFrame, modality: ImageModality) 
 def evaluate_synthetic_images(
     synthetic_data: pd.DataFrame,
     private_table: pd.DataFrame,
-    private_embeddings: np.ndarray,
+    private_embeddings: EmbeddedRows,
     reference_table: pd.DataFrame,
     reference_summary: EmbeddedReference,
     modality: ImageModality,
@@ -206,7 +207,9 @@ def evaluate_synthetic_images(
             "frechet_distance": frechet_distance(
                 GaussianFit.of(modality.features(synthetic_data)), reference_summary.fit
             ),
-            "frechet_distance_real_train": frechet_distance(GaussianFit.of(private_embeddings), reference_summary.fit),
+            "frechet_distance_real_train": frechet_distance(
+                GaussianFit.of(private_embeddings.embeddings), reference_summary.fit
+            ),
         },
         "utility": {
             name: classifier_accuracy(

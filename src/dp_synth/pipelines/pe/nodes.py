@@ -12,7 +12,9 @@ from __future__ import annotations
 import logging
 import math
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import matplotlib.pyplot as plt
@@ -21,6 +23,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from dp_synth.evaluation.plots import plot_iteration_metrics
+from dp_synth.modalities.tabular.schema import check_every_class_present
 from dp_synth.pe import histogram as dp_hist
 from dp_synth.pe.accounting import (
     GaussianPrivacyPlan,
@@ -31,6 +34,16 @@ from dp_synth.pe.accounting import (
     default_delta,
     statistics_sensitivity_factor,
 )
+from dp_synth.pe.engine import (
+    EmbeddedRows,
+    EmbeddingLayout,
+    FrameLayout,
+    PrivateRows,
+    as_passed,
+    check_engine,
+    content_fingerprint,
+    private_rows,
+)
 from dp_synth.pe.interfaces import Modality, UsesStatistics
 from dp_synth.pe.ledger import (
     CLASS_COUNTS,
@@ -40,7 +53,6 @@ from dp_synth.pe.ledger import (
     LedgerError,
     LedgerRun,
     PrivacyLedger,
-    content_fingerprint,
     declared_dataset_id,
 )
 from dp_synth.pe.release import ReleaseBasis
@@ -241,7 +253,7 @@ def check_resumed_plan(plan: GaussianPrivacyPlan, settings: JobSettings) -> None
 
 def admit_run(
     schema: Mapping[str, Any],
-    private_data: pd.DataFrame,
+    private_data: Any,
     plan: GaussianPrivacyPlan,
     settings: JobSettings,
     *,
@@ -257,12 +269,14 @@ def admit_run(
 
     Returns:
         The run's handle on the ledger (saved: a resumed run goes on with it), and
-        ``private_data`` unchanged, for the job's loader.
+        ``private_data`` (a pandas or Spark DataFrame) unchanged, for the job's loader.
 
     Raises:
+        ValueError: if the private data is not held by the configured ``engine``.
         LedgerError: if the run would take the dataset past its lifetime budget (checked before
             the private data is read, even to fingerprint it).
     """
+    check_engine(private_rows(private_data), settings.engine, f"{job}.private_data")
     dp = settings.dp
     run = LedgerRun(
         path=dp.ledger,
@@ -280,7 +294,7 @@ def admit_run(
 
 def admit_resumed_run(
     ledger_run: LedgerRun,
-    private_data: pd.DataFrame,
+    private_data: Any,
     plan: GaussianPrivacyPlan,
     settings: JobSettings,
     *,
@@ -361,9 +375,24 @@ def report_privacy(ledger_run: LedgerRun, plan: GaussianPrivacyPlan, synthetic_d
     return report.to_dict()
 
 
-def embed_private_data(modality: Modality, private_table: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """Embed the private rows once; return (embeddings, labels). Both stay in memory only."""
-    return modality.embed(private_table), private_table[modality.label_column].to_numpy()
+@dataclass(frozen=True)
+class _EmbedRows:
+    """Embed one partition of private rows (a function the Spark engine ships to executors)."""
+
+    modality: Modality
+
+    def __call__(self, partition: pd.DataFrame) -> EmbeddedRows:
+        return EmbeddedRows(self.modality.embed(partition), partition[self.modality.label_column].to_numpy())
+
+
+def embed_private_data(modality: Modality, private_table: Any, settings: JobSettings) -> EmbeddedRows | PrivateRows:
+    """Embed the private rows with their labels, where the engine holds them (never saved).
+
+    On Spark the rows are embedded in the executors, lazily; with more than one iteration the
+    embeddings are kept there (memory, then disk) for every histogram to read.
+    """
+    embedded = private_rows(private_table).map_partitions(_EmbedRows(modality), EmbeddingLayout())
+    return as_passed(embedded.persisted() if settings.pe.iterations > 1 else embedded)
 
 
 def summarise_reference(modality: Modality, reference_table: pd.DataFrame) -> Any:
@@ -371,8 +400,44 @@ def summarise_reference(modality: Modality, reference_table: pd.DataFrame) -> An
     return modality.summarise_reference(reference_table)
 
 
+def class_counts(classes: tuple[str, ...], labels: np.ndarray) -> np.ndarray:
+    """The exact count of each class among these labels."""
+    return np.array([np.count_nonzero(labels == label) for label in classes], dtype=np.int64)
+
+
+def _frame_class_counts(classes: tuple[str, ...], label_column: str, partition: pd.DataFrame) -> np.ndarray:
+    return class_counts(classes, partition[label_column].to_numpy())
+
+
+def load_private_rows(
+    private_raw: Any, modality: Modality, conform: Callable[[pd.DataFrame], pd.DataFrame], columns: str
+) -> pd.DataFrame | PrivateRows:
+    """The private rows checked against the public schema, where the engine holds them.
+
+    The pandas engine conforms the whole table at once and returns the frame. The Spark engine
+    returns rows that stay in the executors, conformed there batch by batch; a first read checks
+    them all and counts each class, so the driver learns only whether a class has rows.
+
+    Args:
+        private_raw: The private data as the catalog read it (a pandas or Spark DataFrame).
+        modality: Supplies the label column and the declared classes.
+        conform: The modality's check of a batch of rows; it raises ``SchemaError``.
+        columns: The conformed rows' columns as a Spark DDL string.
+
+    Raises:
+        SchemaError: from ``conform``, or for a declared class with no private rows (on Spark,
+            an error in an executor is ``spark_engine.SparkTaskError`` with the same message).
+    """
+    rows = private_rows(private_raw).map_partitions(conform, FrameLayout(columns))
+    classes = tuple(modality.classes)
+    counts = rows.total(partial(_frame_class_counts, classes, modality.label_column))
+    present = [label for label, count in zip(classes, counts, strict=True) if count > 0]
+    check_every_class_present(present, classes, modality.label_column)
+    return as_passed(rows)
+
+
 def measure_class_distribution(
-    modality: Modality, private_labels: np.ndarray, plan: GaussianPrivacyPlan, ledger_run: LedgerRun
+    modality: Modality, private_table: Any, plan: GaussianPrivacyPlan, ledger_run: LedgerRun
 ) -> dict[str, float]:
     """Return a weight per class: a DP count of private rows, or the declared public proportions.
 
@@ -385,7 +450,8 @@ def measure_class_distribution(
         public = modality.public_class_proportions or {}
         return {label: float(public[label]) for label in modality.classes}
     PrivacyLedger(ledger_run.path).record(ledger_run, [Entry(CLASS_COUNTS, plan.count_sensitivity, plan.sigma)])
-    counts = np.array([np.sum(private_labels == label) for label in modality.classes], dtype=float)
+    count_classes = partial(_frame_class_counts, tuple(modality.classes), modality.label_column)
+    counts = private_rows(private_table).total(count_classes).astype(np.float64)
     noisy = counts + plan.noise_generator(_CLASS_COUNT_ITERATION, Stream.HISTOGRAM_NOISE).normal(
         0.0, plan.sigma, size=len(counts)
     )
@@ -413,8 +479,7 @@ def dp_histogram(
     modality: Modality,
     candidates: pd.DataFrame,
     candidate_embeddings: np.ndarray,
-    private_embeddings: np.ndarray,
-    private_labels: np.ndarray,
+    private_embeddings: EmbeddedRows | PrivateRows,
     plan: GaussianPrivacyPlan,
     settings: JobSettings,
     ledger_run: LedgerRun,
@@ -429,7 +494,8 @@ def dp_histogram(
     members (see ``histogram.spread_over_groups``): with ``pe.merge_duplicates`` identical
     candidates are one bin, and with ``pe.candidates_per_bin`` > 1 the (distinct) candidates of
     each class are grouped by k-means into bins of about that many (``histogram.cluster_bins``),
-    so each bin collects enough votes to rise above the noise.
+    so each bin collects enough votes to rise above the noise. The votes are summed over the
+    partitions of the private rows where the engine holds them (``histogram.PartitionVotes``).
     """
     labels = candidates[modality.label_column].to_numpy()
     first, group = (
@@ -441,13 +507,8 @@ def dp_histogram(
     if settings.pe.candidates_per_bin > 1:
         seed = int(plan.noise_generator(iteration, Stream.BINNING).integers(2**31 - 1))
         bins = dp_hist.cluster_bins(candidate_embeddings[first], labels[first], settings.pe.candidates_per_bin, seed)
-    votes = dp_hist.class_conditional_votes(
-        private_embeddings,
-        private_labels,
-        candidate_embeddings[first],
-        labels[first],
-        settings.pe.nearest_neighbours,
-        bins,
+    votes = private_rows(private_embeddings).total(
+        dp_hist.PartitionVotes(candidate_embeddings[first], labels[first], settings.pe.nearest_neighbours, bins)
     )
     PrivacyLedger(ledger_run.path).record(ledger_run, [Entry(HISTOGRAM, plan.count_sensitivity, plan.sigma, iteration)])
     released = dp_hist.release(

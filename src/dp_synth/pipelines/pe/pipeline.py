@@ -4,7 +4,8 @@
 
 - ``public_modality``: an object implementing ``dp_synth.pe.interfaces.Modality``, built from
   public knowledge only (the loop uses ``modality``: the same with its DP statistics, if any);
-- ``private_table``, ``private_embeddings`` and ``private_labels``: in memory only, never saved;
+- ``private_table`` and ``private_embeddings`` (with their labels): in memory only, never saved,
+  held where the engine holds the private rows (``pe.engine``);
 - ``reference_summary``: what the modality's quality diagnostic compares against;
 
 and the parameters ``params:dp``, ``params:pe`` and ``params:release``. It produces
@@ -33,7 +34,6 @@ from dp_synth.pipelines.pe import nodes as pe_nodes
 SHARED_INPUTS = {
     "modality",
     "private_embeddings",
-    "private_labels",
     "privacy_plan",
     "ledger_run",
     "class_weights",
@@ -209,7 +209,6 @@ def iteration_template(iteration: int, *, final: bool) -> Pipeline:
                 "candidates",
                 "candidate_embeddings",
                 "private_embeddings",
-                "private_labels",
                 "privacy_plan",
                 "settings",
                 "ledger_run",
@@ -251,7 +250,7 @@ def _measured_setup() -> Pipeline:
             ),
             Node(
                 pe_nodes.measure_class_distribution,
-                ["public_modality", "private_labels", "privacy_plan", "ledger_run"],
+                ["public_modality", "private_table", "privacy_plan", "ledger_run"],
                 "class_weights",
                 name="dp_class_counts",
             ),
@@ -316,8 +315,8 @@ def preparation_pipeline(
             ),
             Node(
                 pe_nodes.embed_private_data,
-                ["public_modality", "private_table"],
-                ["private_embeddings", "private_labels"],
+                ["public_modality", "private_table", "settings"],
+                "private_embeddings",
                 name="embed_private_data",
             ),
             Node(

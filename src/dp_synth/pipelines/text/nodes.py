@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -27,7 +28,9 @@ from dp_synth.modalities.text.modality import (
     parse_corpus_schema,
 )
 from dp_synth.modalities.text.settings import TextSettings, backend_options
+from dp_synth.pe.engine import EmbeddedRows, PrivateRows, seeded_sample
 from dp_synth.pe.schedule import VariationSchedule
+from dp_synth.pipelines.pe.nodes import load_private_rows
 
 logger = logging.getLogger(__name__)
 
@@ -62,9 +65,11 @@ def build_modality(schema_json: Mapping[str, Any], settings: TextSettings, api_k
     return modality
 
 
-def load_private_corpus(private_raw: pd.DataFrame, modality: TextModality) -> pd.DataFrame:
-    """Check the private corpus against the public schema; every declared class must occur."""
-    return load_corpus(private_raw, modality.schema, every_class=True)
+def load_private_corpus(private_raw: Any, modality: TextModality) -> pd.DataFrame | PrivateRows:
+    """Check the private corpus against the public schema; every declared class must occur
+    (``pe_nodes.load_private_rows``: a frame, or on Spark rows left in the executors)."""
+    conform = partial(load_corpus, schema=modality.schema, every_class=False)
+    return load_private_rows(private_raw, modality, conform, f"{LABEL} string, {TEXT} string")
 
 
 def load_reference_corpus(reference_raw: pd.DataFrame, modality: TextModality, settings: TextSettings) -> pd.DataFrame:
@@ -84,8 +89,7 @@ def _length_statistics(texts: pd.Series) -> dict[str, float]:
 
 def evaluate_synthetic_texts(
     synthetic_data: pd.DataFrame,
-    private_embeddings: np.ndarray,
-    private_labels: np.ndarray,
+    private_embeddings: EmbeddedRows | PrivateRows,
     reference_summary: EmbeddedReference,
     reference_table: pd.DataFrame,
     modality: TextModality,
@@ -94,7 +98,8 @@ def evaluate_synthetic_texts(
     """Fidelity and utility of the released texts, measured in the embedding space.
 
     Diagnostics for the data owner, not DP releases: only aggregates are returned. The private
-    and held-out texts come already embedded (by the loop and by its quality diagnostic).
+    and held-out texts come already embedded (by the loop and by its quality diagnostic); the
+    private ones are read through a seeded sample of at most ``evaluation.sample_rows``.
 
     - fidelity: Frechet distance to the held-out texts' embeddings and precision/recall against
       k-NN manifolds (k = ``evaluation.precision_recall_k``), beside the private texts' own
@@ -106,18 +111,19 @@ def evaluate_synthetic_texts(
     synthetic = modality.embed(synthetic_data)
     reference, reference_labels = reference_summary.embeddings, reference_summary.labels
     seed = settings.evaluation.seed
+    private = seeded_sample(private_embeddings, settings.evaluation.sample_rows, seed)
     report = {
         "rows": len(synthetic_data),
         "fidelity": {
             "frechet_distance": frechet_distance(GaussianFit.of(synthetic), reference_summary.fit),
-            "frechet_distance_real_train": frechet_distance(GaussianFit.of(private_embeddings), reference_summary.fit),
+            "frechet_distance_real_train": frechet_distance(GaussianFit.of(private.embeddings), reference_summary.fit),
             **precision_recall(reference, synthetic, settings.evaluation.precision_recall_k),
         },
         "utility": {
             "synthetic": classifier_accuracy(
                 synthetic, synthetic_data[LABEL].to_numpy(), reference, reference_labels, seed
             ),
-            "real_train": classifier_accuracy(private_embeddings, private_labels, reference, reference_labels, seed),
+            "real_train": classifier_accuracy(private.embeddings, private.labels, reference, reference_labels, seed),
         },
         "length": {
             "synthetic": _length_statistics(synthetic_data[TEXT]),

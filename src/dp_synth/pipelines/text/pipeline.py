@@ -39,7 +39,6 @@ def create_pipeline(
                 [
                     "synthetic_data",
                     "private_embeddings",
-                    "private_labels",
                     "reference_summary",
                     "reference_table",
                     "public_modality",
