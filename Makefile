@@ -11,7 +11,7 @@ export KEDRO_DISABLE_TELEMETRY := 1
 
 BENCH_STAMP := $(VENV)/.bench-installed
 
-.PHONY: install install-all run run-image test bench bench-text bench-image bench-compare bench-suite bench-deps bench-scale viz mlflow-ui clean-outputs audit
+.PHONY: install install-all run run-image test bench bench-text bench-image bench-compare bench-suite bench-deps bench-scale bench-gpu viz mlflow-ui clean-outputs audit
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -78,6 +78,9 @@ bench-suite: $(BENCH_STAMP)  ## The tabular suite, Adult and XOR tables: dp-synt
 
 bench-scale: $(TEST_STAMP)  ## Tabular job on 1M and 10M resampled Adult rows, pandas and Spark engines: wall, stages, peak RSS (about 40 min)
 	$(PYTHON) benchmarks/bench_scale.py $(SCALE_ARGS)
+
+bench-gpu: $(TEST_STAMP)  ## Stable Diffusion and LLM generator throughput, SD-1.5- and Qwen2-0.5B-sized models from configs (run it on a GPU machine)
+	$(PYTHON) benchmarks/gpu_figures.py $(GPU_ARGS)
 
 bench-compare: $(BENCH_STAMP)  ## dp-synth vs MST and AIM on Adult and XOR tables (about 20 min)
 	OMP_NUM_THREADS=1 $(PYTHON) benchmarks/compare.py --competitors mst,aim

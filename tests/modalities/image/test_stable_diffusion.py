@@ -101,7 +101,7 @@ def test_a_pipeline_without_an_image_to_image_twin_is_refused(model_dir, monkeyp
         StableDiffusionImageGenerator(model_dir, image_size=(8, 8), channels=1)
 
 
-def test_cuda_loads_in_float16_with_attention_slicing(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cuda_loads_in_float16_with_attention_slicing_only_on_request(monkeypatch: pytest.MonkeyPatch) -> None:
     calls = []
 
     class FakePipeline:
@@ -116,10 +116,13 @@ def test_cuda_loads_in_float16_with_attention_slicing(monkeypatch: pytest.Monkey
         return FakePipeline()
 
     monkeypatch.setattr(stable_diffusion, "AutoPipelineForText2Image", SimpleNamespace(from_pretrained=from_pretrained))
-    stable_diffusion._load_text_to_image("model", False, torch.device("cuda"))
+    stable_diffusion._load_text_to_image("model", False, torch.device("cuda"), True)
     assert calls == [("load", torch.float16, True), ("to", "cuda"), ("attention_slicing",)]
     calls.clear()
-    stable_diffusion._load_text_to_image("model", True, torch.device("cpu"))
+    stable_diffusion._load_text_to_image("model", False, torch.device("cuda"), False)
+    assert calls == [("load", torch.float16, True), ("to", "cuda")]
+    calls.clear()
+    stable_diffusion._load_text_to_image("model", True, torch.device("cpu"), True)
     assert calls == [("load", torch.float32, False), ("to", "cpu")]
 
 

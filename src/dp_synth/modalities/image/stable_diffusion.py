@@ -45,7 +45,7 @@ class StableDiffusionImageGenerator:
     text-to-image pipeline: Stable Diffusion 1.x or 2.x, SDXL, or any pipeline for which
     diffusers' ``AutoPipelineForImage2Image`` has an image-to-image counterpart.
 
-    On CUDA the model runs in float16 with attention slicing; on the CPU in float32.
+    On CUDA the model runs in float16 (with attention slicing if asked); on the CPU in float32.
 
     Args:
         model: A local pipeline directory (as ``save_pretrained`` writes it), or a Hugging Face
@@ -79,6 +79,7 @@ class StableDiffusionImageGenerator:
         batch_size: int = 8,
         resolution: int | None = None,
         negative_prompt: str | None = None,
+        attention_slicing: bool = False,
     ) -> None:
         if num_inference_steps < 1 or batch_size < 1:
             raise ValueError(
@@ -90,7 +91,7 @@ class StableDiffusionImageGenerator:
         self.image_size, self.channels = tuple(image_size), channels
         self.num_inference_steps, self.guidance_scale = num_inference_steps, guidance_scale
         self.batch_size, self.negative_prompt = batch_size, negative_prompt
-        self._text_to_image = _load_text_to_image(str(model), allow_download, self.device)
+        self._text_to_image = _load_text_to_image(str(model), allow_download, self.device, attention_slicing)
         try:
             self._image_to_image = AutoPipelineForImage2Image.from_pipe(self._text_to_image)
         except ValueError as error:
@@ -181,9 +182,11 @@ class StableDiffusionImageGenerator:
         return resize(convert_channels(tensor, 3), (self.resolution, self.resolution)).clamp(0, 1)
 
 
-def _load_text_to_image(model: str, allow_download: bool, device: torch.device) -> DiffusionPipeline:
-    """The text-to-image pipeline saved at ``model``, on ``device``: float16 with attention slicing
-    on CUDA, float32 on the CPU."""
+def _load_text_to_image(
+    model: str, allow_download: bool, device: torch.device, attention_slicing: bool
+) -> DiffusionPipeline:
+    """The text-to-image pipeline saved at ``model``, on ``device``: float16 on CUDA (with
+    attention slicing if asked: less memory, slower), float32 on the CPU."""
     hint = "" if allow_download else " (only local files are read; set allow_download: true to fetch a hub id)"
     dtype = torch.float16 if device.type == "cuda" else torch.float32
     try:
@@ -193,7 +196,7 @@ def _load_text_to_image(model: str, allow_download: bool, device: torch.device) 
             f"No diffusers text-to-image pipeline could be loaded from {model!r}{hint}: {error}"
         ) from error
     pipeline.to(device)
-    if device.type == "cuda":
+    if device.type == "cuda" and attention_slicing:
         pipeline.enable_attention_slicing()
     logger.info("Loaded %s from %s on %s (%s)", type(pipeline).__name__, model, device, dtype)
     return pipeline
