@@ -39,6 +39,9 @@ class EmbeddedRows:
     embeddings: np.ndarray
     labels: np.ndarray
 
+    def __len__(self) -> int:
+        return len(self.labels)
+
     def to_frame(self) -> pd.DataFrame:
         """The partition as a frame of a label column and an array column (Spark's layout)."""
         return pd.DataFrame({LABEL: self.labels, EMBEDDING: list(self.embeddings)})
@@ -164,10 +167,9 @@ class LocalRows:
     def sample(self, rows: int, seed: int) -> Any:
         """The partition if it has at most ``rows`` rows, else a seeded sample of them."""
         partition = self.partition
-        size = len(partition.labels) if isinstance(partition, EmbeddedRows) else len(partition)
-        if size <= rows:
+        if len(partition) <= rows:
             return partition
-        chosen = np.sort(np.random.default_rng(seed).choice(size, size=rows, replace=False))
+        chosen = np.sort(np.random.default_rng(seed).choice(len(partition), size=rows, replace=False))
         if isinstance(partition, EmbeddedRows):
             return EmbeddedRows(partition.embeddings[chosen], partition.labels[chosen])
         return partition.iloc[chosen].reset_index(drop=True)

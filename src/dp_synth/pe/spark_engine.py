@@ -125,16 +125,12 @@ class SparkRows:
 
     def sample(self, rows: int, seed: int) -> Any:
         """A seeded sample of at most ``rows`` rows, collected to the driver (diagnostics only)."""
-        size = int(self.total(lambda partition: np.array([_length(partition)], dtype=np.int64))[0])
+        size = int(self.total(lambda partition: np.array([len(partition)], dtype=np.int64))[0])
         frame = self.frame
         if size > rows:
             frame = frame.sample(fraction=min(1.0, SAMPLE_SLACK * rows / size), seed=seed).limit(rows)
         with _executor_errors():
             return self.layout.from_frame(frame.toPandas())
-
-
-def _length(partition: Any) -> int:
-    return len(partition.labels) if hasattr(partition, "labels") else len(partition)
 
 
 def spark_session(settings: Mapping[str, Any]) -> SparkSession:
