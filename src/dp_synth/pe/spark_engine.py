@@ -60,16 +60,36 @@ def _executor_errors() -> Iterator[None]:
 
 
 @dataclass(frozen=True)
+class _PartitionReader:
+    """Turns a batch of the stored frame into a partition, then applies the pending functions."""
+
+    from_frame: Callable[[pd.DataFrame], Any]
+    steps: tuple[Callable[[Any], Any], ...]
+
+    def __call__(self, batch: pd.DataFrame) -> Any:
+        partition = self.from_frame(batch)
+        for step in self.steps:
+            partition = step(partition)
+        return partition
+
+
+@dataclass(frozen=True)
 class SparkRows:
-    """Private rows in a Spark DataFrame, each partition read as ``layout`` says.
+    """Private rows in a Spark DataFrame, each partition read as ``layout`` says, then passed
+    through ``steps`` (the functions of ``map_partitions``, applied lazily in the same Python
+    worker as the counting: nothing between them is serialised).
 
     Attributes:
-        frame: The rows; never collected to the driver (but by ``sample``).
-        layout: How a batch of the frame becomes a partition for the counting functions.
+        frame: The stored rows; never collected to the driver (but for ``sample``).
+        layout: How a batch of ``frame`` becomes a partition.
+        steps: Functions applied in turn to each partition before it is read.
+        steps_layout: How the partitions ``steps`` make are stored when ``persisted``.
     """
 
     frame: DataFrame
     layout: PartitionLayout
+    steps: tuple[Callable[[Any], Any], ...] = ()
+    steps_layout: PartitionLayout | None = None
     engine: Engine = "spark"
 
     @classmethod
@@ -82,6 +102,10 @@ class SparkRows:
             frame = frame.repartition(cores)
         return cls(frame, FrameLayout(frame.schema))
 
+    @property
+    def _reader(self) -> _PartitionReader:
+        return _PartitionReader(self.layout.from_frame, self.steps)
+
     def total(self, counts: Callable[[Any], np.ndarray]) -> np.ndarray:
         """Sum of ``counts`` over every batch of every partition, summed per partition in the
         executors and across partitions on the driver.
@@ -89,12 +113,12 @@ class SparkRows:
         Raises:
             SparkTaskError: with the error ``counts`` (or the reading of a batch) raised.
         """
-        from_frame = self.layout.from_frame
+        read = self._reader
 
         def partial_sums(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
             total = None
             for batch in batches:
-                total = add_counts(total, counts(from_frame(batch)))
+                total = add_counts(total, counts(read(batch)))
             if total is not None:
                 yield pd.DataFrame(
                     {"dtype": [total.dtype.str], "shape": [json.dumps(total.shape)], "counts": [total.tobytes()]}
@@ -106,31 +130,37 @@ class SparkRows:
                 partial = np.frombuffer(row["counts"], dtype=row["dtype"]).reshape(json.loads(row["shape"]))
                 result = add_counts(result, partial)
         if result is None:  # no rows: the counts of an empty partition
-            result = add_counts(None, counts(from_frame(self.frame.limit(0).toPandas())))
+            result = add_counts(None, counts(read(self.frame.limit(0).toPandas())))
         return result
 
     def map_partitions(self, function: Callable[[Any], Any], layout: PartitionLayout) -> SparkRows:
-        """The rows ``function`` makes of each batch, computed lazily in the executors."""
-        from_frame, to_frame = self.layout.from_frame, layout.to_frame
-
-        def mapped(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-            for batch in batches:
-                yield to_frame(function(from_frame(batch)))
-
-        return SparkRows(self.frame.mapInPandas(mapped, layout.spark_schema()), layout)
+        """The rows ``function`` makes of each partition, computed lazily in the executors,
+        whenever the rows are read (``layout``: how they are stored if ``persisted``)."""
+        return SparkRows(self.frame, self.layout, (*self.steps, function), layout)
 
     def persisted(self) -> SparkRows:
-        """The same rows, kept by the executors (memory, then disk) once first computed."""
-        return SparkRows(self.frame.persist(StorageLevel.MEMORY_AND_DISK), self.layout)
+        """The same rows, computed once and kept by the executors (memory, then disk)."""
+        if not self.steps:
+            return SparkRows(self.frame.persist(StorageLevel.MEMORY_AND_DISK), self.layout)
+        read, layout = self._reader, self.steps_layout
+        assert layout is not None  # map_partitions sets it with the steps
+
+        def stored(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+            for batch in batches:
+                yield layout.to_frame(read(batch))
+
+        frame = self.frame.mapInPandas(stored, layout.spark_schema()).persist(StorageLevel.MEMORY_AND_DISK)
+        return SparkRows(frame, layout)
 
     def sample(self, rows: int, seed: int) -> Any:
-        """A seeded sample of at most ``rows`` rows, collected to the driver (diagnostics only)."""
-        size = int(self.total(lambda partition: np.array([len(partition)], dtype=np.int64))[0])
+        """A seeded sample of at most ``rows`` rows, collected to the driver (diagnostics only);
+        the pending functions run on the sample, on the driver."""
         frame = self.frame
+        size = frame.count()
         if size > rows:
             frame = frame.sample(fraction=min(1.0, SAMPLE_SLACK * rows / size), seed=seed).limit(rows)
         with _executor_errors():
-            return self.layout.from_frame(frame.toPandas())
+            return self._reader(frame.toPandas())
 
 
 def spark_session(settings: Mapping[str, Any]) -> SparkSession:
