@@ -76,7 +76,7 @@ bench-deps: $(BENCH_STAMP)  ## Install the competitors (MST, AIM) for bench-comp
 bench-suite: $(BENCH_STAMP)  ## The tabular suite, Adult and XOR tables: dp-synth, fixed defaults, Tab-PE, MST, AIM, uniform; 3 seeds (hours)
 	OMP_NUM_THREADS=1 $(PYTHON) benchmarks/suite.py $(SUITE_ARGS)
 
-bench-scale: $(TEST_STAMP)  ## Tabular job on 1M and 10M resampled Adult rows, pandas and Spark engines: wall, stages, peak RSS (about 40 min)
+bench-scale: $(TEST_STAMP)  ## Tabular job on 1M and 10M resampled Adult rows, pandas and Spark engines: wall, stages, peak RSS (about 20 min)
 	$(PYTHON) benchmarks/bench_scale.py $(SCALE_ARGS)
 
 bench-gpu: $(TEST_STAMP)  ## Stable Diffusion and LLM generator throughput, SD-1.5- and Qwen2-0.5B-sized models from configs (run it on a GPU machine)
