@@ -45,12 +45,13 @@ JITTER = {"age": 2, "fnlwgt": 20_000, "hours-per-week": 3, "capital-gain": 500, 
 POLL_SECONDS = 0.2
 
 
-def scaled_adult(rows: int, seed: int) -> Path:
-    """The parquet table of ``rows`` resampled, jittered Adult rows (written once, then reused)."""
-    path = SCALE / f"adult_{rows}_seed{seed}.parquet"
+def scaled_adult(rows: int, seed: int, folder: Path = SCALE) -> Path:
+    """The parquet table of ``rows`` resampled, jittered Adult rows in ``folder`` (written once,
+    then reused)."""
+    path = folder / f"adult_{rows}_seed{seed}.parquet"
     if path.exists():
         return path
-    SCALE.mkdir(parents=True, exist_ok=True)
+    folder.mkdir(parents=True, exist_ok=True)
     source = pd.read_csv(ADULT / "adult_train.csv", dtype=str, keep_default_na=False)
     numeric = [name for name in JITTER if name in source.columns]
     integers = [*numeric, "education-num"]
