@@ -428,6 +428,12 @@ class SparkSessionHook:
         entries = context.config_loader["catalog"].values()
         if not any(isinstance(entry, Mapping) and "Spark" in str(entry.get("type", "")) for entry in entries):
             return
-        from dp_synth.pe.spark_engine import spark_session  # the spark extra: imported only when used
-
+        try:
+            from dp_synth.pe.spark_engine import spark_session  # the spark extra: imported only when used
+        except ModuleNotFoundError as error:
+            raise ModuleNotFoundError(
+                f"the catalog declares a Spark dataset, which needs the spark extra ({error.name} is missing): "
+                "pip install -e '.[spark]', or make install-all",
+                name=error.name,
+            ) from None
         spark_session(dict(context.config_loader["spark"]))

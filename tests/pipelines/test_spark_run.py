@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import builtins
 import json
+from types import SimpleNamespace
 
 import mlflow
 import pandas as pd
+import pytest
 
+from dp_synth.hooks import SparkSessionHook
 from dp_synth.modalities.tabular.schema import conform, parse_schema
 from tests.conftest import kedro
 
@@ -39,3 +43,23 @@ def test_kedro_run_on_the_spark_engine_reads_a_parquet_table_through_spark(proje
     refused = kedro(project, "run", "--pipelines=tabular", "--params", small, iterations=1)
     assert refused.returncode != 0
     assert "declare tabular.private_data as a pandas dataset" in refused.stdout + refused.stderr
+
+
+def test_a_spark_catalog_without_the_spark_extra_names_the_install_command(monkeypatch):
+    real_import = builtins.__import__
+
+    def without_pyspark(name, *args, **kwargs):
+        if name == "pyspark" or name.startswith(("pyspark.", "dp_synth.pe.spark_engine")):
+            raise ModuleNotFoundError(f"No module named {name!r}", name="pyspark")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", without_pyspark)
+    config = {"catalog": {"tabular.private_data": {"type": "spark.SparkDataset"}}, "spark": {}}
+    context = SimpleNamespace(config_loader=config)
+    with pytest.raises(
+        ModuleNotFoundError, match=r"needs the spark extra \(pyspark is missing\): pip install -e '.\[spark\]'"
+    ):
+        SparkSessionHook().after_context_created(context)
+    SparkSessionHook().after_context_created(
+        SimpleNamespace(config_loader={"catalog": {"a": {"type": "pandas.CSVDataset"}}})
+    )
