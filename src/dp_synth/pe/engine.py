@@ -137,7 +137,7 @@ def add_counts(total: np.ndarray | None, counts: np.ndarray) -> np.ndarray:
     counts = np.asarray(counts)
     if counts.dtype.kind not in "iu":
         counts = counts.astype(np.float64)
-    return counts.copy() if total is None else total + counts
+    return counts if total is None else total + counts
 
 
 @dataclass(frozen=True)

@@ -86,13 +86,13 @@ def test_each_interaction_score_moves_by_at_most_one_when_a_record_is_removed():
     cells, classes = random_cells(300, rng)
     model_cells, model_classes = random_cells(2000, rng)  # rows of an earlier release: fixed
     totals = np.array([140.0, 160.0])
-    scores, expected = interaction_scores(triple_tables(cells, classes), model_cells, model_classes, totals)
+    scores, expected = interaction_scores(triple_tables(cells, classes), model_cells, model_classes, totals, SIZES)
     assert len(scores) == len(expected) == math.comb(len(SIZES), 3) and (expected > 0).all()
     largest = 0.0
     for removed in range(0, 300, 7):
         keep = np.arange(300) != removed
         changed, same = interaction_scores(
-            triple_tables(cells[keep], classes[keep]), model_cells, model_classes, totals
+            triple_tables(cells[keep], classes[keep]), model_cells, model_classes, totals, SIZES
         )
         assert np.array_equal(same, expected)  # public: no private record in it
         largest = max(largest, np.abs(changed - scores).max())

@@ -169,6 +169,7 @@ def interaction_scores(
     model_cells: np.ndarray,
     model_classes: np.ndarray,
     class_totals: np.ndarray,
+    sizes: Sequence[int],
 ) -> tuple[np.ndarray, np.ndarray]:
     """L1 distance of every triple's class-conditional joint counts from what a model predicts.
 
@@ -177,6 +178,7 @@ def interaction_scores(
             (class, *members) (``query_tables``).
         model_cells, model_classes: Rows drawn from a released model (public), in the same cells.
         class_totals: Released count of every class; the model's counts are scaled to them.
+        sizes: Cells of every feature.
 
     Returns:
         ``(scores, expected)``, one of each per triple. A score moves by at most 1 when a record
@@ -189,12 +191,7 @@ def interaction_scores(
     scale = class_totals / drawn
     inflation = 1.0 + float(scale.max(initial=0.0))
     scores, expected = [], []
-    triples = feature_triples(model_cells.shape[1])
-    sizes = [0] * model_cells.shape[1]
-    for triple, table in zip(triples, triple_tables, strict=True):
-        for axis, member in enumerate(triple):
-            sizes[member] = table.shape[axis + 1]
-    model_tables = query_tables(triples, model_cells, model_classes, len(class_totals), sizes)
+    model_tables = query_tables(feature_triples(len(sizes)), model_cells, model_classes, len(class_totals), sizes)
     for counts, predicted in zip(triple_tables, model_tables, strict=True):
         predicted *= scale.reshape(-1, 1, 1, 1)
         scores.append(np.abs(counts - predicted).sum())

@@ -31,7 +31,6 @@ from dp_synth.modalities.tabular.dependency_tree import (
     feature_pairs,
     feature_triples,
     interaction_scores,
-    joint_counts,
     maximum_spanning_forest,
     query_tables,
 )
@@ -59,6 +58,11 @@ _PRIOR_TRACE = 1e-6
 """Weight of the one-way product in a clique's prior, so a cell the tree's rows missed stays possible."""
 
 
+def mapped_sizes(maps: Sequence[np.ndarray]) -> list[int]:
+    """The cells of every feature after its map (a fine -> coarse cell array, numbered from 0)."""
+    return [int(mapping.max()) + 1 for mapping in maps]
+
+
 @dataclass(frozen=True)
 class QueryCounts:
     """Counts of private rows in groups of features (pairs, triples), one partition at a time.
@@ -80,7 +84,7 @@ class QueryCounts:
     @property
     def sizes(self) -> list[int]:
         """Cells of every feature after its map."""
-        return [int(mapping.max()) + 1 for mapping in self.maps]
+        return mapped_sizes(self.maps)
 
     def __call__(self, partition: pd.DataFrame) -> np.ndarray:
         cells = np.column_stack(self.layout.coarse_cells_of(partition, self.maps)).reshape(len(partition), -1)
@@ -134,7 +138,7 @@ class TreeDesign:
             The released tree and its releases, in the order drawn.
         """
         maps = self._pair_cell_maps(marginals, class_totals)
-        sizes = [int(mapping.max()) + 1 for mapping in maps]
+        sizes = mapped_sizes(maps)
         one_way = self._coarse_one_way(marginals, maps)
         expected = [distribution * class_totals[:, None] for distribution in one_way]
         pairs = feature_pairs(len(sizes))
@@ -177,20 +181,20 @@ class TreeDesign:
             Per chosen triple, what ``DependencyTree.from_noisy_tables`` takes as a clique; and
             the two releases.
         """
-        sizes = [int(mapping.max()) + 1 for mapping in maps]
+        sizes = mapped_sizes(maps)
         triples = feature_triples(len(sizes))
         groups = [
             coarse_cells(size, INTERACTION_NUMERIC_CELLS) if grid.column.is_numeric else np.arange(size)
             for grid, size in zip(self.layout.grids, sizes, strict=True)
         ]
-        group_sizes = [int(group.max()) + 1 for group in groups]
+        group_sizes = mapped_sizes(groups)
         grouped_maps = tuple(group[mapping] for group, mapping in zip(groups, maps, strict=True))
         triple_tables = QueryCounts(self.layout, grouped_maps, tuple(triples)).measure(private)
         model = [tree.draw_coarse(klass, int(rows), rng) for klass, rows in enumerate(model_rows(class_totals))]
         model_classes = np.repeat(np.arange(len(model)), [len(rows) for rows in model])
         model_cells = np.vstack(model)
         model_grouped = np.column_stack([group[model_cells[:, feature]] for feature, group in enumerate(groups)])
-        scores, sampling = interaction_scores(triple_tables, model_grouped, model_classes, class_totals)
+        scores, sampling = interaction_scores(triple_tables, model_grouped, model_classes, class_totals, group_sizes)
         released = gaussian_release("interaction_scores", triples, [scores], plan["interaction_scores"], rng)
         table_noise = np.asarray([self._table_noise(group_sizes, triple, plan["cliques"].sigma) for triple in triples])
         best = disjoint_best(released.noisy[0] - sampling - table_noise, triples, self.interactions)
@@ -248,22 +252,6 @@ class TreeDesign:
         return len(self.layout.classes) * math.prod(sizes[member] for member in members) * sigma * EXPECTED_ABS_GAUSSIAN
 
 
-def member_counts(
-    members: Sequence[int], cells: np.ndarray, classes: np.ndarray, class_count: int, sizes: Sequence[int]
-) -> np.ndarray:
-    """Joint counts of (class, cell of each member) over rows, axes (class, *members).
-
-    Args:
-        members: The features, in the table's axis order.
-        cells: Every row's cell in every feature, shape (rows, features).
-        classes: Every row's class index.
-        class_count: Number of classes.
-        sizes: Cells of every feature.
-    """
-    shape = (class_count, *(sizes[member] for member in members))
-    return joint_counts([cells[:, member] for member in members], classes, shape)
-
-
 def clique_prior(
     members: Sequence[int],
     model_cells: np.ndarray,
@@ -274,7 +262,7 @@ def clique_prior(
     """How a clique spreads a group over its coarse cells: the tree's own joint law of the
     members (counts of the rows drawn from it), plus a trace of the one-way product so that
     no cell is impossible. Public post-processing of earlier releases."""
-    counts = member_counts(members, model_cells, model_classes, len(one_way[0]), sizes)
+    (counts,) = query_tables([tuple(members)], model_cells, model_classes, len(one_way[0]), sizes)
     product = one_way[members[0]]
     for member in members[1:]:
         product = product[..., None] * one_way[member].reshape(len(product), *([1] * (product.ndim - 1)), -1)

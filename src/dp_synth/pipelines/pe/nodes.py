@@ -400,13 +400,10 @@ def summarise_reference(modality: Modality, reference_table: pd.DataFrame) -> An
     return modality.summarise_reference(reference_table)
 
 
-def class_counts(classes: tuple[str, ...], labels: np.ndarray) -> np.ndarray:
-    """The exact count of each class among these labels."""
+def _class_counts(classes: tuple[str, ...], label_column: str, partition: pd.DataFrame) -> np.ndarray:
+    """The exact count of each class among a partition's rows."""
+    labels = partition[label_column].to_numpy()
     return np.array([np.count_nonzero(labels == label) for label in classes], dtype=np.int64)
-
-
-def _frame_class_counts(classes: tuple[str, ...], label_column: str, partition: pd.DataFrame) -> np.ndarray:
-    return class_counts(classes, partition[label_column].to_numpy())
 
 
 def load_private_rows(
@@ -430,7 +427,7 @@ def load_private_rows(
     """
     rows = private_rows(private_raw).map_partitions(conform, FrameLayout(columns))
     classes = tuple(modality.classes)
-    counts = rows.total(partial(_frame_class_counts, classes, modality.label_column))
+    counts = rows.total(partial(_class_counts, classes, modality.label_column))
     present = [label for label, count in zip(classes, counts, strict=True) if count > 0]
     check_every_class_present(present, classes, modality.label_column)
     return as_passed(rows)
@@ -450,7 +447,7 @@ def measure_class_distribution(
         public = modality.public_class_proportions or {}
         return {label: float(public[label]) for label in modality.classes}
     PrivacyLedger(ledger_run.path).record(ledger_run, [Entry(CLASS_COUNTS, plan.count_sensitivity, plan.sigma)])
-    count_classes = partial(_frame_class_counts, tuple(modality.classes), modality.label_column)
+    count_classes = partial(_class_counts, tuple(modality.classes), modality.label_column)
     counts = private_rows(private_table).total(count_classes).astype(np.float64)
     noisy = counts + plan.noise_generator(_CLASS_COUNT_ITERATION, Stream.HISTOGRAM_NOISE).normal(
         0.0, plan.sigma, size=len(counts)
