@@ -17,7 +17,6 @@ from dp_synth.modalities.text.modality import (
     PromptTemplates,
     SentenceEmbedder,
     TextModality,
-    first_passage,
     load_corpus,
     mask_words,
     parse_corpus_schema,
@@ -32,6 +31,9 @@ PROMPTS = {
     "paraphrase": "Paraphrase ({label}): {text}",
     "fill_blanks": "Fill the blanks ({label}): {masked_text}",
 }
+
+
+REWRITE = "Markets rallied on Monday after the central bank held rates."
 
 
 class RecordingGenerator:
@@ -119,7 +121,6 @@ def test_masking_replaces_the_scheduled_share_of_words():
     assert mask_words(text, 0.25, rng).split().count(MASK) == 5
     assert mask_words(text, 0.0, rng) == text
     assert mask_words("one", 0.1, rng) == MASK
-    assert first_passage('  "Headline: text"\n\nSecond paragraph') == "Headline: text"
 
 
 def test_random_prompts_hold_public_knowledge_only_and_labels_follow_class_sizes():
@@ -136,7 +137,7 @@ def test_random_prompts_hold_public_knowledge_only_and_labels_follow_class_sizes
 
 
 def test_variation_follows_the_schedule_keeps_labels_and_never_loses_a_candidate():
-    generator = RecordingGenerator(answer=lambda prompt: "" if "(World)" in prompt else "rewritten")
+    generator = RecordingGenerator(answer=lambda prompt: "" if "(World)" in prompt else REWRITE)
     modality = make_modality(generator)
     survivors = pd.DataFrame({"label": ["World", "Sports"], "text": ["x " * 10, "y " * 10]})
     varied = modality.vary(survivors, iteration=1, iterations=2, rng=np.random.default_rng(1))
@@ -144,8 +145,9 @@ def test_variation_follows_the_schedule_keeps_labels_and_never_loses_a_candidate
     assert temperature == pytest.approx(0.75)
     assert [prompt.count(MASK) for prompt in prompts] == [3, 3]  # mask share r(1) = 0.3 of 10 words
     assert varied["label"].tolist() == ["World", "Sports"]
-    assert varied["text"].iloc[1] == "rewritten"
-    assert varied["text"].iloc[0] == survivors["text"].iloc[0]  # an empty rewrite keeps the survivor
+    assert varied["text"].iloc[1] == REWRITE
+    assert varied["text"].iloc[0] == survivors["text"].iloc[0]  # only empty rewrites: the survivor stays
+    assert len(generator.calls) == 3  # the empty rewrite was asked for again, up to max_attempts
 
     paraphrasing = make_modality(RecordingGenerator(), paraphrase_share=1.0)
     paraphrasing.vary(survivors, 1, 2, np.random.default_rng(1))

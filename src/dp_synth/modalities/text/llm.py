@@ -58,11 +58,12 @@ class Secret:
 
 
 class GenerationProgress:
-    """A tqdm progress bar over generated completions that logs one summary line at the end.
+    """A tqdm progress bar over generated completions, with new tokens per second, that logs one
+    summary line at the end.
 
     The bar goes to stderr, only on a terminal and only once the work has lasted two seconds, so
     CI, tests and tiny runs stay quiet; it is cleared when done. The summary line always logs.
-    Use it as a context manager; ``advance`` records finished completions.
+    Use it as a context manager; ``advance`` records finished completions and their tokens.
 
     Args:
         total: Completions requested.
@@ -71,6 +72,7 @@ class GenerationProgress:
     def __init__(self, total: int) -> None:
         self.total = total
         self.done = 0
+        self.tokens = 0
         # On stderr; disable=None: only on a terminal; delay: only once it has run two seconds.
         self._bar = tqdm(
             total=total, desc="Generating", unit="text", file=sys.stderr, disable=None, delay=2.0, leave=False
@@ -85,16 +87,22 @@ class GenerationProgress:
         if error_type is None:
             elapsed = max(time.monotonic() - self._started, 1e-9)
             logger.info(
-                "Generated %d/%d completions (%.1f per second, %.0f s elapsed)",
+                "Generated %d/%d completions, %d new tokens (%.1f completions and %.0f new tokens per second, "
+                "%.0f s elapsed)",
                 self.done,
                 self.total,
+                self.tokens,
                 self.done / elapsed,
+                self.tokens / elapsed,
                 elapsed,
             )
 
-    def advance(self, count: int) -> None:
-        """Record ``count`` more finished completions."""
+    def advance(self, count: int, tokens: int) -> None:
+        """Record ``count`` more finished completions, holding ``tokens`` new tokens together."""
         self.done += count
+        self.tokens += tokens
+        elapsed = max(time.monotonic() - self._started, 1e-9)
+        self._bar.set_postfix_str(f"{self.tokens / elapsed:.0f} tokens/s", refresh=False)
         self._bar.update(count)
 
 

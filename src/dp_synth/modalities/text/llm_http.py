@@ -130,12 +130,11 @@ class OpenAICompatibleGenerator:
             ]
             try:
                 for future in as_completed(futures):
-                    future.result()
-                    progress.advance(1)
+                    progress.advance(1, future.result()[1])
             except BaseException:
                 pool.shutdown(cancel_futures=True)
                 raise
-        return [future.result() for future in futures]
+        return [future.result()[0] for future in futures]
 
     def _check_settings(self) -> None:
         """Raise ``GeneratorConfigError`` naming the first invalid setting and how to fix it."""
@@ -239,13 +238,13 @@ class OpenAICompatibleGenerator:
             **common,
         )
 
-    def _complete(self, prompt: str, *, temperature: float, max_new_tokens: int, seed: int) -> str:
-        """The completion of one prompt, retrying transient failures."""
+    def _complete(self, prompt: str, *, temperature: float, max_new_tokens: int, seed: int) -> tuple[str, int]:
+        """The completion of one prompt and its new tokens as the server counted them (0 when it
+        does not say), retrying transient failures."""
         for attempt in range(self.max_retries + 1):
             try:
-                return self._completion_text(
-                    self._request(prompt, temperature=temperature, max_new_tokens=max_new_tokens, seed=seed)
-                )
+                response = self._request(prompt, temperature=temperature, max_new_tokens=max_new_tokens, seed=seed)
+                return self._completion_text(response), _completion_tokens(response)
             except openai.APIStatusError as error:
                 failure, retry_after = self._retryable_status_failure(error)
             except openai.APIConnectionError as error:
@@ -328,6 +327,12 @@ class OpenAICompatibleGenerator:
         if self.api_key is not None:
             text = text.replace(self.api_key.value, "****")
         return text if len(text) <= _MAX_MESSAGE_CHARS else text[:_MAX_MESSAGE_CHARS] + "..."
+
+
+def _completion_tokens(response: Any) -> int:
+    """The new tokens a response reports in its ``usage``; 0 when it reports none."""
+    tokens = getattr(getattr(response, "usage", None), "completion_tokens", None)
+    return tokens if isinstance(tokens, int) else 0
 
 
 def _require(condition: bool, message: str) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -18,6 +18,7 @@ import torch
 from transformers import (
     AutoModelForCausalLM,
     AutoTokenizer,
+    DynamicCache,
     PreTrainedModel,
     PreTrainedTokenizerBase,
 )
@@ -100,21 +101,25 @@ class HuggingFaceGenerator:
         if not prompts:
             return []
         model, tokenizer, chat = self._load()
-        completions: list[str] = []
-        with GenerationProgress(total=len(prompts)) as progress:
-            for index, batch in enumerate(_batches(prompts, self.batch_size)):
+        # A chat template already writes the special tokens (such as a beginning of text) it needs.
+        texts = [_chat_prompt(tokenizer, prompt) for prompt in prompts] if chat else list(prompts)
+        completions = [""] * len(texts)
+        with GenerationProgress(total=len(texts)) as progress:
+            for index, positions in enumerate(plan_batches(texts, self.batch_size)):
                 torch.manual_seed(_batch_seed(seed, index))
-                texts = [_chat_prompt(tokenizer, prompt) for prompt in batch] if chat else list(batch)
-                # A chat template already writes the special tokens (such as a beginning of text) it needs.
-                completions += _sample(
+                batch = [texts[position] for position in positions]
+                sample = _sample_from_shared_prompt if len(set(batch)) == 1 and len(batch) > 1 else _sample
+                done, tokens = sample(
                     model,
                     tokenizer,
-                    texts,
+                    batch,
                     add_special_tokens=not chat,
                     temperature=temperature,
                     max_new_tokens=max_new_tokens,
                 )
-                progress.advance(len(batch))
+                for position, completion in zip(positions, done, strict=True):
+                    completions[position] = completion
+                progress.advance(len(batch), tokens)
         return completions
 
     def _load(self) -> tuple[PreTrainedModel, PreTrainedTokenizerBase, bool]:
@@ -223,15 +228,54 @@ def _chat_prompt(tokenizer: PreTrainedTokenizerBase, prompt: str) -> str:
     return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
 
-def _batches(prompts: Sequence[str], size: int) -> Iterator[Sequence[str]]:
-    """Consecutive slices of ``prompts`` of at most ``size`` each."""
-    for start in range(0, len(prompts), size):
-        yield prompts[start : start + size]
+def plan_batches(texts: Sequence[str], size: int) -> list[list[int]]:
+    """Positions of ``texts`` grouped into batches of at most ``size``, for throughput.
+
+    Identical texts (the random API asks the same question many times) fill batches of their own,
+    which sample from one shared prompt (``_sample_from_shared_prompt``: the prompt is read once);
+    the others are ordered by length, so that a batch pads little. The plan depends on the texts
+    only, so a seeded call reproduces.
+    """
+    positions_of: dict[str, list[int]] = {}
+    for position, text in enumerate(texts):
+        positions_of.setdefault(text, []).append(position)
+    batches: list[list[int]] = []
+    singles: list[int] = []
+    for positions in positions_of.values():
+        if len(positions) == 1:
+            singles += positions
+        else:
+            batches += [positions[start : start + size] for start in range(0, len(positions), size)]
+    singles.sort(key=lambda position: (len(texts[position]), position))
+    batches += [singles[start : start + size] for start in range(0, len(singles), size)]
+    return batches
 
 
 def _batch_seed(seed: int, index: int) -> int:
     """A seed for batch ``index`` derived from the run's ``seed``, unrelated across both."""
     return int(np.random.SeedSequence([seed, index]).generate_state(1, dtype=np.uint64)[0] >> 1)
+
+
+def _check_context(model: PreTrainedModel, prompt_tokens: int, max_new_tokens: int) -> None:
+    """Raise ``GeneratorConfigError`` when ``prompt_tokens`` plus ``max_new_tokens`` exceed the model's context."""
+    context = getattr(model.config, "max_position_embeddings", None)
+    if context is not None and prompt_tokens + max_new_tokens > context:
+        raise GeneratorConfigError(
+            f"a prompt of {prompt_tokens} tokens plus max_new_tokens={max_new_tokens} exceeds the "
+            f"model's context of {context} tokens; shorten the prompt templates, lower text.generator.max_new_tokens "
+            "or use a model with a longer context"
+        )
+
+
+def _decoded(tokenizer: PreTrainedTokenizerBase, new_tokens: torch.Tensor) -> tuple[list[str], int]:
+    """The completions in ``new_tokens`` (decoded without special tokens, stripped) and how many
+    tokens they hold: each up to its first end-of-text token, included (the rest is padding)."""
+    ends = new_tokens == tokenizer.pad_token_id
+    if tokenizer.eos_token_id is not None:
+        ends |= new_tokens == tokenizer.eos_token_id
+    lengths = torch.where(ends.any(dim=1), ends.int().argmax(dim=1) + 1, new_tokens.shape[1])
+    texts = [text.strip() for text in tokenizer.batch_decode(new_tokens, skip_special_tokens=True)]
+    return texts, int(lengths.sum())
 
 
 def _sample(
@@ -242,21 +286,15 @@ def _sample(
     add_special_tokens: bool,
     temperature: float,
     max_new_tokens: int,
-) -> list[str]:
-    """One sampled completion per text: only the new tokens, decoded without special tokens, stripped.
+) -> tuple[list[str], int]:
+    """One sampled completion per text (only the new tokens, decoded without special tokens,
+    stripped) and the number of tokens generated.
 
     Raises:
         GeneratorConfigError: when a prompt plus ``max_new_tokens`` exceeds the model's context.
     """
     inputs = tokenizer(texts, padding=True, return_tensors="pt", add_special_tokens=add_special_tokens).to(model.device)
-    context = getattr(model.config, "max_position_embeddings", None)
-    needed = inputs["input_ids"].shape[1] + max_new_tokens
-    if context is not None and needed > context:
-        raise GeneratorConfigError(
-            f"a prompt of {inputs['input_ids'].shape[1]} tokens plus max_new_tokens={max_new_tokens} exceeds the "
-            f"model's context of {context} tokens; shorten the prompt templates, lower text.generator.max_new_tokens "
-            "or use a model with a longer context"
-        )
+    _check_context(model, inputs["input_ids"].shape[1], max_new_tokens)
     with torch.inference_mode():
         output = model.generate(
             **inputs,
@@ -265,5 +303,36 @@ def _sample(
             max_new_tokens=max_new_tokens,
             pad_token_id=tokenizer.pad_token_id,
         )
-    new_tokens = output[:, inputs["input_ids"].shape[1] :]
-    return [text.strip() for text in tokenizer.batch_decode(new_tokens, skip_special_tokens=True)]
+    return _decoded(tokenizer, output[:, inputs["input_ids"].shape[1] :])
+
+
+def _sample_from_shared_prompt(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    texts: list[str],
+    *,
+    add_special_tokens: bool,
+    temperature: float,
+    max_new_tokens: int,
+) -> tuple[list[str], int]:
+    """``_sample`` for a batch of one repeated prompt: the prompt is read once (its key-value cache
+    copied to every row) instead of once per row, which on a CPU is about as long as generating
+    the completions themselves."""
+    prompt = tokenizer(texts[0], return_tensors="pt", add_special_tokens=add_special_tokens)["input_ids"]
+    prompt = prompt.to(model.device)
+    _check_context(model, prompt.shape[1], max_new_tokens)
+    with torch.inference_mode():
+        cache = DynamicCache(config=model.config)
+        model(input_ids=prompt[:, :-1], cache=cache)
+        cache.batch_repeat_interleave(len(texts))
+        rows = prompt.repeat(len(texts), 1)
+        output = model.generate(
+            input_ids=rows,
+            attention_mask=torch.ones_like(rows),
+            cache=cache,
+            do_sample=True,
+            temperature=temperature,
+            max_new_tokens=max_new_tokens,
+            pad_token_id=tokenizer.pad_token_id,
+        )
+    return _decoded(tokenizer, output[:, prompt.shape[1] :])

@@ -24,6 +24,7 @@ import pandas as pd
 
 from dp_synth.evaluation.embeddings import EmbeddedReference, GaussianFit, frechet_distance
 from dp_synth.modalities.tabular.schema import SchemaError, check_every_class_present, parse_declared_classes
+from dp_synth.modalities.text.cleaning import clean_completion, prompt_ngrams, text_problem
 from dp_synth.modalities.text.llm import GeneratorConfigError, TextGenerator
 from dp_synth.pe.interfaces import PublicSchemaFacts
 from dp_synth.pe.schedule import VariationSchedule
@@ -164,12 +165,6 @@ def mask_words(text: str, share: float, rng: np.random.Generator) -> str:
     return " ".join(words)
 
 
-def first_passage(completion: str) -> str:
-    """The usable text of a completion: its first paragraph, without surrounding quotes."""
-    paragraphs = [part.strip() for part in completion.strip().split("\n\n")]
-    return next((part for part in paragraphs if part), "").strip("\"'").strip()
-
-
 @functools.lru_cache(maxsize=2)
 def _sentence_transformer(path: str, device: str | None) -> Any:
     """The sentence-transformers model at ``path``, loaded once per process: the embedder itself
@@ -251,6 +246,8 @@ class TextModality(PublicSchemaFacts):
         random_temperature: Sampling temperature of the random API.
         paraphrase_share: Probability that a variation paraphrases instead of filling blanks.
         max_new_tokens: Bound on each generated text's length in tokens.
+        max_attempts: Completions asked for each text before giving up on it: a completion that
+            is not a usable text (``cleaning.text_problem``) is redrawn.
     """
 
     schema: CorpusSchema
@@ -262,6 +259,7 @@ class TextModality(PublicSchemaFacts):
     random_temperature: float = 1.0
     paraphrase_share: float = 0.0
     max_new_tokens: int = 64
+    max_attempts: int = 3
     label_column: str = field(default=LABEL, init=False)
 
     def __post_init__(self) -> None:
@@ -271,31 +269,85 @@ class TextModality(PublicSchemaFacts):
             raise GeneratorConfigError(f"max_new_tokens must be an integer >= 1, got {self.max_new_tokens!r}")
         if self.random_temperature <= 0:
             raise GeneratorConfigError(f"random_temperature must be > 0, got {self.random_temperature!r}")
+        if not isinstance(self.max_attempts, int) or self.max_attempts < 1:
+            raise GeneratorConfigError(f"max_attempts must be an integer >= 1, got {self.max_attempts!r}")
 
     def _fields(self, label: str) -> dict[str, str]:
         return {"label": label, "description": self.schema.class_descriptions[label], "domain": self.schema.domain}
 
-    def _complete(self, prompts: list[str], temperature: float, rng: np.random.Generator) -> list[str]:
-        seed = int(rng.integers(2**31 - 1))
-        completions = self.generator.generate(
-            prompts, temperature=temperature, max_new_tokens=self.max_new_tokens, seed=seed
-        )
-        return [first_passage(completion) for completion in completions]
+    @functools.cached_property
+    def _echo_ngrams(self) -> frozenset[tuple[str, ...]]:
+        return prompt_ngrams((self.prompts.random, self.prompts.paraphrase, self.prompts.fill_blanks))
+
+    def _complete(
+        self, prompts: list[str], temperature: float, rng: np.random.Generator, sources: Sequence[str] | None = None
+    ) -> list[str | None]:
+        """One usable text per prompt, or ``None`` where ``max_attempts`` completions gave none.
+
+        Each completion is cleaned (``cleaning.clean_completion``); one that is still not a text
+        (``cleaning.text_problem``: too short, blanks left, the prompt echoed, repetitive, or for
+        a variation its ``sources`` text unchanged) is asked again, up to ``max_attempts`` times.
+        """
+        texts: list[str | None] = [None] * len(prompts)
+        pending = list(range(len(prompts)))
+        problems: dict[str, int] = {}
+        for _ in range(self.max_attempts):
+            seed = int(rng.integers(2**31 - 1))
+            completions = self.generator.generate(
+                [prompts[position] for position in pending],
+                temperature=temperature,
+                max_new_tokens=self.max_new_tokens,
+                seed=seed,
+            )
+            still = []
+            for position, completion in zip(pending, completions, strict=True):
+                text = clean_completion(completion)
+                source = None if sources is None else sources[position]
+                problem = text_problem(text, echo_ngrams=self._echo_ngrams, source=source)
+                if problem is None:
+                    texts[position] = text
+                else:
+                    problems[problem] = problems.get(problem, 0) + 1
+                    still.append(position)
+            pending = still
+            if not pending:
+                break
+        if problems:
+            logger.info(
+                "Redrew %d unusable completions (%s); %d of %d texts still unusable after %d attempts",
+                sum(problems.values()),
+                ", ".join(f"{problem} {count}" for problem, count in sorted(problems.items())),
+                len(pending),
+                len(prompts),
+                self.max_attempts,
+            )
+        return texts
 
     def random_population(self, class_sizes: Mapping[str, int], rng: np.random.Generator) -> pd.DataFrame:
-        """Random API: ``class_sizes[c]`` new texts of class c from the random prompt."""
+        """Random API: ``class_sizes[c]`` new texts of class c from the random prompt, less any
+        that stayed unusable after ``max_attempts`` completions (dropped, never voted on).
+
+        Raises:
+            GeneratorConfigError: when a class gets no usable text at all (the model or the
+                prompt template is not fit for the task).
+        """
         labels = [label for label, size in class_sizes.items() for _ in range(size)]
         prompts = [self.prompts.random.format(**self._fields(label)) for label in labels]
         texts = self._complete(prompts, self.random_temperature, rng)
-        empty = sum(text == "" for text in texts)
+        population = pd.DataFrame({LABEL: labels, TEXT: texts}).dropna(subset=[TEXT]).reset_index(drop=True)
+        empty = [label for label, size in class_sizes.items() if size and not (population[LABEL] == label).any()]
         if empty:
-            logger.warning("%d of %d generated texts were empty (they stay as candidates)", empty, len(texts))
-        return pd.DataFrame({LABEL: labels, TEXT: texts})
+            raise GeneratorConfigError(
+                f"the text generator ({self.generator.description}) wrote no usable text for classes {empty} in "
+                f"{self.max_attempts} attempts each; check the model and text.generator.prompts.random"
+            )
+        return population
 
     def vary(self, survivors: pd.DataFrame, iteration: int, iterations: int, rng: np.random.Generator) -> pd.DataFrame:
         """Variation API: one rewrite of every survivor (paraphrase or fill in masked words).
 
-        An empty rewrite keeps the survivor's text, so no candidate is lost.
+        A survivor whose rewrites all stayed unusable keeps its own text, so no candidate is lost
+        and no unusable text is voted on.
         """
         share = float(np.clip(self.mask_schedule.degree(iteration, iterations), 0.0, 1.0))
         temperature = self.temperature_schedule.degree(iteration, iterations)
@@ -307,15 +359,15 @@ class TextModality(PublicSchemaFacts):
                 prompts.append(self.prompts.paraphrase.format(text=text, **fields))
             else:
                 prompts.append(self.prompts.fill_blanks.format(masked_text=mask_words(text, share, rng), **fields))
-        texts = self._complete(prompts, temperature, rng)
+        texts = self._complete(prompts, temperature, rng, sources=survivors[TEXT].tolist())
         kept = [new or old for new, old in zip(texts, survivors[TEXT], strict=True)]
         logger.info(
-            "Varied %d texts (mask share %.2f, temperature %.2f, %d paraphrases, %d empty rewrites kept as they were)",
+            "Varied %d texts (mask share %.2f, temperature %.2f, %d paraphrases, %d kept as they were)",
             len(kept),
             share,
             temperature,
             int(paraphrase.sum()),
-            sum(text == "" for text in texts),
+            sum(text is None for text in texts),
         )
         return pd.DataFrame({LABEL: survivors[LABEL].to_numpy(), TEXT: kept})
 

@@ -107,6 +107,8 @@ class TextGenerator(Section):
         huggingface: The local backend's settings.
         openai_compatible: The HTTP backend's settings.
         max_new_tokens: Bound on each generated text, in tokens.
+        max_attempts: Completions asked for each text before giving up on it (an unusable one,
+            such as blanks left or the prompt echoed, is redrawn).
         random_temperature: Sampling temperature of the random API.
         variation: The variation API's schedules.
         prompts: The three prompt templates.
@@ -116,6 +118,7 @@ class TextGenerator(Section):
     huggingface: HuggingFaceSettings = HuggingFaceSettings()
     openai_compatible: OpenAICompatibleSettings = OpenAICompatibleSettings()
     max_new_tokens: PositiveInt = 96
+    max_attempts: PositiveInt = 3
     random_temperature: Annotated[float, Field(gt=0.0)] = 1.0
     variation: TextVariation = TextVariation()
     prompts: TextPrompts = TextPrompts()
