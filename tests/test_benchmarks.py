@@ -88,3 +88,25 @@ def test_the_scale_benchmark_table_fits_adults_schema_and_relations(tmp_path, ad
         "x\nWall time per stage (nodes only, 3.00 s in all):\ntabular.dp_histogram   2.50 s\ntabular.plan   0.50 s\nend"
     )
     assert bench_scale.stage_seconds(log) == {"dp_histogram": 2.5, "plan": 0.5}
+
+
+@pytest.mark.parametrize("epsilon", [1.0, 4.0])
+def test_dp_finetune_noise_multiplier_spends_the_budget_by_pld_and_rdp(epsilon):
+    import dp_accounting
+    from dp_accounting.pld import pld_privacy_accountant
+    from dp_accounting.rdp import rdp_privacy_accountant
+
+    sys.path.insert(0, str(PROJECT_ROOT / "benchmarks"))
+    try:
+        dp_finetune = importlib.import_module("dp_finetune")
+    finally:
+        sys.path.remove(str(PROJECT_ROOT / "benchmarks"))
+    delta, sample_rate, steps = 1e-5, 32 / 2280, 71
+    sigma = dp_finetune.noise_multiplier_for(epsilon, delta, sample_rate, steps)
+    step = dp_accounting.PoissonSampledDpEvent(sample_rate, dp_accounting.GaussianDpEvent(sigma))
+    add_or_remove = dp_accounting.NeighboringRelation.ADD_OR_REMOVE_ONE
+    pld = pld_privacy_accountant.PLDAccountant(add_or_remove).compose(step, steps).get_epsilon(delta)
+    assert epsilon * 0.99 <= pld <= epsilon
+    # An independent accountant: RDP's bound is looser (about 1.5x at epsilon 1, 1.25x at 4), never tighter.
+    rdp = rdp_privacy_accountant.RdpAccountant(neighboring_relation=add_or_remove).compose(step, steps)
+    assert epsilon <= rdp.get_epsilon(delta) <= 1.6 * epsilon

@@ -25,6 +25,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 import mlflow
+import pandas as pd
 from kedro.framework.context import KedroContext
 from kedro.framework.hooks import hook_impl
 from kedro.pipeline import Node
@@ -42,6 +43,8 @@ logger = logging.getLogger(__name__)
 
 _ITERATION_METRICS = re.compile(r"\.iter_(\d+)\.metrics$")
 REPORTS = "reports"
+MAX_LOGGED_TEXTS = 10_000
+"""Largest text release also kept as an MLflow artifact (``release/synthetic_data.csv``)."""
 """MLflow artifact folder of the reports."""
 _ITERATION_NAMESPACE = re.compile(r"\.iter_\d+")
 
@@ -182,6 +185,8 @@ class PrivateEvolutionTrackingHook:
                 mlflow.log_dict(value, f"{REPORTS}/{_short(name)}.json")
             elif name.endswith(".synthetic_samples"):  # released texts
                 mlflow.log_dict(value, f"{REPORTS}/{_short(name)}.json")
+            elif _is_released_texts(name, value):  # public: the release itself
+                mlflow.log_text(value.to_csv(index=False), f"release/{_short(name)}.csv")
             else:
                 self._log_diagnostics(name, value)
 
@@ -193,6 +198,16 @@ class PrivateEvolutionTrackingHook:
             self._log_plan(data, resumed=True)
         elif _tracking() and isinstance(data, LedgerRun):
             self._log_ledger_run(data)
+
+
+def _is_released_texts(name: str, value: Any) -> bool:
+    """Whether an output is a text release (labelled texts, small enough to keep with the run)."""
+    return (
+        name.endswith(".synthetic_data")
+        and isinstance(value, pd.DataFrame)
+        and "text" in value.columns
+        and len(value) <= MAX_LOGGED_TEXTS
+    )
 
 
 class ResumeHintHook:

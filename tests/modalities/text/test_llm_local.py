@@ -11,7 +11,7 @@ import pytest
 from transformers import AutoTokenizer
 
 from dp_synth.modalities.text.llm import GeneratorConfigError, TextGenerator
-from dp_synth.modalities.text.llm_local import HuggingFaceGenerator
+from dp_synth.modalities.text.llm_local import HuggingFaceGenerator, plan_batches
 from tests.tiny_models import build_tiny_causal_lm
 
 PROMPTS = [
@@ -151,3 +151,13 @@ def test_bad_sampling_arguments_are_rejected(generator: HuggingFaceGenerator, ca
 def test_a_prompt_longer_than_the_context_is_refused_with_a_clear_message(generator):
     with pytest.raises(GeneratorConfigError, match="exceeds the model's context of 1024 tokens"):
         generator.generate(["word " * 1000], temperature=1.0, max_new_tokens=100, seed=0)
+
+
+def test_repeated_prompts_share_batches_and_the_rest_are_batched_by_length() -> None:
+    texts = ["same"] * 40 + ["a much longer prompt", "mid prompt", "x"] + ["twice"] * 2
+    batches = plan_batches(texts, 16)
+    assert sorted(position for batch in batches for position in batch) == list(range(len(texts)))
+    assert batches[:2] == [list(range(16)), list(range(16, 32))]  # full batches of the one repeated prompt
+    mixed = [position for batch in batches[2:] for position in batch]
+    assert [len(texts[position]) for position in mixed] == sorted(len(texts[position]) for position in mixed)
+    assert set(mixed) >= {32, 40, 41, 42, 43, 44}  # 8 copies left over and a pair: too few for a batch of their own

@@ -231,3 +231,19 @@ def test_a_missing_text_extra_is_named_with_the_install_command(monkeypatch):
     monkeypatch.setattr(builtins, "__import__", without_torch)
     with pytest.raises(GeneratorConfigError, match=r"needs the text extra .*pip install -e '.\[text\]'"):
         build_generator("huggingface", {"huggingface": {"model": "/some/model"}}, None)
+
+
+def test_a_run_that_would_take_hours_says_so_after_its_first_drafts(monkeypatch, caplog):
+    import dp_synth.modalities.text.modality as modality_module
+
+    clock = iter(range(0, 10**6, 60))  # each reading of the clock a minute after the last
+    monkeypatch.setattr(modality_module.time, "monotonic", lambda: next(clock))
+    generator = RecordingGenerator(answer=lambda prompt: REWRITE)
+    modality = make_modality(generator, planned_texts=6400)
+    with caplog.at_level("INFO", logger="dp_synth.modalities.text.modality"):
+        population = modality.random_population({"World": 100, "Sports": 0}, np.random.default_rng(0))
+    assert len(population) == 100
+    assert [len(prompts) for prompts, _ in generator.calls] == [64, 36]  # the first 64 timed, then the rest
+    (record,) = [record for record in caplog.records if "hours to generate" in record.message]
+    assert record.levelname == "WARNING" and "the run's 6400 texts" in record.message
+    assert "about 1.7 hours" in record.message  # 60 s / 64 texts x 6400 texts

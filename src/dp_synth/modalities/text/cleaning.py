@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from string import Formatter
 
 MIN_WORDS = 6
-"""Fewest words of a usable text (an AG News headline alone has about eight)."""
+"""Default fewest words of a usable text (an AG News headline alone has about eight)."""
 ECHO_NGRAM = 5
 """Words in a row shared with a prompt's own wording that count as echoing the prompt."""
 
@@ -36,13 +36,13 @@ _WORD = re.compile(r"[\w']+")
 _QUOTES = "\"'“”‘’`"
 
 
-def clean_completion(completion: str, *, max_parts: int = 2) -> str:
+def clean_completion(completion: str, *, max_parts: int = 2, min_words: int = MIN_WORDS) -> str:
     """The text in a completion, without its wrapping.
 
     Drops a leading preamble line and field labels ("Headline:", "Text:"), markdown emphasis and
     headings, and quotes around each part; keeps the first ``max_parts`` non-empty lines (a
     headline and its paragraph), joined by a space; and cuts a last sentence left unfinished by
-    the token limit, when what comes before it is a text of ``MIN_WORDS`` words or more.
+    the token limit, when what comes before it is a text of ``min_words`` words or more.
     """
     text = _PREAMBLE.sub("", completion.strip(), count=1)
     parts = []
@@ -52,16 +52,16 @@ def clean_completion(completion: str, *, max_parts: int = 2) -> str:
             parts.append(part)
         if len(parts) == max_parts:
             break
-    return _without_unfinished_sentence(" ".join(parts))
+    return _without_unfinished_sentence(" ".join(parts), min_words)
 
 
-def _without_unfinished_sentence(text: str) -> str:
+def _without_unfinished_sentence(text: str, min_words: int) -> str:
     """``text`` up to its last finished sentence, if that much is still a usable text."""
     ends = list(_SENTENCE_END.finditer(text))
     if not ends or ends[-1].end() == len(text):
         return text
     finished = text[: ends[-1].end()]
-    return finished if len(finished.split()) >= MIN_WORDS else text
+    return finished if len(finished.split()) >= min_words else text
 
 
 def prompt_ngrams(templates: Iterable[str], size: int = ECHO_NGRAM) -> frozenset[tuple[str, ...]]:
@@ -75,7 +75,11 @@ def prompt_ngrams(templates: Iterable[str], size: int = ECHO_NGRAM) -> frozenset
 
 
 def text_problem(
-    text: str, *, echo_ngrams: frozenset[tuple[str, ...]] = frozenset(), source: str | None = None
+    text: str,
+    *,
+    echo_ngrams: frozenset[tuple[str, ...]] = frozenset(),
+    source: str | None = None,
+    min_words: int = MIN_WORDS,
 ) -> str | None:
     """What makes ``text`` unusable as a candidate, or ``None`` when it is a text.
 
@@ -84,12 +88,13 @@ def text_problem(
         echo_ngrams: Word sequences of the prompts' own wording (``prompt_ngrams``); a text that
             contains one repeats its instructions.
         source: For a variation, the text it varies; returning it unchanged is no variation.
+        min_words: Fewer words than this is too short.
 
     Returns:
         ``"too short"``, ``"blanks left"``, ``"prompt echoed"``, ``"repetitive"``, ``"unchanged"`` or ``None``.
     """
     words = _words(text)
-    if len(words) < MIN_WORDS:
+    if len(words) < min_words:
         return "too short"
     if _BLANK.search(text):
         return "blanks left"

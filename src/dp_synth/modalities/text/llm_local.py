@@ -65,7 +65,7 @@ class HuggingFaceGenerator:
         allow_download: bool = False,
         device: str = "auto",
         dtype: DtypeName = "auto",
-        batch_size: int = 8,
+        batch_size: int = 64,
         use_chat_template: ChatTemplateChoice = "auto",
     ) -> None:
         self.model = _resolve_model(model)
@@ -228,26 +228,34 @@ def _chat_prompt(tokenizer: PreTrainedTokenizerBase, prompt: str) -> str:
     return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
 
+SHARED_PROMPT_MIN_BATCH = 16
+"""Fewest copies of one prompt sampled as a batch of their own (fewer join the mixed batches:
+a batch of a few rows costs nearly as much per decoding step as a full one)."""
+
+
 def plan_batches(texts: Sequence[str], size: int) -> list[list[int]]:
     """Positions of ``texts`` grouped into batches of at most ``size``, for throughput.
 
     Identical texts (the random API asks the same question many times) fill batches of their own,
-    which sample from one shared prompt (``_sample_from_shared_prompt``: the prompt is read once);
-    the others are ordered by length, so that a batch pads little. The plan depends on the texts
-    only, so a seeded call reproduces.
+    which sample from one shared prompt (``_sample_from_shared_prompt``: the prompt is read once),
+    when there are at least ``SHARED_PROMPT_MIN_BATCH`` of them (or a full batch); the others are
+    ordered by length, so that a batch pads little. The plan depends on the texts only, so a
+    seeded call reproduces.
     """
     positions_of: dict[str, list[int]] = {}
     for position, text in enumerate(texts):
         positions_of.setdefault(text, []).append(position)
     batches: list[list[int]] = []
-    singles: list[int] = []
+    mixed: list[int] = []
     for positions in positions_of.values():
-        if len(positions) == 1:
-            singles += positions
-        else:
-            batches += [positions[start : start + size] for start in range(0, len(positions), size)]
-    singles.sort(key=lambda position: (len(texts[position]), position))
-    batches += [singles[start : start + size] for start in range(0, len(singles), size)]
+        for start in range(0, len(positions), size):
+            chunk = positions[start : start + size]
+            if len(chunk) >= min(size, SHARED_PROMPT_MIN_BATCH) and len(chunk) > 1:
+                batches.append(chunk)
+            else:
+                mixed += chunk
+    mixed.sort(key=lambda position: (len(texts[position]), position))
+    batches += [mixed[start : start + size] for start in range(0, len(mixed), size)]
     return batches
 
 

@@ -13,6 +13,7 @@ import functools
 import logging
 import math
 import sys
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +44,10 @@ PROMPT_FIELDS = {
 """The fields each prompt template may use."""
 PROGRESS_MIN_TEXTS = 2000
 """Texts from which embedding them shows a progress bar (on a terminal)."""
+PROBE_TEXTS = 64
+"""First drafts timed before the rest, to predict the run's generation time."""
+LONG_RUN_SECONDS = 3600.0
+"""A predicted generation time above this is a warning."""
 
 
 @dataclass(frozen=True)
@@ -248,6 +253,9 @@ class TextModality(PublicSchemaFacts):
         max_new_tokens: Bound on each generated text's length in tokens.
         max_attempts: Completions asked for each text before giving up on it: a completion that
             is not a usable text (``cleaning.text_problem``) is redrawn.
+        min_words: Fewest words of a usable text.
+        planned_texts: Texts the whole run asks the generator for (first drafts, variations,
+            release), for the time prediction of ``random_population``; ``None``: no prediction.
     """
 
     schema: CorpusSchema
@@ -260,6 +268,8 @@ class TextModality(PublicSchemaFacts):
     paraphrase_share: float = 0.0
     max_new_tokens: int = 64
     max_attempts: int = 3
+    min_words: int = 6
+    planned_texts: int | None = None
     label_column: str = field(default=LABEL, init=False)
 
     def __post_init__(self) -> None:
@@ -301,9 +311,9 @@ class TextModality(PublicSchemaFacts):
             )
             still = []
             for position, completion in zip(pending, completions, strict=True):
-                text = clean_completion(completion)
+                text = clean_completion(completion, min_words=self.min_words)
                 source = None if sources is None else sources[position]
-                problem = text_problem(text, echo_ngrams=self._echo_ngrams, source=source)
+                problem = text_problem(text, echo_ngrams=self._echo_ngrams, source=source, min_words=self.min_words)
                 if problem is None:
                     texts[position] = text
                 else:
@@ -333,15 +343,37 @@ class TextModality(PublicSchemaFacts):
         """
         labels = [label for label, size in class_sizes.items() for _ in range(size)]
         prompts = [self.prompts.random.format(**self._fields(label)) for label in labels]
-        texts = self._complete(prompts, self.random_temperature, rng)
+        probe = PROBE_TEXTS if self.planned_texts is not None and len(prompts) > PROBE_TEXTS else len(prompts)
+        started = time.monotonic()
+        texts = self._complete(prompts[:probe], self.random_temperature, rng)
+        if probe < len(prompts):
+            self._predict_duration((time.monotonic() - started) / probe)
+            texts += self._complete(prompts[probe:], self.random_temperature, rng)
         population = pd.DataFrame({LABEL: labels, TEXT: texts}).dropna(subset=[TEXT]).reset_index(drop=True)
         empty = [label for label, size in class_sizes.items() if size and not (population[LABEL] == label).any()]
         if empty:
             raise GeneratorConfigError(
                 f"the text generator ({self.generator.description}) wrote no usable text for classes {empty} in "
-                f"{self.max_attempts} attempts each; check the model and text.generator.prompts.random"
+                f"{self.max_attempts} attempts each; check the model and text.generator.prompts.random (texts "
+                f"shorter than text.generator.min_words={self.min_words} words are refused)"
             )
         return population
+
+    def _predict_duration(self, seconds_per_text: float) -> None:
+        """Log the generation time the run's ``planned_texts`` predict at ``seconds_per_text``;
+        a warning when it exceeds ``LONG_RUN_SECONDS``."""
+        hours = seconds_per_text * self.planned_texts / 3600
+        level = logging.WARNING if hours * 3600 > LONG_RUN_SECONDS else logging.INFO
+        logger.log(
+            level,
+            "At %.2f s per text (the first %d drafts), the run's %d texts (N x T and the release) take about "
+            "%.1f hours to generate (variations are longer prompts: expect more). Lower text.pe.population_size, "
+            "text.pe.iterations or text.release.rows, or use a faster model or server, to shorten it.",
+            seconds_per_text,
+            PROBE_TEXTS,
+            self.planned_texts,
+            hours,
+        )
 
     def vary(self, survivors: pd.DataFrame, iteration: int, iterations: int, rng: np.random.Generator) -> pd.DataFrame:
         """Variation API: one rewrite of every survivor (paraphrase or fill in masked words).

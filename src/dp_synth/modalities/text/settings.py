@@ -27,15 +27,19 @@ FILL_BLANKS_PROMPT = 'In the following {domain} in the category "{label}", some 
 
 
 class TextEvolution(EvolutionSettings):
-    """``text.pe``: 400 texts (each one LLM call), every iteration sampling (as in Aug-PE)."""
+    """``text.pe``: T = 2, N = 600 texts (each one LLM call), every iteration sampling (as in
+    Aug-PE): on a 135M-parameter model on 2 CPU cores, about 15 minutes (docs/benchmarks.md)."""
 
-    population_size: PositiveInt = 400
+    iterations: PositiveInt = 2
+    population_size: PositiveInt = 600
 
 
 class TextRelease(ReleaseSettings):
-    """``text.release``: 400 texts drawn from the last population."""
+    """``text.release``: 200 texts drawn from the last population, a repeated draw paraphrased
+    so that the released texts are distinct."""
 
-    rows: PositiveInt | Literal["auto"] = 400
+    rows: PositiveInt | Literal["auto"] = 200
+    vary: bool | Literal["repeats"] = "repeats"
 
 
 class HuggingFaceSettings(Section):
@@ -54,7 +58,7 @@ class HuggingFaceSettings(Section):
     allow_download: bool = False
     device: str = "auto"
     dtype: str = "auto"
-    batch_size: PositiveInt = 8
+    batch_size: PositiveInt = 64
     use_chat_template: Literal["auto"] | bool = "auto"
 
 
@@ -79,12 +83,13 @@ class TextVariation(Section):
     """``text.generator.variation``: r(t) schedules of the variation API.
 
     Attributes:
-        paraphrase_share: Share of variations by paraphrase; the rest fill in masked words.
+        paraphrase_share: Share of variations by paraphrase; the rest fill in masked words
+            (small models echo the blanks: docs/benchmarks.md measures both on SmolLM2).
         mask_share: Share of words masked.
         temperature: Sampling temperature of a variation.
     """
 
-    paraphrase_share: Annotated[float, Field(ge=0.0, le=1.0)] = 0.0
+    paraphrase_share: Annotated[float, Field(ge=0.0, le=1.0)] = 1.0
     mask_share: ScheduleSettings = ScheduleSettings(r0=0.5, rf=0.2, gamma=1.0)
     temperature: ScheduleSettings = ScheduleSettings(r0=1.0, rf=0.7, gamma=1.0)
 
@@ -109,6 +114,7 @@ class TextGenerator(Section):
         max_new_tokens: Bound on each generated text, in tokens.
         max_attempts: Completions asked for each text before giving up on it (an unusable one,
             such as blanks left or the prompt echoed, is redrawn).
+        min_words: Fewest words of a usable text (lower it for corpora of short texts).
         random_temperature: Sampling temperature of the random API.
         variation: The variation API's schedules.
         prompts: The three prompt templates.
@@ -117,8 +123,9 @@ class TextGenerator(Section):
     backend: Literal["huggingface", "openai_compatible"] | None = None
     huggingface: HuggingFaceSettings = HuggingFaceSettings()
     openai_compatible: OpenAICompatibleSettings = OpenAICompatibleSettings()
-    max_new_tokens: PositiveInt = 96
+    max_new_tokens: PositiveInt = 64
     max_attempts: PositiveInt = 3
+    min_words: PositiveInt = 6
     random_temperature: Annotated[float, Field(gt=0.0)] = 1.0
     variation: TextVariation = TextVariation()
     prompts: TextPrompts = TextPrompts()

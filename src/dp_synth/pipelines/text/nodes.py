@@ -45,7 +45,7 @@ def build_modality(schema_json: Mapping[str, Any], settings: TextSettings, api_k
         schema_json: The public corpus schema (see ``dp_synth.modalities.text.modality.parse_corpus_schema``).
         settings: The job's settings: ``generator`` (``backend`` and its settings, ``prompts``,
             ``variation`` schedules, ``random_temperature``, ``paraphrase_share``,
-            ``max_new_tokens``) and ``embedding`` (``model``, null: the packaged
+            ``max_new_tokens``, ``max_attempts``, ``min_words``) and ``embedding`` (``model``, null: the packaged
             all-MiniLM-L6-v2; ``batch_size``; ``device``).
         api_key: The HTTP backend's key from credentials (never logged).
     """
@@ -60,9 +60,18 @@ def build_modality(schema_json: Mapping[str, Any], settings: TextSettings, api_k
         random_temperature=generator.random_temperature,
         paraphrase_share=variation.paraphrase_share,
         max_new_tokens=generator.max_new_tokens,
+        max_attempts=generator.max_attempts,
+        min_words=generator.min_words,
+        planned_texts=settings.pe.population_size * settings.pe.iterations + _release_rows(settings, schema_json),
     )
     logger.info("Text generator: %s; embedding: %s", modality.generator.description, modality.embedder.path)
     return modality
+
+
+def _release_rows(settings: TextSettings, schema_json: Mapping[str, Any]) -> int:
+    """Texts the release asks for (an upper bound on the variations it may make)."""
+    rows = settings.release.rows
+    return int(schema_json.get("public_row_count") or 0) if rows == "auto" else rows
 
 
 def load_private_corpus(private_raw: Any, modality: TextModality) -> pd.DataFrame | PrivateRows:
