@@ -141,15 +141,10 @@ def augpe_texts(epsilon: float, backend_params: str = "") -> Callable[[Corpus, i
     def run(corpus: Corpus, rows: int, seed: int) -> tuple[pd.DataFrame, dict[str, Any]]:
         backend = backend_params or f"text.generator.backend=huggingface,text.generator.huggingface.model={MODEL}"
         params = f"text.release.rows={rows},{backend},text.dp.epsilon={epsilon},text.dp.seed={seed}"
-        wall, metrics = run_once("text", params)
-        extra = {
-            "wall_seconds": wall,
-            "stage_seconds": {name: value for name, value in metrics.items() if name.startswith("time_")},
-            "iteration_frechet": {
-                name: value for name, value in metrics.items() if name.endswith("frechet_distance") and "iter" in name
-            },
-        }
-        return pd.read_csv(RELEASE, keep_default_na=False), extra
+        wall, _ = run_once("text", params)
+        extra = {"wall_seconds": wall}
+        latest = max(RELEASE.glob("*/*.csv"))  # the catalog versions the release by timestamp
+        return pd.read_csv(latest, keep_default_na=False), extra
 
     return run
 
@@ -190,7 +185,7 @@ def free_port() -> int:
 def transformers_server(model: Path, timeout: float = 300.0) -> Iterator[str]:
     """``transformers serve`` on 127.0.0.1 serving ``model`` (offline); yields its base URL, stops it."""
     port = free_port()
-    command = [str(Path(sys.executable).with_name("transformers")), "serve", "--force-model", str(model)]
+    command = [str(Path(sys.executable).with_name("transformers")), "serve", str(model)]
     command += ["--host", "127.0.0.1", "--port", str(port), "--device", "cpu", "--continuous-batching"]
     environment = {**os.environ, "HF_HUB_OFFLINE": "1"}
     server = subprocess.Popen(command, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -261,19 +256,31 @@ def row_runner(name: str) -> Callable[[Corpus, int, int], tuple[pd.DataFrame, di
     return runners[name]
 
 
+ROW_LABELS = {
+    "real": "real private texts (not private)",
+    "random_api": "random API alone (epsilon 0)",
+    "augpe_1": "Aug-PE, epsilon 1",
+    "augpe_4": "Aug-PE, epsilon 4",
+    "augpe_inf": "Aug-PE, no noise",
+    "finetune_1": "DP fine-tuning, epsilon 1",
+    "finetune_4": "DP fine-tuning, epsilon 4",
+    "augpe_http": f"Aug-PE, epsilon 1, HTTP backend ({HTTP_TEXTS} texts)",
+}
+
+
 def print_table(results: dict[str, Any]) -> None:
     """The results as the markdown table of docs/benchmarks.md."""
-    print(
-        "| row | accuracy (MiniLM + logreg) | accuracy (TF-IDF + logreg) | Frechet | precision | recall | distinct | words | CPU s |"
-    )
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
-    for name, row in results.items():
-        if name == "variation":
+    print("| row | accuracy, MiniLM | accuracy, TF-IDF | Frechet | precision | recall | distinct | words | CPU s |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for name, label in ROW_LABELS.items():
+        if name not in results:
             continue
+        row = results[name]
+        cpu = "-" if row["cpu_seconds"] is None else f"{row['cpu_seconds']:.0f}"
         print(
-            f"| {name} | {row['accuracy']:.3f} | {row['accuracy_tfidf']:.3f} | {row['frechet_distance']:.3f} | "
+            f"| {label} | {row['accuracy']:.3f} | {row['accuracy_tfidf']:.3f} | {row['frechet_distance']:.3f} | "
             f"{row['precision']:.3f} | {row['recall']:.3f} | {row['distinct']}/{row['texts']} | "
-            f"{row['mean_words']:.1f} | {row['cpu_seconds']:.0f} |"
+            f"{row['mean_words']:.1f} | {cpu} |"
         )
     if "variation" in results:
         print(json.dumps(results["variation"], indent=1))
@@ -295,7 +302,11 @@ def main() -> None:
         if name == "variation":
             results[name] = variation_table(corpus, arguments.seed)
         else:
-            texts, extra = row_runner(name)(corpus, arguments.texts, arguments.seed)
+            try:
+                texts, extra = row_runner(name)(corpus, arguments.texts, arguments.seed)
+            except (RuntimeError, subprocess.CalledProcessError) as error:  # one row's failure ends only that row
+                print(f"{name} failed: {error}", flush=True)
+                continue
             results[name] = {**corpus.measure(texts, arguments.seed), "cpu_seconds": cpu_seconds() - started, **extra}
         arguments.out.parent.mkdir(parents=True, exist_ok=True)
         arguments.out.write_text(json.dumps(results, indent=1))

@@ -119,7 +119,7 @@ def test_t_comes_from_the_environment_else_the_parameter_files_else_the_code(mon
     monkeypatch.delenv(ITERATIONS_VARIABLE, raising=False)
     monkeypatch.chdir(tmp_path)  # no conf/ here: the defaults in code
     _configured_parameters.cache_clear()
-    assert [pe_iterations(job) for job in ("tabular", "text", "image")] == [1, 10, 10]
+    assert [pe_iterations(job) for job in ("tabular", "text", "image")] == [1, 2, 10]
     (tmp_path / "conf/base").mkdir(parents=True)
     (tmp_path / "conf/local").mkdir()
     (tmp_path / "conf/base/parameters_text.yml").write_text("text:\n  pe:\n    iterations: 4\n")

@@ -46,12 +46,12 @@ ALLOWED_ROOTS = (
 )
 
 
-def configure(project: Path, generator: dict, rows_per_class: int = 20) -> None:
-    """Small corpora and local settings, as a user would put them in conf/local."""
+def configure(project: Path, generator: dict, rows_per_class: int = 20, **sections: dict) -> None:
+    """Small corpora and local settings (``sections`` replace SMALL's), as a user would put them in conf/local."""
     for name in ("agnews_train.csv", "agnews_test.csv"):
         path = project / "data/01_raw/agnews" / name
         pd.read_csv(path).groupby("Class").head(rows_per_class).to_csv(path, index=False)
-    settings = {**SMALL, "generator": {**SMALL["generator"], **generator}}
+    settings = {**SMALL, **sections, "generator": {**SMALL["generator"], **generator}}
     (project / "conf/local/parameters_text.yml").write_text(yaml.safe_dump({"text": settings}))
 
 
@@ -116,6 +116,7 @@ def test_http_run_keeps_the_key_secret_and_resumes_after_a_failure_without_spend
             "backend": "openai_compatible",
             "openai_compatible": {"base_url": llm_server.url, "model": "canned", "max_retries": 0},
         },
+        release={"rows": POPULATION, "vary": False},  # the release asks the server for nothing
     )
     # The random API and iteration 1's variation take 2 x 24 requests; the key is then rejected
     # in the middle of iteration 2's variation, after its histogram was released.

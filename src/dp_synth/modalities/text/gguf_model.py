@@ -48,8 +48,9 @@ def export_gguf(gguf: Path, folder: Path) -> Path:
     """Write the model and tokenizer of ``gguf`` into ``folder`` as a float32 ``save_pretrained`` folder.
 
     The GGUF quantisation record is dropped from the configuration (the weights written are the
-    de-quantised ones), and the generation configuration stops at the tokenizer's end-of-turn
-    token, so that sampling ends where the model ends its answer.
+    de-quantised ones), and the generation configuration samples (an OpenAI-compatible server
+    such as ``transformers serve`` otherwise decodes greedily, the same answer to every copy of
+    a prompt) and stops at the tokenizer's end-of-turn token, where the model ends its answer.
 
     Args:
         gguf: The GGUF file.
@@ -67,6 +68,7 @@ def export_gguf(gguf: Path, folder: Path) -> Path:
     model.hf_quantizer = None
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
+    model.generation_config.do_sample = True
     model.generation_config.eos_token_id = tokenizer.eos_token_id
     model.generation_config.pad_token_id = tokenizer.pad_token_id or tokenizer.eos_token_id
     folder.mkdir(parents=True, exist_ok=True)
