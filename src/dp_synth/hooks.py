@@ -43,9 +43,9 @@ logger = logging.getLogger(__name__)
 
 _ITERATION_METRICS = re.compile(r"\.iter_(\d+)\.metrics$")
 REPORTS = "reports"
+"""MLflow artifact folder of the reports."""
 MAX_LOGGED_TEXTS = 10_000
 """Largest text release also kept as an MLflow artifact (``release/synthetic_data.csv``)."""
-"""MLflow artifact folder of the reports."""
 _ITERATION_NAMESPACE = re.compile(r"\.iter_\d+")
 
 

@@ -161,3 +161,11 @@ def test_repeated_prompts_share_batches_and_the_rest_are_batched_by_length() -> 
     mixed = [position for batch in batches[2:] for position in batch]
     assert [len(texts[position]) for position in mixed] == sorted(len(texts[position]) for position in mixed)
     assert set(mixed) >= {32, 40, 41, 42, 43, 44}  # 8 copies left over and a pair: too few for a batch of their own
+
+
+def test_a_repeated_prompt_read_once_completes_as_it_does_alone(tiny_lm: Path) -> None:
+    """The shared key-value cache of a repeated prompt gives what reading the prompt in full gives."""
+    generator = HuggingFaceGenerator(tiny_lm, device="cpu", batch_size=16)
+    settings = {"temperature": NEAR_GREEDY, "max_new_tokens": 6, "seed": 0}
+    shared = generator.generate([PROMPTS[0]] * 16, **settings)  # one batch of 16 copies: the shared path
+    assert shared == [generator.generate([PROMPTS[0]], **settings)[0]] * 16

@@ -11,7 +11,7 @@ import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -303,15 +303,7 @@ def _sample(
     """
     inputs = tokenizer(texts, padding=True, return_tensors="pt", add_special_tokens=add_special_tokens).to(model.device)
     _check_context(model, inputs["input_ids"].shape[1], max_new_tokens)
-    with torch.inference_mode():
-        output = model.generate(
-            **inputs,
-            do_sample=True,
-            temperature=temperature,
-            max_new_tokens=max_new_tokens,
-            pad_token_id=tokenizer.pad_token_id,
-        )
-    return _decoded(tokenizer, output[:, inputs["input_ids"].shape[1] :])
+    return _generate(model, tokenizer, dict(inputs), temperature=temperature, max_new_tokens=max_new_tokens)
 
 
 def _sample_from_shared_prompt(
@@ -333,14 +325,29 @@ def _sample_from_shared_prompt(
         cache = DynamicCache(config=model.config)
         model(input_ids=prompt[:, :-1], cache=cache)
         cache.batch_repeat_interleave(len(texts))
-        rows = prompt.repeat(len(texts), 1)
+    rows = prompt.repeat(len(texts), 1)
+    inputs = {"input_ids": rows, "attention_mask": torch.ones_like(rows), "cache": cache}
+    return _generate(model, tokenizer, inputs, temperature=temperature, max_new_tokens=max_new_tokens)
+
+
+def _generate(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    inputs: dict[str, Any],
+    *,
+    temperature: float,
+    max_new_tokens: int,
+) -> tuple[list[str], int]:
+    """Sample from ``inputs`` (``input_ids``, ``attention_mask``, and a prompt cache if any),
+    checked against the model's context by the caller: the decoded new tokens of each row and
+    their count (``_decoded``)."""
+    prompt_tokens = inputs["input_ids"].shape[1]
+    with torch.inference_mode():
         output = model.generate(
-            input_ids=rows,
-            attention_mask=torch.ones_like(rows),
-            cache=cache,
+            **inputs,
             do_sample=True,
             temperature=temperature,
             max_new_tokens=max_new_tokens,
             pad_token_id=tokenizer.pad_token_id,
         )
-    return _decoded(tokenizer, output[:, prompt.shape[1] :])
+    return _decoded(tokenizer, output[:, prompt_tokens:])

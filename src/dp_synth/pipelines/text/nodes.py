@@ -21,6 +21,7 @@ from dp_synth.modalities.text.llm import Secret, build_generator
 from dp_synth.modalities.text.modality import (
     LABEL,
     TEXT,
+    CorpusSchema,
     PromptTemplates,
     SentenceEmbedder,
     TextModality,
@@ -50,8 +51,9 @@ def build_modality(schema_json: Mapping[str, Any], settings: TextSettings, api_k
         api_key: The HTTP backend's key from credentials (never logged).
     """
     generator, variation = settings.generator, settings.generator.variation
+    schema = parse_corpus_schema(schema_json)
     modality = TextModality(
-        schema=parse_corpus_schema(schema_json),
+        schema=schema,
         generator=build_generator(generator.backend, backend_options(generator), api_key),
         embedder=SentenceEmbedder(**settings.embedding.model_dump()),
         prompts=PromptTemplates(**generator.prompts.model_dump()),
@@ -62,16 +64,16 @@ def build_modality(schema_json: Mapping[str, Any], settings: TextSettings, api_k
         max_new_tokens=generator.max_new_tokens,
         max_attempts=generator.max_attempts,
         min_words=generator.min_words,
-        planned_texts=settings.pe.population_size * settings.pe.iterations + _release_rows(settings, schema_json),
+        planned_texts=settings.pe.population_size * settings.pe.iterations + _release_rows(settings, schema),
     )
     logger.info("Text generator: %s; embedding: %s", modality.generator.description, modality.embedder.path)
     return modality
 
 
-def _release_rows(settings: TextSettings, schema_json: Mapping[str, Any]) -> int:
+def _release_rows(settings: TextSettings, schema: CorpusSchema) -> int:
     """Texts the release asks for (an upper bound on the variations it may make)."""
     rows = settings.release.rows
-    return int(schema_json.get("public_row_count") or 0) if rows == "auto" else rows
+    return (schema.public_row_count or 0) if rows == "auto" else rows
 
 
 def load_private_corpus(private_raw: Any, modality: TextModality) -> pd.DataFrame | PrivateRows:
