@@ -24,3 +24,24 @@ def test_repeats_are_varied_and_first_draws_kept():
     assert plain[first].equals(varied[first])  # a row's first draw is released as drawn
     assert varied["x"].nunique() > 150 > plain["x"].nunique()  # repeats moved by the variation API
     assert (varied["label"] == plain["label"]).all() and varied["x"].dtype == np.float64
+
+
+class FailingVariation(PointModality):
+    """A variation API that returns every row unchanged (a model whose rewrites all fail)."""
+
+    def vary(self, survivors, iteration, iterations, rng):
+        return survivors.reset_index(drop=True)
+
+
+def test_distinct_replaces_a_failed_variation_of_a_repeat_by_a_candidate_not_released_yet():
+    candidates = pd.DataFrame({"x": np.linspace(0.0, 1.0, 12), "label": ["left"] * 6 + ["right"] * 6})
+    weights = np.array([5.0, 0.0, 1.0, 1.0, 1.0, 1.0, 5.0, 1.0, 1.0, 1.0, 1.0, 0.0])
+    plan = calibrate(epsilon=1.0, delta=1e-5, iterations=2, seed=0)
+    release_basis = ReleaseBasis(FailingVariation(), candidates, weights, {"left": 1.0, "right": 1.0}, plan)
+    repeats = release_basis.draw(10, "repeats", release_basis.release_rng(0))
+    distinct = release_basis.draw(10, "distinct", release_basis.release_rng(0))
+    assert repeats["x"].duplicated().any()  # the failed variations left repeats
+    assert not distinct["x"].duplicated().any() and (distinct["label"] == repeats["label"]).all()
+    assert set(distinct["x"]) <= set(candidates["x"])
+    many = release_basis.draw(16, "distinct", release_basis.release_rng(1))  # more rows than candidates
+    assert many.groupby("label")["x"].nunique().to_dict() == {"left": 6, "right": 6}

@@ -122,11 +122,13 @@ class ReleaseSettings(Section):
         rows: Rows released, or ``"auto"``: the schema's public row count, else the total of
             the DP class counts.
         vary: Pass released rows once through the variation API at r(T): ``True`` every row,
-            ``"repeats"`` every row that repeats one drawn before it, ``False`` none.
+            ``"repeats"`` every row that repeats one drawn before it, ``"distinct"`` the same and
+            then a row whose variation still repeats an earlier row replaced by a candidate not
+            released yet (``ReleaseBasis.draw``), ``False`` none.
     """
 
     rows: PositiveInt | Literal["auto"] = "auto"
-    vary: bool | Literal["repeats"] = False
+    vary: bool | Literal["repeats", "distinct"] = False
 
 
 class ScheduleSettings(Section):

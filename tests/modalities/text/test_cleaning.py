@@ -34,6 +34,14 @@ ECHOES = prompt_ngrams([RANDOM_PROMPT, PARAPHRASE_PROMPT, FILL_BLANKS_PROMPT])
             "Rates held. Markets rose in early trading on Monday.",
         ),
         ("A short headline without any end", "A short headline without any end"),
+        (
+            "AI gives people a new way to learn about space. Justification: Adding a sentence explains it.",
+            "AI gives people a new way to learn about space.",
+        ),
+        (
+            "Shares of the carmaker fell 4% on Tuesday (Note: the figures are invented)",
+            "Shares of the carmaker fell 4% on Tuesday",
+        ),
     ],
 )
 def test_wrapping_is_removed_and_an_unfinished_last_sentence_cut(completion, text):

@@ -8,9 +8,11 @@ from pathlib import Path
 
 import huggingface_hub.constants
 import pytest
+import torch
 from transformers import AutoTokenizer
 
 from dp_synth.modalities.text.llm import GeneratorConfigError, TextGenerator
+from dp_synth.modalities.text import llm_local
 from dp_synth.modalities.text.llm_local import HuggingFaceGenerator, plan_batches
 from tests.tiny_models import build_tiny_causal_lm
 
@@ -140,6 +142,15 @@ def test_an_uncached_hub_id_fails_without_touching_the_network(monkeypatch: pyte
 def test_bad_settings_are_config_errors(tiny_lm: Path, setting: dict[str, object]) -> None:
     with pytest.raises(GeneratorConfigError):
         HuggingFaceGenerator(tiny_lm, **setting)
+
+
+@pytest.mark.parametrize("has_bfloat16", [True, False])
+def test_auto_dtype_on_the_cpu_is_bfloat16_only_where_the_cpu_computes_in_it(
+    tiny_lm: Path, monkeypatch: pytest.MonkeyPatch, has_bfloat16: bool
+) -> None:
+    monkeypatch.setattr(llm_local, "_cpu_has_bfloat16", lambda: has_bfloat16)
+    assert HuggingFaceGenerator(tiny_lm, device="cpu").dtype == (torch.bfloat16 if has_bfloat16 else torch.float32)
+    assert HuggingFaceGenerator(tiny_lm, device="cpu", dtype="float32").dtype == torch.float32
 
 
 @pytest.mark.parametrize("call", [{"temperature": 0.0, "max_new_tokens": 2}, {"temperature": 1.0, "max_new_tokens": 0}])

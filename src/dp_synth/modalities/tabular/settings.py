@@ -55,7 +55,7 @@ class TabularRelease(ReleaseSettings):
     """``tabular.release``: a row drawn again is varied once, so the release repeats rows about
     as rarely as real tables do (on Adult 93% of the rows are distinct, against 55% without)."""
 
-    vary: bool | Literal["repeats"] = "repeats"
+    vary: bool | Literal["repeats", "distinct"] = "repeats"
 
 
 class TabularVariation(ScheduleSettings):

@@ -29,6 +29,10 @@ _LABEL = re.compile(
     r"rewritten text|completed text|answer|output)\s*\**\s*:\s*\**",
     re.IGNORECASE,
 )
+_COMMENTARY = re.compile(
+    r"\s*[(\[]?\b(?:justification|explanation|reasoning|rationale|note|notes|original text|original)\s*:.*$",
+    re.IGNORECASE,
+)
 _MARKDOWN = re.compile(r"\*\*|__(?=\w)|(?<=\w)__|^#+\s*", re.MULTILINE)
 _BLANK = re.compile(r"(?:^|[\s(\[\"'])_+(?=$|[\s.,;:!?)\]\"'])|_{2,}")
 _SENTENCE_END = re.compile(r"[.!?](?:[\"')\]]*)(?=\s|$)")
@@ -41,8 +45,9 @@ def clean_completion(completion: str, *, max_parts: int = 2, min_words: int = MI
 
     Drops a leading preamble line and field labels ("Headline:", "Text:"), markdown emphasis and
     headings, and quotes around each part; keeps the first ``max_parts`` non-empty lines (a
-    headline and its paragraph), joined by a space; and cuts a last sentence left unfinished by
-    the token limit, when what comes before it is a text of ``min_words`` words or more.
+    headline and its paragraph), joined by a space; drops the model's commentary on its own
+    answer ("Justification: ...", "Note: ..."); and cuts a last sentence left unfinished by the
+    token limit, when what comes before it is a text of ``min_words`` words or more.
     """
     text = _PREAMBLE.sub("", completion.strip(), count=1)
     parts = []
@@ -52,7 +57,7 @@ def clean_completion(completion: str, *, max_parts: int = 2, min_words: int = MI
             parts.append(part)
         if len(parts) == max_parts:
             break
-    return _without_unfinished_sentence(" ".join(parts), min_words)
+    return _without_unfinished_sentence(_COMMENTARY.sub("", " ".join(parts)), min_words)
 
 
 def _without_unfinished_sentence(text: str, min_words: int) -> str:

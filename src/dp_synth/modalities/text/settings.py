@@ -35,11 +35,12 @@ class TextEvolution(EvolutionSettings):
 
 
 class TextRelease(ReleaseSettings):
-    """``text.release``: 200 texts drawn from the last population, a repeated draw paraphrased
-    so that the released texts are distinct."""
+    """``text.release``: 200 texts drawn from the last population, a repeated draw paraphrased,
+    and one whose paraphrases all failed replaced by a candidate not yet released: the released
+    texts are distinct."""
 
     rows: PositiveInt | Literal["auto"] = 200
-    vary: bool | Literal["repeats"] = "repeats"
+    vary: bool | Literal["repeats", "distinct"] = "distinct"
 
 
 class HuggingFaceSettings(Section):
@@ -49,7 +50,8 @@ class HuggingFaceSettings(Section):
         model: A local model directory (a hub id only with ``allow_download``).
         allow_download: Never download at run time unless set.
         device: ``auto`` (cuda if available), ``cpu``, ``cuda``...
-        dtype: ``auto``, ``float32``, ``bfloat16`` or ``float16``.
+        dtype: ``auto`` (bfloat16 on a CPU with bfloat16 instructions, else float32; the
+            checkpoint's own on an accelerator), ``float32``, ``bfloat16`` or ``float16``.
         batch_size: Prompts per generation batch.
         use_chat_template: ``auto``: the tokenizer's chat template when it has one.
     """
@@ -57,7 +59,7 @@ class HuggingFaceSettings(Section):
     model: str | None = None
     allow_download: bool = False
     device: str = "auto"
-    dtype: str = "auto"
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     batch_size: PositiveInt = 64
     use_chat_template: Literal["auto"] | bool = "auto"
 
