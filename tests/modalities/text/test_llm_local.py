@@ -11,8 +11,8 @@ import pytest
 import torch
 from transformers import AutoTokenizer
 
-from dp_synth.modalities.text.llm import GeneratorConfigError, TextGenerator
 from dp_synth.modalities.text import llm_local
+from dp_synth.modalities.text.llm import GeneratorConfigError, TextGenerator
 from dp_synth.modalities.text.llm_local import HuggingFaceGenerator, plan_batches
 from tests.tiny_models import build_tiny_causal_lm
 
