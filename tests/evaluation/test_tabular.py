@@ -175,3 +175,11 @@ def test_dcr_measures_distances_on_the_public_scale(tiny_table, tiny_schema):
         assert result["synthetic_dcr_median"] == pytest.approx(distance, abs=1e-5)
         assert result["synthetic_dcr_p05"] == pytest.approx(distance, abs=1e-5)
         assert result["exact_copy_share"] == 0.0
+
+
+def test_the_majority_class_rate_is_that_of_the_training_tables_most_frequent_class(tiny_table, tiny_schema):
+    mostly_yes = pd.concat([tiny_table, tiny_table[tiny_table["label"] == "yes"]])
+    scores = classifier_utility(mostly_yes, tiny_table, tiny_schema, "logreg")
+    assert scores["majority_accuracy"] == pytest.approx(0.5)  # "yes" is half of the test rows
+    test = pd.concat([tiny_table, tiny_table[tiny_table["label"] == "no"]] * 2)
+    assert classifier_utility(mostly_yes, test, tiny_schema, "logreg")["majority_accuracy"] == pytest.approx(4 / 12)

@@ -24,8 +24,16 @@ _MAX_CATEGORIES_SHOWN = 20
 
 
 def plot_iteration_metrics(iteration_metrics: pd.DataFrame) -> Figure:
-    """One panel per metric, against the iteration t."""
+    """One panel per metric, against the iteration t; a single iteration (T = 1) as a table of
+    its values instead of panels of one dot each."""
     metrics = [name for name in iteration_metrics.columns if name != "iteration"]
+    if len(iteration_metrics) == 1:
+        figure, axis = plt.subplots(figsize=(7, 0.4 * len(metrics) + 1.0))
+        axis.axis("off")
+        cells = [[name, f"{iteration_metrics[name].iloc[0]:,.4g}"] for name in metrics]
+        axis.table(cellText=cells, colLabels=["metric", "value"], loc="center", cellLoc="left")
+        figure.suptitle("Private Evolution, one iteration")
+        return figure
     figure, axes = plt.subplots(len(metrics), 1, figsize=(7, 2.2 * len(metrics)), sharex=True, squeeze=False)
     for axis, name in zip(axes[:, 0], metrics, strict=True):
         axis.plot(iteration_metrics["iteration"], iteration_metrics[name], marker="o", markersize=3)
@@ -35,6 +43,12 @@ def plot_iteration_metrics(iteration_metrics: pd.DataFrame) -> Figure:
     figure.suptitle("Private Evolution, per iteration")
     figure.tight_layout()
     return figure
+
+
+def edge_label(edge: float) -> str:
+    """A bin edge as a reader writes it: whole numbers with thousands separators from 100 up
+    (``12,500``, never ``1.25e+04``), three significant digits below."""
+    return f"{edge:,.0f}" if abs(edge) >= 100 else f"{edge:.3g}"
 
 
 def _shares(codes: np.ndarray, cells: int) -> np.ndarray:
@@ -51,7 +65,7 @@ def plot_marginals(
         position = schema.names.index(name)
         column = schema.column(name)
         labels = (
-            [f"{edge:.4g}" for edge in np.linspace(column.low, column.high, DEFAULT_BINS + 1)[:-1]]
+            [edge_label(edge) for edge in np.linspace(column.low, column.high, DEFAULT_BINS + 1)[:-1]]
             if column.is_numeric
             else list(column.categories)
         )

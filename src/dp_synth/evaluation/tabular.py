@@ -254,8 +254,10 @@ def classifier_utility(
         seed: Seed of the model's randomness.
 
     Returns:
-        ``{"accuracy": ..., "macro_f1": ...}`` on ``test`` (macro F1 over the classes present in
-        the test labels or the predictions).
+        ``{"accuracy": ..., "macro_f1": ..., "majority_accuracy": ...}`` on ``test`` (macro F1
+        over the classes present in the test labels or the predictions; ``majority_accuracy``
+        that of always predicting ``train``'s most frequent class, the rate an accuracy must
+        beat to say anything).
     """
     if model not in MODELS:
         raise ValueError(f"model must be one of {MODELS}, got {model!r}")
@@ -280,6 +282,7 @@ def classifier_utility(
     return {
         "accuracy": float(accuracy_score(y_test, predicted)),
         "macro_f1": float(f1_score(y_test, predicted, average="macro", zero_division=0)),
+        "majority_accuracy": float(np.mean(y_test == np.bincount(y_train).argmax())),
     }
 
 

@@ -15,7 +15,12 @@ from dp_synth.pe.schedule import VariationSchedule
 @pytest.fixture
 def tree_modality(tiny_schema) -> TabularModality:
     return TabularModality(
-        schema=tiny_schema, schedule=VariationSchedule(), structure="tree", interactions=1, refine_cells=4
+        schema=tiny_schema,
+        schedule=VariationSchedule(),
+        structure="tree",
+        interactions=1,
+        refine_cells=4,
+        locate_bounds=True,
     )
 
 
@@ -25,7 +30,7 @@ def test_every_release_is_recorded_and_their_budget_adds_up_to_the_plans(tree_mo
     sigma = 2.0
     statistics = tree_modality.measure_statistics(private, sigma, rng)
     names = [measurement.name for measurement in statistics.measurements]
-    assert names == ["one_way", "refinement", "scores", "edges", "interaction_scores", "cliques"]
+    assert names == ["bounds", "one_way", "refinement", "scores", "edges", "interaction_scores", "cliques"]
     plan = tree_modality.release_plan(sigma)
     for measurement in statistics.measurements:
         assert (measurement.sigma, measurement.sensitivity) == (
@@ -34,7 +39,8 @@ def test_every_release_is_recorded_and_their_budget_adds_up_to_the_plans(tree_mo
         )
     spent = sum((measurement.sensitivity / measurement.sigma) ** 2 for measurement in statistics.measurements)
     assert spent == pytest.approx((tree_modality.statistics_sensitivity / sigma) ** 2)
-    one_way, refinement, scores, edges = statistics.measurements[:4]
+    bounds, one_way, refinement, scores, edges = statistics.measurements[:5]
+    assert bounds.queries == ((1,),) and bounds.sensitivity == 1.0  # the one binned feature, "score"
     assert one_way.queries == ((0,), (1,), (2,)) and one_way.noisy[0].size == 2 * sum(
         grid.size for grid in tree_modality.grids
     )

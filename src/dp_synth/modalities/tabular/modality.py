@@ -26,7 +26,8 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from dp_synth.modalities.tabular.cells import CellGrid, TableLayout, encode_rows
+from dp_synth.modalities.tabular.bounds import located_columns, located_schema, measure_locate_counts
+from dp_synth.modalities.tabular.cells import EXACT_INTEGER_CELLS, CellGrid, TableLayout, encode_rows
 from dp_synth.modalities.tabular.dependency_tree import PairEstimate
 from dp_synth.modalities.tabular.estimation import (
     MarginalEstimate,
@@ -40,6 +41,7 @@ from dp_synth.modalities.tabular.schema import TableSchema
 from dp_synth.modalities.tabular.statistics import (
     Release,
     TabularStatistics,
+    gaussian_release,
     measure_one_way,
     measure_refinement,
     release_plan,
@@ -89,6 +91,9 @@ class TabularModality(PublicSchemaFacts):
             many equal-width sub-cells whose class-conditional counts are released too
             (``statistics.refined_counts``), and a value drawn in a bin is the midpoint of a sub-cell drawn
             from ``estimation.refined_within``; with 1, a uniform draw in the bin.
+        locate_bounds: Whether the statistics first locate where every binned numeric feature's
+            data lies inside its declared bounds (``bounds``) and count everything else in the
+            located domain.
         statistics: The released statistics the generator draws from (``measure_statistics``),
             ``None`` until ``with_statistics`` sets them.
         relations: The schema's public relations, honoured by every row drawn or varied.
@@ -106,6 +111,7 @@ class TabularModality(PublicSchemaFacts):
     pair_estimate: PairEstimate = "posterior"
     interactions: int = 0
     refine_cells: int = 1
+    locate_bounds: bool = False
     statistics: TabularStatistics | None = None
     relations: PublicRelations = field(default_factory=PublicRelations)
 
@@ -130,6 +136,12 @@ class TabularModality(PublicSchemaFacts):
         return tuple(feature for feature, grid in enumerate(self.grids) if grid.binned) if self.refine_cells > 1 else ()
 
     @property
+    def located_features(self) -> tuple[int, ...]:
+        """The features whose data is located inside their bounds: every binned feature, with
+        ``locate_bounds``."""
+        return tuple(feature for feature, grid in enumerate(self.grids) if grid.binned) if self.locate_bounds else ()
+
+    @property
     def statistics_sensitivity(self) -> float:
         """L2 sensitivity of ``statistics.marginal_counts``: a record adds 1 to one cell of each feature."""
         return math.sqrt(len(self.schema.features))
@@ -143,6 +155,7 @@ class TabularModality(PublicSchemaFacts):
             tree=self.structure == "tree",
             interactions=self.interactions,
             refined_features=len(self.refined_features),
+            located_features=len(self.located_features),
         )
 
     def measure_statistics(self, private: pd.DataFrame, sigma: float, rng: np.random.Generator) -> TabularStatistics:
@@ -154,18 +167,28 @@ class TabularModality(PublicSchemaFacts):
         releases by ``TREE_BUDGET`` (``release_plan``), so their mu squared adds up to the same
         total: the marginals, then the dependence scores, then the chosen edge tables
         (``TreeDesign.measure``). With ``refine_cells`` > 1, ``REFINEMENT_SHARE`` of it goes to
-        ``refined_counts``.
+        ``refined_counts``. With ``locate_bounds``, ``BOUNDS_SHARE`` of it first goes to
+        ``bounds.locate_counts``, and every other release counts cells of the located domain
+        (``bounds.located_schema``).
 
         The noisy counts become distributions by post-processing (``estimation``). Returns the
         marginals, plus the tree for the tree generator and the sub-cells (see
         ``refined_within``) with ``refine_cells`` > 1, and every release.
         """
         plan = self.release_plan(sigma)
-        layout = self.layout
+        schema, measurements = self.schema, []
+        if "bounds" in plan:
+            located = located_columns(self.schema, self.located_features)
+            counts = measure_locate_counts(located, private)
+            bounds = gaussian_release("bounds", [(f,) for f in self.located_features], [counts], plan["bounds"], rng)
+            (noisy,) = bounds.noisy
+            schema = located_schema(self.schema, self.located_features, noisy, bounds.sigma, EXACT_INTEGER_CELLS)
+            measurements.append(bounds)
+        layout = TableLayout(schema, self.marginal_bins)
         one_way = measure_one_way(layout, private, plan["one_way"], rng)
         marginals = marginal_distributions(layout, one_way, self.marginal_estimate)
         totals = class_totals(layout, one_way)
-        measurements = [one_way]
+        measurements.append(one_way)
         refined = None
         if "refinement" in plan:
             refinement = measure_refinement(
@@ -185,7 +208,7 @@ class TabularModality(PublicSchemaFacts):
             )
             tree, releases = design.measure(private, marginals, totals, plan, rng)
             measurements.extend(releases)
-        return TabularStatistics(marginals, refined, tree, tuple(measurements))
+        return TabularStatistics(marginals, refined, tree, tuple(measurements), schema)
 
     def statistics_releases(self) -> tuple[ReleaseRecord, ...]:
         """The Gaussian releases of the statistics this generator uses, for the privacy report
@@ -198,8 +221,9 @@ class TabularModality(PublicSchemaFacts):
         )
 
     def with_statistics(self, statistics: TabularStatistics) -> TabularModality:
-        """Return a copy whose generator draws from released statistics (``measure_statistics``)."""
-        return dataclasses.replace(self, statistics=statistics)
+        """Return a copy whose generator draws from released statistics (``measure_statistics``),
+        in the domain they were counted in (the located bounds, if any)."""
+        return dataclasses.replace(self, statistics=statistics, schema=statistics.schema)
 
     @property
     def generator(self) -> TabularGenerator:

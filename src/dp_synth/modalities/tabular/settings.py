@@ -90,6 +90,8 @@ class TabularGenerator(Section):
             when their joint law departs from the tree's by more than their table's noise.
         refine_cells: Sub-cells per bin of a binned numeric column whose counts are released too
             (1: off, values uniform in their bin).
+        locate_bounds: Spend a share of the statistics locating where each binned numeric
+            column's data lies inside its declared bounds, and use that range (``bounds``).
     """
 
     variation: TabularVariation = TabularVariation()
@@ -103,6 +105,7 @@ class TabularGenerator(Section):
     pair_estimate: PairEstimate = "posterior"
     interactions: Annotated[int, Field(ge=0)] | Auto = "auto"
     refine_cells: PositiveInt | Auto = "auto"
+    locate_bounds: bool | Auto = "auto"
 
 
 class TabularEvaluation(Section):
@@ -143,11 +146,12 @@ FIXED_PLAN = GeneratorPlan(
     interactions=1,
     refine_cells=32,
     population_size=30_000,
+    locate_bounds=True,
     rows_per_class=float("nan"),
     warnings=(),
 )
 """What ``auto`` means when the schema declares no row count: the defaults measured on Adult."""
-PLANNED_GENERATOR = ("marginal_bins", "structure", "pair_cells", "interactions", "refine_cells")
+PLANNED_GENERATOR = ("marginal_bins", "structure", "pair_cells", "interactions", "refine_cells", "locate_bounds")
 
 
 def plan_settings(settings: TabularSettings, schema_json: Mapping[str, Any]) -> tuple[TabularSettings, GeneratorPlan]:

@@ -2,9 +2,9 @@
 
 The statistics are measured once with the Gaussian mechanism and paid from the run's budget
 (``dp.generator_share``): a plan grants them one noise ``sigma`` for the L2 sensitivity
-``sqrt(features)`` of the one-way marginals, and ``release_plan`` splits it over up to six
-releases (one-way marginals, sub-cells, dependence scores, edge tables, interaction scores,
-clique tables) so that their mu squared adds up to the same total. Every release is kept as a
+``sqrt(features)`` of the one-way marginals, and ``release_plan`` splits it over up to seven
+releases (located bounds, one-way marginals, sub-cells, dependence scores, edge tables,
+interaction scores, clique tables) so that their mu squared adds up to the same total. Every release is kept as a
 ``Measurement``; the generator reads the ``TabularStatistics`` estimated from them.
 """
 
@@ -20,6 +20,7 @@ import pandas as pd
 
 from dp_synth.modalities.tabular.cells import TableLayout
 from dp_synth.modalities.tabular.dependency_tree import DependencyTree, feature_pairs, feature_triples
+from dp_synth.modalities.tabular.schema import TableSchema
 from dp_synth.pe.engine import PrivateRows, private_rows
 
 TREE_BUDGET = {"one_way": 0.4, "scores": 0.1, "edges": 0.5}
@@ -37,6 +38,11 @@ Marginals = dict[str, dict[str, np.ndarray]]
 REFINEMENT_SHARE = 0.15
 """Share of the statistics' mu squared spent on the sub-cells of binned numeric columns when
 ``refine_cells`` > 1; the other releases' shares shrink in proportion."""
+
+BOUNDS_SHARE = 0.1
+"""Share of the statistics' mu squared spent locating where binned numeric columns' data lies
+inside their declared bounds (``bounds``) when ``locate_bounds`` is on; the other releases'
+shares shrink in proportion."""
 
 
 @dataclass(frozen=True)
@@ -57,13 +63,14 @@ class Measurement:
     """One Gaussian release of the statistics: what was measured and what came out.
 
     Attributes:
-        name: The release, a key of ``release_plan``: ``"one_way"``, ``"refinement"``,
-            ``"scores"``, ``"edges"``, ``"interaction_scores"`` or ``"cliques"``.
-        queries: The features measured, as indices into the schema's features: ``one_way`` and
-            ``refinement``, each feature (``(j,)``) they count; ``scores`` and
+        name: The release, a key of ``release_plan``: ``"bounds"``, ``"one_way"``,
+            ``"refinement"``, ``"scores"``, ``"edges"``, ``"interaction_scores"`` or ``"cliques"``.
+        queries: The features measured, as indices into the schema's features: ``bounds``,
+            ``one_way`` and ``refinement``, each feature (``(j,)``) they count; ``scores`` and
             ``interaction_scores``, every pair and triple scored; ``edges`` and ``cliques``,
             the pairs and triples whose tables were released (none if none was chosen).
-        noisy: The released arrays, each one draw of the Gaussian mechanism: ``one_way``, the
+        noisy: The released arrays, each one draw of the Gaussian mechanism: ``bounds``, the
+            counts of every located feature's geometric cells (``bounds.locate_counts``); ``one_way``, the
             class-conditional counts of every feature's cells (class-major, then feature,
             cell); ``refinement``, of every refined feature's sub-cells (class-major, then
             feature, bin, sub-cell); ``scores`` and ``interaction_scores``, one score per
@@ -92,16 +99,30 @@ class TabularStatistics:
             bounds' cells unused); else ``None``.
         tree: The released dependency tree (``structure="tree"``), else ``None``.
         measurements: Every Gaussian release they were estimated from, in the order drawn.
+        schema: The domain the other statistics were counted in: the declared schema with the
+            located bounds of ``bounds.located_schema`` (the declared one when none was located).
     """
 
     marginals: Marginals
     refined: Marginals | None
     tree: DependencyTree | None
     measurements: tuple[Measurement, ...]
+    schema: TableSchema
+
+
+def located_bounds(statistics: TabularStatistics) -> dict[str, tuple[float, float]]:
+    """The domain of each column whose bounds the statistics located (``bounds``), by name:
+    a DP release, safe to log."""
+    located = [m for m in statistics.measurements if m.name == "bounds"]
+    features = [query[0] for measurement in located for query in measurement.queries]
+    return {
+        statistics.schema.features[f].name: (statistics.schema.features[f].low, statistics.schema.features[f].high)
+        for f in features
+    }
 
 
 def release_plan(
-    sigma: float, features: int, *, tree: bool, interactions: int, refined_features: int
+    sigma: float, features: int, *, tree: bool, interactions: int, refined_features: int, located_features: int = 0
 ) -> dict[str, Release]:
     """The noise of each statistics release, given the plan's ``sigma`` for sensitivity
     ``sqrt(features)`` = S.
@@ -116,6 +137,8 @@ def release_plan(
         interactions: At most this many interaction cliques (they need the tree and at least
             3 features; 0: none).
         refined_features: Features whose bins' sub-cells are released (0: none).
+        located_features: Features whose data is located inside their declared bounds
+            (``bounds``; 0: none).
     """
     sensitivities = {"one_way": math.sqrt(features)}
     shares: Mapping[str, float] = {"one_way": 1.0}
@@ -133,6 +156,9 @@ def release_plan(
             **{name: share * (1.0 - REFINEMENT_SHARE) for name, share in shares.items()},
             "refinement": REFINEMENT_SHARE,
         }
+    if located_features:
+        sensitivities["bounds"] = math.sqrt(located_features)
+        shares = {**{name: share * (1.0 - BOUNDS_SHARE) for name, share in shares.items()}, "bounds": BOUNDS_SHARE}
     return {
         name: Release(sigma * sensitivity / (math.sqrt(features) * math.sqrt(shares[name])), sensitivity)
         for name, sensitivity in sensitivities.items()

@@ -1,0 +1,138 @@
+"""DP bounds: where a column's data lies inside loosely declared bounds, located by one Gaussian
+release whose sensitivity is checked by removing records; the release stays inside the declaration."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from dp_synth.modalities.tabular.bounds import HALVINGS, geometric_edges, locate_counts, located_range, located_schema
+from dp_synth.modalities.tabular.modality import TabularModality
+from dp_synth.modalities.tabular.plan import plan_generator
+from dp_synth.modalities.tabular.schema import Column, parse_schema
+from dp_synth.modalities.tabular.statistics import located_bounds
+from dp_synth.pe.schedule import VariationSchedule
+
+AMOUNT = Column("amount", "float", 0.0, 100_000.0)
+DURATION = Column("duration", "integer", 0, 1_200)
+
+
+def loose_schema(rows: int | None = 800, numeric: int = 2) -> dict:
+    columns = {
+        "amount": {"type": "float", "min": 0, "max": 100_000},
+        "duration": {"type": "integer", "min": 0, "max": 1_200},
+        **{f"extra{index}": {"type": "float", "min": 0, "max": 1_000} for index in range(numeric - 2)},
+        "label": {"type": "categorical", "categories": ["good", "bad"]},
+    }
+    return {"label_column": "label", "columns": columns, "public_row_count": rows}
+
+
+def credit_rows(rows: int, rng: np.random.Generator) -> pd.DataFrame:
+    """Amounts of 250 to 18,000 and durations of 4 to 72 months, far inside their declared bounds."""
+    return pd.DataFrame(
+        {
+            "amount": np.exp(rng.uniform(np.log(250), np.log(18_000), rows)),
+            "duration": rng.integers(4, 73, rows),
+            "label": rng.choice(["good", "bad"], rows, p=[0.7, 0.3]),
+        }
+    )
+
+
+def test_geometric_cells_halve_towards_each_bound():
+    edges = geometric_edges(AMOUNT)
+    assert len(edges) == 2 * HALVINGS + 1 and np.all(np.diff(edges) > 0)
+    assert (edges[0], edges[HALVINGS], edges[-1]) == (0.0, 50_000.0, 100_000.0)
+    assert edges[1] == pytest.approx(100_000 / 2**HALVINGS) and edges[-2] == pytest.approx(
+        100_000 - 100_000 / 2**HALVINGS
+    )
+
+
+def test_removing_a_record_changes_the_counts_by_sqrt_columns():
+    rng = np.random.default_rng(0)
+    table = credit_rows(300, rng)
+    full = locate_counts((AMOUNT, DURATION), table)
+    assert full.sum() == 2 * len(table)
+    for index in rng.choice(len(table), size=50, replace=False):
+        change = full - locate_counts((AMOUNT, DURATION), table.drop(index=index))
+        assert np.linalg.norm(change) == pytest.approx(math.sqrt(2))
+
+
+def test_the_located_range_covers_the_data_and_a_tight_declaration_is_kept():
+    rng = np.random.default_rng(1)
+    amounts = credit_rows(800, rng)[["amount"]]
+    noisy = locate_counts((AMOUNT,), amounts) + rng.normal(0, 10.0, 2 * HALVINGS)
+    low, high = located_range(AMOUNT, noisy, 10.0)
+    assert 0 <= low <= 250 and 18_000 <= high <= 25_000  # inside the declaration, around the data
+    tight = Column("amount", "float", 200.0, 20_000.0)
+    noisy = locate_counts((tight,), amounts) + rng.normal(0, 10.0, 2 * HALVINGS)
+    assert located_range(tight, noisy, 10.0) == (200.0, 20_000.0)
+    nothing = rng.normal(0, 10.0, 2 * HALVINGS)  # no data anywhere: the declaration stays
+    assert located_range(AMOUNT, nothing - 100.0, 10.0) == (0.0, 100_000.0)
+
+
+def test_a_located_integer_column_keeps_whole_bounds_and_its_bins():
+    schema = parse_schema(loose_schema())
+    rows = credit_rows(800, np.random.default_rng(2))
+    counts = locate_counts(schema.features, rows)
+    located = located_schema(schema, (0, 1), counts, 1.0, min_integer_span=128)
+    duration = located.column("duration")
+    assert float(duration.low).is_integer() and float(duration.high).is_integer()
+    assert duration.high - duration.low == 128 and 0 <= duration.low <= 4 and duration.high >= 72
+    assert located.column("amount").high < 50_000 and located.column("label") == schema.column("label")
+
+
+def test_the_release_is_drawn_in_the_located_domain_inside_the_declared_one():
+    schema = parse_schema(loose_schema())
+    modality = TabularModality(schema=schema, schedule=VariationSchedule(), structure="tree", locate_bounds=True)
+    rng = np.random.default_rng(3)
+    statistics = modality.measure_statistics(credit_rows(800, rng), sigma=2.0, rng=rng)
+    assert statistics.measurements[0].name == "bounds"
+    located = modality.with_statistics(statistics)
+    assert located.schema.column("amount").high < 50_000
+    drawn = located.random_population({"good": 500, "bad": 500}, rng)
+    assert drawn["amount"].between(0, located.schema.column("amount").high).all()
+    assert drawn["amount"].quantile(0.99) < 30_000  # not spread over the declared 0-100,000
+
+
+def test_the_plan_locates_bounds_when_it_can_afford_them_and_says_so_when_not():
+    plan = plan_generator(
+        parse_schema(loose_schema(2000)),
+        epsilon=1.0,
+        delta="auto",
+        iterations=1,
+        class_count_releases=1,
+        generator_share=0.8,
+        candidates_per_bin=1,
+    )
+    assert plan.locate_bounds and not any("declared bounds" in warning for warning in plan.warnings)
+    wide = plan_generator(
+        parse_schema(loose_schema(455, numeric=30)),
+        epsilon=1.0,
+        delta="auto",
+        iterations=1,
+        class_count_releases=1,
+        generator_share=0.8,
+        candidates_per_bin=1,
+    )
+    assert not wide.locate_bounds
+    assert any("declared bounds of 30 numeric columns are used as declared" in warning for warning in wide.warnings)
+
+
+def test_the_located_bounds_are_read_back_by_column_name():
+    schema = parse_schema(loose_schema())
+    modality = TabularModality(schema=schema, schedule=VariationSchedule(), locate_bounds=True)
+    rng = np.random.default_rng(4)
+    statistics = modality.measure_statistics(credit_rows(800, rng), sigma=2.0, rng=rng)
+    ranges = located_bounds(statistics)
+    assert set(ranges) == {"amount", "duration"} and ranges["amount"][1] < 50_000
+    assert (
+        located_bounds(
+            TabularModality(schema=schema, schedule=VariationSchedule()).measure_statistics(
+                credit_rows(800, rng), sigma=2.0, rng=rng
+            )
+        )
+        == {}
+    )
