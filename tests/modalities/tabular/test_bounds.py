@@ -65,7 +65,7 @@ def test_the_located_range_covers_the_data_and_a_tight_declaration_is_kept():
     amounts = credit_rows(800, rng)[["amount"]]
     noisy = locate_counts((AMOUNT,), amounts) + rng.normal(0, 10.0, 2 * HALVINGS)
     low, high = located_range(AMOUNT, noisy, 10.0)
-    assert 0 <= low <= 250 and 18_000 <= high <= 25_000  # inside the declaration, around the data
+    assert 0 <= low <= 250 and 18_000 <= high <= 50_000  # inside the declaration, around the data
     tight = Column("amount", "float", 200.0, 20_000.0)
     noisy = locate_counts((tight,), amounts) + rng.normal(0, 10.0, 2 * HALVINGS)
     assert located_range(tight, noisy, 10.0) == (200.0, 20_000.0)
@@ -80,8 +80,8 @@ def test_a_located_integer_column_keeps_whole_bounds_and_its_bins():
     located = located_schema(schema, (0, 1), counts, 1.0, min_integer_span=128)
     duration = located.column("duration")
     assert float(duration.low).is_integer() and float(duration.high).is_integer()
-    assert duration.high - duration.low == 128 and 0 <= duration.low <= 4 and duration.high >= 72
-    assert located.column("amount").high < 50_000 and located.column("label") == schema.column("label")
+    assert duration.high - duration.low >= 128 and 0 <= duration.low <= 4 and 72 <= duration.high <= 150
+    assert located.column("amount").high <= 50_000 and located.column("label") == schema.column("label")
 
 
 def test_the_release_is_drawn_in_the_located_domain_inside_the_declared_one():
@@ -91,7 +91,7 @@ def test_the_release_is_drawn_in_the_located_domain_inside_the_declared_one():
     statistics = modality.measure_statistics(credit_rows(800, rng), sigma=2.0, rng=rng)
     assert statistics.measurements[0].name == "bounds"
     located = modality.with_statistics(statistics)
-    assert located.schema.column("amount").high < 50_000
+    assert located.schema.column("amount").high <= 50_000
     drawn = located.random_population({"good": 500, "bad": 500}, rng)
     assert drawn["amount"].between(0, located.schema.column("amount").high).all()
     assert drawn["amount"].quantile(0.99) < 30_000  # not spread over the declared 0-100,000
@@ -127,7 +127,7 @@ def test_the_located_bounds_are_read_back_by_column_name():
     rng = np.random.default_rng(4)
     statistics = modality.measure_statistics(credit_rows(800, rng), sigma=2.0, rng=rng)
     ranges = located_bounds(statistics)
-    assert set(ranges) == {"amount", "duration"} and ranges["amount"][1] < 50_000
+    assert set(ranges) == {"amount", "duration"} and ranges["amount"][1] <= 50_000
     assert (
         located_bounds(
             TabularModality(schema=schema, schedule=VariationSchedule()).measure_statistics(

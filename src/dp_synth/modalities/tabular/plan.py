@@ -20,7 +20,7 @@ x sigma. Dropping a release hands its share of the budget to the others (the sha
   so that a histogram bin collects enough votes to stand above the histogram's noise;
 - located bounds (``bounds``): where binned numeric columns' data lies inside their declared
   bounds is measured when a side's detection threshold (``bounds.DETECTION_Z`` x its noise
-  over ``bounds.HALVINGS`` cells) stays below ``bounds.MAX_CLAMPED_SHARE`` of the rows.
+  over ``bounds.HALVINGS`` cells) stays below ``bounds.MAX_UNDETECTED_SHARE`` of the rows.
 
 On Adult (n = 32,561, epsilon = 1) the plan is the measured default: 32 bins, a tree over 12
 coarse cells, one clique, 32 sub-cells, N = 30,000.
@@ -34,7 +34,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dp_synth.modalities.tabular.bounds import DETECTION_Z, HALVINGS, MAX_CLAMPED_SHARE
+from dp_synth.modalities.tabular.bounds import DETECTION_Z, HALVINGS, MAX_UNDETECTED_SHARE
 from dp_synth.modalities.tabular.cells import CellGrid
 from dp_synth.modalities.tabular.dependency_tree import coarse_cells
 from dp_synth.modalities.tabular.schema import TableSchema
@@ -169,7 +169,7 @@ def plan_generator(
             located_features=binned if locate else 0,
         )
         if locate:
-            locate = bounds_threshold(noise["bounds"].sigma) <= MAX_CLAMPED_SHARE * n
+            locate = bounds_threshold(noise["bounds"].sigma) <= MAX_UNDETECTED_SHARE * n
         chosen_bins = _largest(BIN_CHOICES, rows, lambda cells: cells, noise["one_way"].sigma)
         bins = chosen_bins or BIN_CHOICES[-1]
         if tree:
@@ -198,9 +198,9 @@ def plan_generator(
             located_features=binned,
         )
         warnings.append(
-            f"the declared bounds of {binned} numeric columns are used as declared: locating their data "
-            f"would clamp up to {bounds_threshold(located_noise['bounds'].sigma):.0f} of {n} rows; declare "
-            "bounds close to the data's range"
+            f"the declared bounds of {binned} numeric columns are used as declared: at this budget, locating "
+            f"their data would miss up to {bounds_threshold(located_noise['bounds'].sigma):.0f} of the {n} rows "
+            "at each end; declare bounds close to the data's range"
         )
     votes = candidates_per_bin * n / population
     if votes < SIGNAL_TO_NOISE * plan.sigma:
