@@ -91,9 +91,9 @@ def test_the_release_is_drawn_in_the_located_domain_inside_the_declared_one():
     statistics = modality.measure_statistics(credit_rows(800, rng), sigma=2.0, rng=rng)
     assert statistics.measurements[0].name == "bounds"
     located = modality.with_statistics(statistics)
-    assert located.schema.column("amount").high <= 50_000
+    assert located.domain.column("amount").high <= 50_000
     drawn = located.random_population({"good": 500, "bad": 500}, rng)
-    assert drawn["amount"].between(0, located.schema.column("amount").high).all()
+    assert drawn["amount"].between(0, located.domain.column("amount").high).all()
     assert drawn["amount"].quantile(0.99) < 30_000  # not spread over the declared 0-100,000
 
 
@@ -136,3 +136,12 @@ def test_the_located_bounds_are_read_back_by_column_name():
         )
         == {}
     )
+
+
+def test_the_diagnostic_compares_populations_in_the_declared_grid():
+    modality = TabularModality(schema=parse_schema(loose_schema()), schedule=VariationSchedule(), locate_bounds=True)
+    rng = np.random.default_rng(5)
+    rows = credit_rows(800, rng)
+    located = modality.with_statistics(modality.measure_statistics(rows, sigma=2.0, rng=rng))
+    assert located.domain != modality.schema and located.schema == modality.schema
+    assert located.quality(rows, modality.summarise_reference(rows))["tvd_1way"] == pytest.approx(0.0)

@@ -121,9 +121,20 @@ class TabularModality(PublicSchemaFacts):
         return self.schema.label_column
 
     @property
+    def domain(self) -> TableSchema:
+        """The domain the generator draws in and the embedding scales to: the declared schema,
+        with the located bounds of the released statistics if any (``bounds``)."""
+        return self.statistics.schema if self.statistics is not None else self.schema
+
+    @property
     def layout(self) -> TableLayout:
-        """The classes and every feature's grid of marginal cells."""
-        return TableLayout(self.schema, self.marginal_bins)
+        """The classes and every feature's grid of marginal cells, in the ``domain``."""
+        return TableLayout(self.domain, self.marginal_bins)
+
+    @property
+    def declared_grids(self) -> tuple[CellGrid, ...]:
+        """Every feature's grid of marginal cells in the declared schema (the diagnostics' grid)."""
+        return TableLayout(self.schema, self.marginal_bins).grids
 
     @property
     def grids(self) -> tuple[CellGrid, ...]:
@@ -139,7 +150,11 @@ class TabularModality(PublicSchemaFacts):
     def located_features(self) -> tuple[int, ...]:
         """The features whose data is located inside their bounds: every binned feature, with
         ``locate_bounds``."""
-        return tuple(feature for feature, grid in enumerate(self.grids) if grid.binned) if self.locate_bounds else ()
+        return (
+            tuple(feature for feature, grid in enumerate(self.declared_grids) if grid.binned)
+            if self.locate_bounds
+            else ()
+        )
 
     @property
     def statistics_sensitivity(self) -> float:
@@ -222,8 +237,8 @@ class TabularModality(PublicSchemaFacts):
 
     def with_statistics(self, statistics: TabularStatistics) -> TabularModality:
         """Return a copy whose generator draws from released statistics (``measure_statistics``),
-        in the domain they were counted in (the located bounds, if any)."""
-        return dataclasses.replace(self, statistics=statistics, schema=statistics.schema)
+        in the domain they were counted in (the located bounds, if any: ``domain``)."""
+        return dataclasses.replace(self, statistics=statistics)
 
     @property
     def generator(self) -> TabularGenerator:
@@ -257,13 +272,14 @@ class TabularModality(PublicSchemaFacts):
         return self.generator.reweight(population, weights)
 
     def embed(self, population: pd.DataFrame) -> np.ndarray:
-        """Numeric features min-max scaled on public bounds; categoricals one-hot x weight."""
-        return encode_rows(population, self.schema.features, self.categorical_weight)
+        """Numeric features min-max scaled on the ``domain``'s bounds; categoricals one-hot x weight."""
+        return encode_rows(population, self.domain.features, self.categorical_weight)
 
     def summarise_reference(self, reference: pd.DataFrame) -> dict[str, np.ndarray]:
         """One-way distributions of the held-out reference table over every feature's cells."""
         return {
-            grid.column.name: _distribution(grid.cells(reference[grid.column.name]), grid.size) for grid in self.grids
+            grid.column.name: _distribution(grid.cells(reference[grid.column.name]), grid.size)
+            for grid in self.declared_grids
         }
 
     def quality(self, population: pd.DataFrame, reference_summary: Mapping[str, np.ndarray]) -> dict[str, float]:
@@ -273,6 +289,6 @@ class TabularModality(PublicSchemaFacts):
             * np.abs(
                 _distribution(grid.cells(population[grid.column.name]), grid.size) - reference_summary[grid.column.name]
             ).sum()
-            for grid in self.grids
+            for grid in self.declared_grids
         ]
         return {"tvd_1way": float(np.mean(distances))}
