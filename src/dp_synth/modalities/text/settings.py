@@ -28,7 +28,7 @@ FILL_BLANKS_PROMPT = 'In the following {domain} in the category "{label}", some 
 
 class TextEvolution(EvolutionSettings):
     """``text.pe``: T = 2, N = 600 texts (each one LLM call), every iteration sampling (as in
-    Aug-PE): on a 135M-parameter model on 2 CPU cores, about 13 minutes (docs/benchmarks.md)."""
+    Aug-PE): on a 135M-parameter model on 2 CPU cores, about 9-10 minutes (docs/benchmarks.md)."""
 
     iterations: PositiveInt = 2
     population_size: PositiveInt = 600
