@@ -42,7 +42,7 @@ import numpy as np
 import pandas as pd
 
 from dp_synth.evaluation.tabular import MODELS, classifier_utility, marginal_tvd, wasserstein_kway
-from dp_synth.modalities.tabular.schema import conform, parse_schema
+from dp_synth.modalities.tabular.schema import TableSchema, conform, parse_schema
 from dp_synth.pe.accounting import default_delta
 from dp_synth.pe.selection import allocate_class_sizes
 
@@ -215,11 +215,24 @@ def timed_release(
     return None, timeout
 
 
+def clipped_to_domain(synthetic: pd.DataFrame, schema: TableSchema) -> pd.DataFrame:
+    """A release's numeric values clipped into the documented bounds: under ``--generous-bounds``
+    a value beyond them counts in the edge bins of the TVD and as an extreme value for the
+    learners, instead of stopping the judge (inside the bounds, nothing changes)."""
+    clipped = synthetic.copy()
+    for column in schema.features:
+        if column.is_numeric:
+            values = pd.to_numeric(clipped[column.name])
+            clipped[column.name] = values.clip(column.low, column.high)
+    return clipped
+
+
 def judge(
     synthetic: pd.DataFrame, train: pd.DataFrame, test: pd.DataFrame, schema_json: dict[str, Any]
 ) -> dict[str, float]:
     """Every metric of one release (see the module docstring)."""
     schema = parse_schema(schema_json)
+    synthetic = clipped_to_domain(synthetic, schema)
     synthetic, train, test = conform(synthetic, schema), conform(train, schema), conform(test, schema)
     scores: dict[str, float] = {}
     for model in MODELS:

@@ -145,3 +145,12 @@ def test_the_diagnostic_compares_populations_in_the_declared_grid():
     located = modality.with_statistics(modality.measure_statistics(rows, sigma=2.0, rng=rng))
     assert located.domain != modality.schema and located.schema == modality.schema
     assert located.quality(rows, modality.summarise_reference(rows))["tvd_1way"] == pytest.approx(0.0)
+
+
+def test_bounds_located_or_not_by_setting_leave_the_plan_their_share():
+    schema = parse_schema(loose_schema(2000))
+    common = {"epsilon": 1.0, "delta": "auto", "iterations": 1, "class_count_releases": 1, "generator_share": 0.8}
+    off = plan_generator(schema, candidates_per_bin=1, locate_bounds=False, **common)
+    on = plan_generator(schema, candidates_per_bin=1, locate_bounds=True, **common)
+    assert not off.locate_bounds and on.locate_bounds
+    assert not any("declared bounds" in warning for warning in off.warnings + on.warnings)

@@ -42,9 +42,13 @@ suite tables crossed on noise alone before reaching its data, and kept its decla
 NARROWING = 0.5
 """The located range replaces the declared one only when it is at most this share of it: a
 declaration about right is kept (no tail is clamped for a small gain)."""
-MAX_UNDETECTED_SHARE = 0.1
+MAX_UNDETECTED_SHARE = 0.2
 """The plan locates bounds only when the detection threshold of a whole side stays below this
-share of the rows: the most rows a side can hold unnoticed before the data is found."""
+share of the rows: the most rows a side can hold unnoticed before the data is found. At 0.2 a
+table of 800 rows with one loosely declared column (amounts log-uniform over 250-18,000 declared
+0-100,000) is located, with 1.9% of its rows beyond the located bounds on average (9.4% at
+worst, 20 noise draws); with two such columns the threshold is 23% and 7.3% fall beyond
+(27% at worst): not located."""
 
 
 def geometric_edges(column: Column, halvings: int = HALVINGS) -> np.ndarray:

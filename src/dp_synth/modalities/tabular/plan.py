@@ -115,6 +115,7 @@ def plan_generator(
     generator_share: float,
     candidates_per_bin: int,
     neighbouring: Neighbouring = "add_remove",
+    locate_bounds: bool | None = None,
 ) -> GeneratorPlan | None:
     """Choose the generator's cells, structure and N from public quantities (module docstring).
 
@@ -127,6 +128,7 @@ def plan_generator(
         generator_share: The statistics' share of mu squared.
         candidates_per_bin: Candidates per histogram bin.
         neighbouring: The neighbouring relation the noise is calibrated for.
+        locate_bounds: Whether bounds are located, if set; ``None``: the plan decides.
 
     Returns:
         The plan, or ``None`` when the schema declares no row count (nothing public to plan from).
@@ -158,7 +160,7 @@ def plan_generator(
         return int(np.median(sizes)) ** 2
 
     bins, pair_cells, interactions, refine = BIN_CHOICES[0], PAIR_CELL_CHOICES[0], 1, REFINE_CELLS
-    tree, locate = features >= 2, binned > 0
+    tree, locate = features >= 2, binned > 0 and locate_bounds is not False
     for _ in range(_FIXED_POINT_PASSES):
         noise = release_plan(
             plan.statistics_sigma,
@@ -168,7 +170,7 @@ def plan_generator(
             refined_features=binned if refine > 1 else 0,
             located_features=binned if locate else 0,
         )
-        if locate:
+        if locate and locate_bounds is None:
             locate = bounds_threshold(noise["bounds"].sigma) <= MAX_UNDETECTED_SHARE * n
         chosen_bins = _largest(BIN_CHOICES, rows, lambda cells: cells, noise["one_way"].sigma)
         bins = chosen_bins or BIN_CHOICES[-1]
@@ -188,7 +190,7 @@ def plan_generator(
             f"the DP one-way marginals are mostly noise: a class's {rows:.0f} expected rows over "
             f"{bins} cells stand below {SIGNAL_TO_NOISE:g} x their noise ({noise['one_way'].sigma:.1f})"
         )
-    if binned and not locate:
+    if binned and locate_bounds is None and not locate:
         located_noise = release_plan(
             plan.statistics_sigma,
             features,

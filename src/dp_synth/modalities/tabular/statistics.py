@@ -39,7 +39,7 @@ REFINEMENT_SHARE = 0.15
 """Share of the statistics' mu squared spent on the sub-cells of binned numeric columns when
 ``refine_cells`` > 1; the other releases' shares shrink in proportion."""
 
-BOUNDS_SHARE = 0.1
+BOUNDS_SHARE = 0.05
 """Share of the statistics' mu squared spent locating where binned numeric columns' data lies
 inside their declared bounds (``bounds``) when ``locate_bounds`` is on; the other releases'
 shares shrink in proportion."""
