@@ -32,6 +32,7 @@ from kedro.pipeline import Node
 from matplotlib.figure import Figure
 
 from dp_synth.modalities.tabular.plan import GeneratorPlan
+from dp_synth.modalities.tabular.schema import readable_number
 from dp_synth.modalities.tabular.statistics import TabularStatistics, located_bounds
 from dp_synth.pe.accounting import GaussianPrivacyPlan
 from dp_synth.pe.ledger import LedgerRun
@@ -178,10 +179,11 @@ class PrivateEvolutionTrackingHook:
             elif isinstance(value, GeneratorPlan):
                 mlflow.set_tags({"plan_warnings": " | ".join(value.warnings) or "none"})
             elif isinstance(value, TabularStatistics):  # a DP release: where numeric data lies
-                ranges = located_bounds(value)
-                mlflow.set_tags(
-                    {"located_bounds": "; ".join(f"{k} {lo:g} to {hi:g}" for k, (lo, hi) in ranges.items())}
+                ranges = "; ".join(
+                    f"{column} {readable_number(low)} to {readable_number(high)}"
+                    for column, (low, high) in located_bounds(value).items()
                 )
+                mlflow.set_tags({"located_bounds": ranges or "none"})
             elif match := _ITERATION_METRICS.search(name):
                 shown = {k: v for k, v in value.items() if self._diagnostics or k in PUBLIC_ITERATION_METRICS}
                 mlflow.log_metrics({k: v for k, v in shown.items() if k != "iteration"}, step=int(match.group(1)))

@@ -18,7 +18,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from dp_synth.evaluation.tabular import DEFAULT_BINS, discretise
-from dp_synth.modalities.tabular.schema import TableSchema
+from dp_synth.modalities.tabular.schema import TableSchema, readable_number
 
 _MAX_CATEGORIES_SHOWN = 20
 
@@ -45,12 +45,6 @@ def plot_iteration_metrics(iteration_metrics: pd.DataFrame) -> Figure:
     return figure
 
 
-def edge_label(edge: float) -> str:
-    """A bin edge as a reader writes it: whole numbers with thousands separators from 100 up
-    (``12,500``, never ``1.25e+04``), three significant digits below."""
-    return f"{edge:,.0f}" if abs(edge) >= 100 else f"{edge:.3g}"
-
-
 def _shares(codes: np.ndarray, cells: int) -> np.ndarray:
     return np.bincount(codes, minlength=cells) / max(len(codes), 1)
 
@@ -65,7 +59,7 @@ def plot_marginals(
         position = schema.names.index(name)
         column = schema.column(name)
         labels = (
-            [edge_label(edge) for edge in np.linspace(column.low, column.high, DEFAULT_BINS + 1)[:-1]]
+            [readable_number(edge) for edge in np.linspace(column.low, column.high, DEFAULT_BINS + 1)[:-1]]
             if column.is_numeric
             else list(column.categories)
         )

@@ -27,7 +27,7 @@ from functools import partial
 import numpy as np
 import pandas as pd
 
-from dp_synth.modalities.tabular.schema import Column, TableSchema
+from dp_synth.modalities.tabular.schema import Column, TableSchema, readable_number
 from dp_synth.pe.engine import PrivateRows, private_rows
 
 logger = logging.getLogger(__name__)
@@ -141,14 +141,11 @@ def located_schema(
             high = min(column.high, low + min_integer_span)
         if (low, high) != (column.low, column.high):
             logger.warning(
-                "Column %r: declared from %g to %g, its data located from %g to %g (a DP estimate): its cells "
+                "Column %r: declared from %s to %s, its data located from %s to %s (a DP estimate): its cells "
                 "and drawn values use the located range. Declaring bounds close to the data's range saves "
                 "this share of the budget for the other statistics.",
                 column.name,
-                column.low,
-                column.high,
-                low,
-                high,
+                *(readable_number(value) for value in (column.low, column.high, low, high)),
             )
         replaced[column.name] = dataclasses.replace(column, low=low, high=high)
     return dataclasses.replace(schema, columns=tuple(replaced.get(column.name, column) for column in schema.columns))

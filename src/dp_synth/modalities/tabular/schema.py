@@ -230,6 +230,12 @@ def _category_text(values: pd.Series) -> pd.Series:
     return values if pd.api.types.is_string_dtype(values) else values.astype(str)
 
 
+def readable_number(value: float) -> str:
+    """A numeric value as a reader writes it: whole numbers with thousands separators from 100 up
+    (``12,500``, never ``1.25e+04``), three significant digits below."""
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
+
+
 def category_codes(values: pd.Series, column: Column) -> np.ndarray:
     """Index of each value in the column's declared categories (int64); values read back as
     numbers (``0`` for the category ``"0"``) count as their text.

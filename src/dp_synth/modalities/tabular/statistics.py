@@ -113,12 +113,9 @@ class TabularStatistics:
 def located_bounds(statistics: TabularStatistics) -> dict[str, tuple[float, float]]:
     """The domain of each column whose bounds the statistics located (``bounds``), by name:
     a DP release, safe to log."""
-    located = [m for m in statistics.measurements if m.name == "bounds"]
-    features = [query[0] for measurement in located for query in measurement.queries]
-    return {
-        statistics.schema.features[f].name: (statistics.schema.features[f].low, statistics.schema.features[f].high)
-        for f in features
-    }
+    features = [query[0] for m in statistics.measurements if m.name == "bounds" for query in m.queries]
+    columns = [statistics.schema.features[feature] for feature in features]
+    return {column.name: (column.low, column.high) for column in columns}
 
 
 def release_plan(
