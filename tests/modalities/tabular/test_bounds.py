@@ -97,26 +97,24 @@ def test_the_release_is_drawn_in_the_located_domain_inside_the_declared_one():
     assert drawn["amount"].quantile(0.99) < 30_000  # not spread over the declared 0-100,000
 
 
+def epsilon_one_plan(schema_json: dict, locate_bounds: bool | None = None):
+    """The adaptive plan of a table at epsilon 1, T = 1, the default generator share."""
+    return plan_generator(
+        parse_schema(schema_json),
+        epsilon=1.0,
+        delta="auto",
+        iterations=1,
+        class_count_releases=1,
+        generator_share=0.8,
+        candidates_per_bin=1,
+        locate_bounds=locate_bounds,
+    )
+
+
 def test_the_plan_locates_bounds_when_it_can_afford_them_and_says_so_when_not():
-    plan = plan_generator(
-        parse_schema(loose_schema(2000)),
-        epsilon=1.0,
-        delta="auto",
-        iterations=1,
-        class_count_releases=1,
-        generator_share=0.8,
-        candidates_per_bin=1,
-    )
+    plan = epsilon_one_plan(loose_schema(2000))
     assert plan.locate_bounds and not any("declared bounds" in warning for warning in plan.warnings)
-    wide = plan_generator(
-        parse_schema(loose_schema(455, numeric=30)),
-        epsilon=1.0,
-        delta="auto",
-        iterations=1,
-        class_count_releases=1,
-        generator_share=0.8,
-        candidates_per_bin=1,
-    )
+    wide = epsilon_one_plan(loose_schema(455, numeric=30))
     assert not wide.locate_bounds
     assert any("declared bounds of 30 numeric columns are used as declared" in warning for warning in wide.warnings)
 
@@ -148,9 +146,6 @@ def test_the_diagnostic_compares_populations_in_the_declared_grid():
 
 
 def test_bounds_located_or_not_by_setting_leave_the_plan_their_share():
-    schema = parse_schema(loose_schema(2000))
-    common = {"epsilon": 1.0, "delta": "auto", "iterations": 1, "class_count_releases": 1, "generator_share": 0.8}
-    off = plan_generator(schema, candidates_per_bin=1, locate_bounds=False, **common)
-    on = plan_generator(schema, candidates_per_bin=1, locate_bounds=True, **common)
+    off, on = epsilon_one_plan(loose_schema(2000), False), epsilon_one_plan(loose_schema(2000), True)
     assert not off.locate_bounds and on.locate_bounds
     assert not any("declared bounds" in warning for warning in off.warnings + on.warnings)

@@ -51,6 +51,12 @@ worst, 20 noise draws); with two such columns the threshold is 23% and 7.3% fall
 (27% at worst): not located."""
 
 
+def bounds_threshold(sigma: float) -> float:
+    """Rows a side of a located column must hold before its data is detected, at most: the
+    detection threshold over all ``HALVINGS`` cells of the side, for noise ``sigma``."""
+    return DETECTION_Z * sigma * math.sqrt(HALVINGS)
+
+
 def geometric_edges(column: Column, halvings: int = HALVINGS) -> np.ndarray:
     """The 2 x ``halvings`` + 1 cell edges of ``column``'s declared range, ascending: from each
     bound, cells 1/2^halvings, ..., 1/4, 1/2 of the span wide towards the middle."""
@@ -103,10 +109,9 @@ def located_range(column: Column, noisy: np.ndarray, sigma: float) -> tuple[floa
     beyond it (towards the declared bound), since the rows before the crossing, fewer than the
     threshold, are the data's tail: on the generously declared churn table, 4.8% of a column's
     rows fell beyond its located bounds without that cell (up to 17%), 0.3% with it (up to 2.1%;
-    5 noise draws). Rows beyond it fall in the bound's own cell. A side that never crosses keeps its
-    declared bound. The declared range is returned when the
-    located one is not at most ``NARROWING`` of it. An integer column's located range is widened
-    to whole numbers.
+    5 noise draws). Rows beyond it fall in the bound's own cell. A side that never crosses keeps
+    its declared bound. The declared range is returned when the located one is not at most
+    ``NARROWING`` of it. An integer column's located range is widened to whole numbers.
     """
     edges = geometric_edges(column)
     low, high = column.low, column.high

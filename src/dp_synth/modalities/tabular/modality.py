@@ -142,19 +142,21 @@ class TabularModality(PublicSchemaFacts):
         return self.layout.grids
 
     @property
+    def binned_features(self) -> tuple[int, ...]:
+        """The features cut into equal-width bins (the same in the declared and the located
+        domain: ``bounds.located_schema`` keeps a located column binned)."""
+        return tuple(feature for feature, grid in enumerate(self.declared_grids) if grid.binned)
+
+    @property
     def refined_features(self) -> tuple[int, ...]:
         """The features whose bins are refined: every binned feature, with ``refine_cells`` > 1."""
-        return tuple(feature for feature, grid in enumerate(self.grids) if grid.binned) if self.refine_cells > 1 else ()
+        return self.binned_features if self.refine_cells > 1 else ()
 
     @property
     def located_features(self) -> tuple[int, ...]:
         """The features whose data is located inside their bounds: every binned feature, with
         ``locate_bounds``."""
-        return (
-            tuple(feature for feature, grid in enumerate(self.declared_grids) if grid.binned)
-            if self.locate_bounds
-            else ()
-        )
+        return self.binned_features if self.locate_bounds else ()
 
     @property
     def statistics_sensitivity(self) -> float:

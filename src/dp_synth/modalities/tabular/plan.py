@@ -19,8 +19,8 @@ x sigma. Dropping a release hands its share of the budget to the others (the sha
 - population N: about ``candidates_per_bin`` x n / (``SIGNAL_TO_NOISE`` x sigma) candidates,
   so that a histogram bin collects enough votes to stand above the histogram's noise;
 - located bounds (``bounds``): where binned numeric columns' data lies inside their declared
-  bounds is measured when a side's detection threshold (``bounds.DETECTION_Z`` x its noise
-  over ``bounds.HALVINGS`` cells) stays below ``bounds.MAX_UNDETECTED_SHARE`` of the rows.
+  bounds is measured when a side's detection threshold (``bounds.bounds_threshold``) stays
+  below ``bounds.MAX_UNDETECTED_SHARE`` of the rows.
 
 On Adult (n = 32,561, epsilon = 1) the plan is the measured default: 32 bins, a tree over 12
 coarse cells, one clique, 32 sub-cells, N = 30,000.
@@ -34,7 +34,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dp_synth.modalities.tabular.bounds import DETECTION_Z, HALVINGS, MAX_UNDETECTED_SHARE
+from dp_synth.modalities.tabular.bounds import MAX_UNDETECTED_SHARE, bounds_threshold
 from dp_synth.modalities.tabular.cells import CellGrid
 from dp_synth.modalities.tabular.dependency_tree import coarse_cells
 from dp_synth.modalities.tabular.schema import TableSchema
@@ -89,12 +89,6 @@ def rows_per_class(schema: TableSchema) -> float | None:
         total = sum(schema.class_proportions.values())
         return schema.public_row_count * min(schema.class_proportions.values()) / total
     return schema.public_row_count / len(schema.classes)
-
-
-def bounds_threshold(sigma: float) -> float:
-    """Rows a side of a located column must hold before its data is detected, at most: the
-    detection threshold over all ``bounds.HALVINGS`` cells of the side, for noise ``sigma``."""
-    return DETECTION_Z * sigma * math.sqrt(HALVINGS)
 
 
 def _largest(choices: tuple[int, ...], rows: float, cells: Callable[[int], int], sigma: float) -> int | None:
@@ -161,6 +155,7 @@ def plan_generator(
 
     bins, pair_cells, interactions, refine = BIN_CHOICES[0], PAIR_CELL_CHOICES[0], 1, REFINE_CELLS
     tree, locate = features >= 2, binned > 0 and locate_bounds is not False
+    undetected = 0.0  # rows a located side can hold unnoticed, when the plan decides
     for _ in range(_FIXED_POINT_PASSES):
         noise = release_plan(
             plan.statistics_sigma,
@@ -171,7 +166,8 @@ def plan_generator(
             located_features=binned if locate else 0,
         )
         if locate and locate_bounds is None:
-            locate = bounds_threshold(noise["bounds"].sigma) <= MAX_UNDETECTED_SHARE * n
+            undetected = bounds_threshold(noise["bounds"].sigma)
+            locate = undetected <= MAX_UNDETECTED_SHARE * n
         chosen_bins = _largest(BIN_CHOICES, rows, lambda cells: cells, noise["one_way"].sigma)
         bins = chosen_bins or BIN_CHOICES[-1]
         if tree:
@@ -191,18 +187,10 @@ def plan_generator(
             f"{bins} cells stand below {SIGNAL_TO_NOISE:g} x their noise ({noise['one_way'].sigma:.1f})"
         )
     if binned and locate_bounds is None and not locate:
-        located_noise = release_plan(
-            plan.statistics_sigma,
-            features,
-            tree=tree,
-            interactions=interactions,
-            refined_features=0,
-            located_features=binned,
-        )
         warnings.append(
             f"the declared bounds of {binned} numeric columns are used as declared: at this budget, locating "
-            f"their data would miss up to {bounds_threshold(located_noise['bounds'].sigma):.0f} of the {n} rows "
-            "at each end; declare bounds close to the data's range"
+            f"their data would miss up to {undetected:.0f} of the {n} rows at each end; declare bounds close to "
+            "the data's range"
         )
     votes = candidates_per_bin * n / population
     if votes < SIGNAL_TO_NOISE * plan.sigma:
