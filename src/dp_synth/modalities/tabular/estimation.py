@@ -164,3 +164,80 @@ def has_spike(grid: CellGrid, marginals: Marginals, share: float) -> bool:
     """Whether released marginals put more than ``share`` of a class in one cell of this feature
     (a capital gain's mass at 0, hours at 40): post-processing."""
     return max(float(marginal[grid.column.name].max()) for marginal in marginals.values()) > share
+
+
+def consistent_tree_counts(
+    one_way: Sequence[np.ndarray],
+    one_way_variance: Sequence[np.ndarray],
+    edges: Sequence[tuple[int, int]],
+    tables: Sequence[np.ndarray],
+    table_sigma: float,
+    class_totals: np.ndarray,
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Every feature's coarse counts and every edge table made mutually consistent (post-processing).
+
+    An edge table's sums over its partner are a second noisy measurement of each member's
+    coarse marginal. Each feature's coarse counts become the inverse-variance weighted mean of
+    its one-way estimate and of those sums (negative cells set to 0, each class scaled to its
+    released count), and every table gets the least-squares change that gives it exactly those
+    margins (add each margin's gap spread evenly over the partner's cells: the consistency step
+    of Hay et al. 2010 and Qardaji et al.'s PriView, 2014). The tree drawn from such tables
+    implies the marginals the release is raked to, instead of a second, noisier one.
+
+    Written here rather than with Private-PGM (``mbi``): on a churn-sized tree its mirror
+    descent takes about 7 s and jax 1.4 s to import, where the whole synthesis takes 1.2 s;
+    on a tree of pair tables the closed form gives the same consistency.
+
+    Args:
+        one_way: Per feature, estimated counts over its coarse cells, shape (classes, cells).
+        one_way_variance: Per feature, the variance of each coarse cell's estimate, shape (cells,).
+        edges: The released pairs; ``tables[i]`` has axes (class, first, second) of ``edges[i]``.
+        tables: Noisy joint counts of each pair.
+        table_sigma: Noise of every cell of ``tables``.
+        class_totals: Released count of every class.
+
+    Returns:
+        The consistent coarse counts per feature, and the adjusted tables in ``edges``' order.
+    """
+    weighted = [counts / variance for counts, variance in zip(one_way, one_way_variance, strict=True)]
+    weights = [
+        np.broadcast_to(1.0 / variance, counts.shape)
+        for counts, variance in zip(one_way, one_way_variance, strict=True)
+    ]
+    for (first, second), table in zip(edges, tables, strict=True):
+        for member, partner_cells, sums in (
+            (first, table.shape[2], table.sum(axis=2)),
+            (second, table.shape[1], table.sum(axis=1)),
+        ):
+            variance = partner_cells * table_sigma**2
+            weighted[member] = weighted[member] + sums / variance
+            weights[member] = weights[member] + 1.0 / variance
+    combined = []
+    for numerator, denominator in zip(weighted, weights, strict=True):
+        counts = np.maximum(numerator / denominator, 0.0)
+        totals = counts.sum(axis=1, keepdims=True)
+        combined.append(
+            np.where(totals > 0, counts * class_totals[:, None] / np.where(totals > 0, totals, 1.0), counts)
+        )
+    adjusted = []
+    for (first, second), table in zip(edges, tables, strict=True):
+        rows, columns = table.shape[1], table.shape[2]
+        row_gap = combined[first] - table.sum(axis=2)
+        column_gap = combined[second] - table.sum(axis=1)
+        total_gap = row_gap.sum(axis=1)
+        adjusted.append(
+            table
+            + row_gap[:, :, None] / columns
+            + column_gap[:, None, :] / rows
+            - total_gap[:, None, None] / (rows * columns)
+        )
+    return combined, adjusted
+
+
+def rescaled_within_coarse(fine: np.ndarray, mapping: np.ndarray, coarse: np.ndarray) -> np.ndarray:
+    """A fine distribution rescaled so its coarse cells (``mapping``) hold the shares of ``coarse``
+    counts, keeping its shape within each coarse cell; a coarse cell it leaves empty stays empty."""
+    current = np.bincount(mapping, weights=fine, minlength=len(coarse))
+    target = coarse / coarse.sum() if coarse.sum() > 0 else current
+    scaled = fine * np.where(current > 0, target / np.where(current > 0, current, 1.0), 0.0)[mapping]
+    return scaled / scaled.sum() if scaled.sum() > 0 else fine

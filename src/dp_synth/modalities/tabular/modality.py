@@ -223,7 +223,7 @@ class TabularModality(PublicSchemaFacts):
                 self.local_numeric_share,
                 self.interactions,
             )
-            tree, releases = design.measure(private, marginals, totals, plan, rng)
+            tree, marginals, releases = design.measure(private, marginals, totals, plan, rng)
             measurements.extend(releases)
         return TabularStatistics(marginals, refined, tree, tuple(measurements), schema)
 

@@ -34,7 +34,7 @@ from dp_synth.modalities.tabular.dependency_tree import (
     maximum_spanning_forest,
     query_tables,
 )
-from dp_synth.modalities.tabular.estimation import has_spike
+from dp_synth.modalities.tabular.estimation import consistent_tree_counts, has_spike, rescaled_within_coarse
 from dp_synth.modalities.tabular.schema import category_codes
 from dp_synth.modalities.tabular.statistics import Marginals, Measurement, Release, gaussian_release
 from dp_synth.pe.engine import PrivateRows, private_rows
@@ -129,13 +129,14 @@ class TreeDesign:
         class_totals: np.ndarray,
         plan: Mapping[str, Release],
         rng: np.random.Generator,
-    ) -> tuple[DependencyTree, list[Measurement]]:
+    ) -> tuple[DependencyTree, Marginals, list[Measurement]]:
         """Release the dependence scores, choose the forest, release its edge tables; with
         ``interactions`` (``plan`` has ``"cliques"``), then release the interaction scores and
         the chosen cliques' tables.
 
         Returns:
-            The released tree and its releases, in the order drawn.
+            The released tree; the marginals made consistent with its edge tables
+            (``estimation.consistent_tree_counts``); the releases, in the order drawn.
         """
         maps = self._pair_cell_maps(marginals, class_totals)
         sizes = mapped_sizes(maps)
@@ -148,22 +149,58 @@ class TreeDesign:
         edges = maximum_spanning_forest(scores.noisy[0] - np.asarray(table_noise), len(sizes))
         counts = [pair_tables[pairs.index(edge)] for edge in edges]
         tables = gaussian_release("edges", edges, counts, plan["edges"], rng)
+        marginals, one_way, edge_tables = self._consistent(
+            marginals, maps, expected, edges, tables.noisy, plan, class_totals
+        )
         names = [grid.column.name for grid in self.layout.grids]
         logger.info(
             "DP dependency tree (a release: safe to show): %s",
             ", ".join(f"{names[first]} -- {names[second]}" for first, second in edges) or "no pair beats its noise",
         )
         tree = DependencyTree.from_noisy_tables(
-            edges, tables.noisy, one_way, tables.sigma, maps, estimate=self.pair_estimate
+            edges, edge_tables, one_way, tables.sigma, maps, estimate=self.pair_estimate
         )
         if "cliques" not in plan:
-            return tree, [scores, tables]
+            return tree, marginals, [scores, tables]
         cliques, interactions = self._measure_interactions(tree, private, maps, class_totals, plan, rng)
         if cliques:
             tree = DependencyTree.from_noisy_tables(
-                edges, tables.noisy, one_way, tables.sigma, maps, cliques, plan["cliques"].sigma, self.pair_estimate
+                edges, edge_tables, one_way, tables.sigma, maps, cliques, plan["cliques"].sigma, self.pair_estimate
             )
-        return tree, [scores, tables, *interactions]
+        return tree, marginals, [scores, tables, *interactions]
+
+    def _consistent(
+        self,
+        marginals: Marginals,
+        maps: Sequence[np.ndarray],
+        expected: Sequence[np.ndarray],
+        edges: Sequence[tuple[int, int]],
+        tables: Sequence[np.ndarray],
+        plan: Mapping[str, Release],
+        class_totals: np.ndarray,
+    ) -> tuple[Marginals, list[np.ndarray], list[np.ndarray]]:
+        """The marginals and edge tables estimated jointly (post-processing): every feature's
+        coarse counts combined from its one-way release and the edge tables it is in, each fine
+        marginal rescaled to them within its coarse cells, and each table adjusted to them.
+
+        Returns:
+            The consistent marginals, their coarse distributions per feature and the adjusted
+            edge tables.
+        """
+        variance = [np.bincount(mapping) * plan["one_way"].sigma ** 2 for mapping in maps]
+        coarse_counts, adjusted = consistent_tree_counts(
+            expected, variance, edges, tables, plan["edges"].sigma, class_totals
+        )
+        consistent = {
+            label: {
+                grid.column.name: rescaled_within_coarse(
+                    marginals[label][grid.column.name], maps[feature], coarse_counts[feature][klass]
+                )
+                for feature, grid in enumerate(self.layout.grids)
+            }
+            for klass, label in enumerate(self.layout.classes)
+        }
+        return consistent, self._coarse_one_way(consistent, maps), adjusted
 
     def _measure_interactions(
         self,
