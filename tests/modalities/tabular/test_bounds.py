@@ -50,6 +50,17 @@ def test_geometric_cells_halve_towards_each_bound():
     )
 
 
+def test_a_range_declared_across_zero_is_also_cut_from_zero_and_narrows_to_signed_data():
+    declared = Column("asymmetry", "float", -6_000.0, 6_000.0)
+    edges = geometric_edges(declared)
+    assert len(edges) == 4 * HALVINGS - 1 and np.all(np.diff(edges) > 0)  # -3,000, 0, 3,000 shared
+    assert 0.0 in edges and edges[HALVINGS * 2 - 2] == pytest.approx(-6_000 / 2**HALVINGS)
+    rng = np.random.default_rng(3)
+    values = pd.DataFrame({"asymmetry": rng.normal(0.0, 150.0, 15_000).clip(-600, 600)})
+    noisy = locate_counts((declared,), values) + rng.normal(0, 30.0, len(edges) - 1)
+    assert located_range(declared, noisy, 30.0) == (-750.0, 750.0)  # cells grown from the bounds alone: kept
+
+
 def test_removing_a_record_changes_the_counts_by_sqrt_columns():
     rng = np.random.default_rng(0)
     table = credit_rows(300, rng)
