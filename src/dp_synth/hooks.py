@@ -18,7 +18,7 @@ import sys
 import time
 import traceback
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -46,6 +46,8 @@ logger = logging.getLogger(__name__)
 _ITERATION_METRICS = re.compile(r"\.iter_(\d+)\.metrics$")
 REPORTS = "reports"
 """MLflow artifact folder of the reports."""
+MAX_TAG_LENGTH = 5000
+"""Longest MLflow tag value every tracking store accepts (older servers store 5,000 characters)."""
 MAX_LOGGED_TEXTS = 10_000
 """Largest text release also kept as an MLflow artifact (``release/synthetic_data.csv``)."""
 _ITERATION_NAMESPACE = re.compile(r"\.iter_\d+")
@@ -117,6 +119,13 @@ def numeric_leaves(tree: Mapping[str, Any], prefix: str) -> dict[str, float]:
     }
 
 
+def tag_value(parts: Sequence[str], separator: str) -> str:
+    """An MLflow tag's text: ``parts`` joined, ``none`` without any, cut to ``MAX_TAG_LENGTH``
+    characters (the log holds them all)."""
+    text = separator.join(parts) or "none"
+    return text if len(text) <= MAX_TAG_LENGTH else text[: MAX_TAG_LENGTH - 3] + "..."
+
+
 def setting_parameters(settings: JobSettings) -> dict[str, Any]:
     """Every setting in force, defaults included, as MLflow parameters ``settings.<section>.<key>``
     (the parameter files show only what users changed)."""
@@ -177,13 +186,15 @@ class PrivateEvolutionTrackingHook:
             elif isinstance(value, LedgerRun):
                 self._log_ledger_run(value)
             elif isinstance(value, GeneratorPlan):
-                mlflow.set_tags({"plan_warnings": " | ".join(value.warnings) or "none"})
+                mlflow.set_tags({"plan_warnings": tag_value(value.warnings, " | ")})
             elif isinstance(value, TabularStatistics):  # a DP release: where numeric data lies
-                ranges = "; ".join(
+                ranges = [
                     f"{column} {readable_number(low)} to {readable_number(high)}"
                     for column, (low, high) in located_bounds(value).items()
+                ]
+                mlflow.set_tags(
+                    {"located_bounds": tag_value(ranges, "; "), "bounds_warnings": tag_value(value.warnings, " | ")}
                 )
-                mlflow.set_tags({"located_bounds": ranges or "none"})
             elif match := _ITERATION_METRICS.search(name):
                 shown = {k: v for k, v in value.items() if self._diagnostics or k in PUBLIC_ITERATION_METRICS}
                 mlflow.log_metrics({k: v for k, v in shown.items() if k != "iteration"}, step=int(match.group(1)))

@@ -1,12 +1,14 @@
-"""Report figures a reader can read: bin edges written out, one iteration shown as a table."""
+"""Report figures a reader can read: bin edges written out, one iteration shown as what its histogram did."""
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from dp_synth.evaluation.plots import plot_iteration_metrics
 from dp_synth.modalities.tabular.schema import readable_number
+from dp_synth.pe.histogram import NoisyHistogram, spread_over_groups
 
 
 @pytest.mark.parametrize(
@@ -16,9 +18,21 @@ def test_bin_edges_are_written_without_scientific_notation(edge, label):
     assert readable_number(edge) == label
 
 
-def test_a_single_iteration_is_a_table_not_one_dot_panels():
-    one = plot_iteration_metrics(pd.DataFrame({"iteration": [1], "epsilon_spent": [1.0], "tvd_1way": [0.02]}))
-    (axis,) = one.axes
-    assert not axis.lines and axis.tables  # no plotted points, one table
-    several = plot_iteration_metrics(pd.DataFrame({"iteration": [1, 2], "epsilon_spent": [0.5, 1.0]}))
+def test_a_single_iteration_shows_what_its_histogram_did_not_one_dot_panels():
+    votes = np.array([40.0, 30.0, 0.0, 0.0])  # four bins of candidates, the last two without votes
+    noisy = votes + np.array([1.0, -2.0, 0.5, -0.5])
+    released = spread_over_groups(
+        NoisyHistogram(noisy=noisy, thresholded=np.maximum(noisy - 1.0, 0.0)), np.repeat(np.arange(4), [1, 2, 3, 4])
+    )
+    metrics = pd.DataFrame({"iteration": [1], "epsilon_spent": [1.0], "tvd_1way": [0.02]})
+    kept_axis, votes_axis = plot_iteration_metrics(metrics, released, sigma=2.0, threshold=1.0).axes
+    texts = [text.get_text() for text in kept_axis.texts]
+    assert texts == ["30% kept (3 of 10)", "50% kept (2 of 4)"]  # candidates, then bins
+    assert sum(patch.get_height() for patch in votes_axis.patches[:50]) == 4  # one noisy count per bin
+    assert {"threshold H = 1", "a bin without votes: 95% within +/- 3.92"} <= {
+        text.get_text() for text in votes_axis.get_legend().get_texts()
+    }
+    several = plot_iteration_metrics(
+        pd.DataFrame({"iteration": [1, 2], "epsilon_spent": [0.5, 1.0]}), released, 2.0, 1.0
+    )
     assert several.axes[0].lines

@@ -93,6 +93,7 @@ def test_identical_candidates_share_one_bin_and_its_count():
     assert spread.thresholded[:3].tolist() == pytest.approx([2 / 3] * 3)  # the group's 2 votes, shared
     assert spread.thresholded.sum() == pytest.approx(votes.sum())
     assert spread.noisy[:3].sum() == pytest.approx(released.noisy[group[0]])  # one noise draw per group
+    assert spread.released == pytest.approx(released.noisy)  # the release per group, read back
 
 
 def test_similar_candidates_share_a_bin_of_one_class():

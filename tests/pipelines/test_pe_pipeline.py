@@ -72,6 +72,7 @@ def test_tabular_dag_has_one_namespaced_iteration_per_t():
         "generate_initial_population",
         "evaluate",
         "plot_reports",
+        "plot_iterations",
         "collect_iteration_metrics",
     ):
         assert f"tabular.{stage}" in names
@@ -97,10 +98,11 @@ def test_dag_inputs_and_outputs():
             "iterations_plot",
             "marginals_plot",
             "associations_plot",
-            "generator_plan",
             "privacy_report",
         )
     }
+    (plot,) = [node for node in pipeline.nodes if node.name == "tabular.plot_iterations"]
+    assert "tabular.iter_002.histogram" in plot.inputs  # the last histogram, drawn when it is the only one
     assert "tabular.synthetic_data" in pipeline.all_outputs() and "tabular.release_basis" in pipeline.all_outputs()
     assert "tabular.iter_001.population" in pipeline.all_outputs()
     assert "tabular.iter_002.survivors" in pipeline.all_outputs()

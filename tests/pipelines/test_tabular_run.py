@@ -64,6 +64,7 @@ def test_kedro_run_releases_versioned_synthetic_data_and_tracks_epsilon(project)
         assert run.data.metrics["final.rows"] == 500
         assert {"tvd_1way", "distinct_survivors", "histogram_mass_above_threshold"} <= set(run.data.metrics)
         assert {"final.fidelity.tvd_2way", "final.privacy.exact_copy_share"} <= set(run.data.metrics)
+        assert run.data.tags["bounds_warnings"].startswith("declare tighter bounds for column ")
         reports = {artifact.path for artifact in client.list_artifacts(run.info.run_id, "reports")}
         assert reports == {
             f"reports/{name}"
@@ -81,7 +82,8 @@ def test_kedro_run_releases_versioned_synthetic_data_and_tracks_epsilon(project)
     assert len(report_paths) == 2
     for report_path in report_paths:
         report = json.loads(report_path.read_text())
-        assert set(report) == {"rows", "fidelity", "utility", "privacy"}
+        assert set(report) == {"rows", "fidelity", "utility", "privacy", "warnings"}
+        assert report["warnings"][0].startswith("declare tighter bounds for column ")  # Adult's loose bounds
         assert set(report["utility"]) == {"synthetic", "real_train", "uniform_random"}
     iterations = pd.read_csv(next((project / "data/08_reporting/tabular/iteration_metrics.csv").glob("*/*.csv")))
     assert iterations["iteration"].tolist() == [1, 2]

@@ -1,4 +1,5 @@
-"""Report figures: metrics over iterations, real vs synthetic marginals, association differences.
+"""Report figures: metrics over iterations (or what one iteration's DP histogram did), real vs
+synthetic marginals, association differences.
 
 Figures show aggregates only. Real-data panels use the held-out reference table, never the
 private table, so a rare category's bar cannot reveal a single private record.
@@ -19,21 +20,30 @@ from matplotlib.figure import Figure
 
 from dp_synth.evaluation.tabular import DEFAULT_BINS, discretise
 from dp_synth.modalities.tabular.schema import TableSchema, readable_number
+from dp_synth.pe.histogram import NoisyHistogram
 
 _MAX_CATEGORIES_SHOWN = 20
+NOISE_BAND = 1.96
+"""Half-width, in noise standard deviations, of the band that holds 95% of the noisy counts of
+bins without votes (``plot_one_histogram``)."""
 
 
-def plot_iteration_metrics(iteration_metrics: pd.DataFrame) -> Figure:
-    """One panel per metric, against the iteration t; a single iteration (T = 1) as a table of
-    its values instead of panels of one dot each."""
-    metrics = [name for name in iteration_metrics.columns if name != "iteration"]
+def plot_iteration_metrics(
+    iteration_metrics: pd.DataFrame, histogram: NoisyHistogram, sigma: float, threshold: float
+) -> Figure:
+    """One panel per metric, against the iteration t. A single iteration (T = 1, or the one a
+    resumed run measured) has no line to draw: its figure shows what its DP histogram did
+    instead (``plot_one_histogram``).
+
+    Args:
+        iteration_metrics: One row per iteration (``pe_nodes.collect_iteration_metrics``).
+        histogram: The last iteration's released histogram, read only for a single iteration.
+        sigma: The standard deviation of the histogram's noise.
+        threshold: H, subtracted from the noisy counts: a bin whose count exceeds it is kept.
+    """
     if len(iteration_metrics) == 1:
-        figure, axis = plt.subplots(figsize=(7, 0.4 * len(metrics) + 1.0))
-        axis.axis("off")
-        cells = [[name, f"{iteration_metrics[name].iloc[0]:,.4g}"] for name in metrics]
-        axis.table(cellText=cells, colLabels=["metric", "value"], loc="center", cellLoc="left")
-        figure.suptitle("Private Evolution, one iteration")
-        return figure
+        return plot_one_histogram(iteration_metrics.iloc[0], histogram, sigma, threshold)
+    metrics = [name for name in iteration_metrics.columns if name != "iteration"]
     figure, axes = plt.subplots(len(metrics), 1, figsize=(7, 2.2 * len(metrics)), sharex=True, squeeze=False)
     for axis, name in zip(axes[:, 0], metrics, strict=True):
         axis.plot(iteration_metrics["iteration"], iteration_metrics[name], marker="o", markersize=3)
@@ -41,6 +51,49 @@ def plot_iteration_metrics(iteration_metrics: pd.DataFrame) -> Figure:
         axis.grid(alpha=0.3)
     axes[-1, 0].set_xlabel("iteration t")
     figure.suptitle("Private Evolution, per iteration")
+    figure.tight_layout()
+    return figure
+
+
+def plot_one_histogram(metrics: pd.Series, histogram: NoisyHistogram, sigma: float, threshold: float) -> Figure:
+    """What one iteration's DP histogram did: the share of its candidates and of its bins kept
+    (a noisy count above the threshold H), and the noisy votes of its bins beside the spread of
+    the noise alone; the iteration's metrics in the title. Post-processing of the release only.
+
+    Args:
+        metrics: The iteration's row of ``pe_nodes.collect_iteration_metrics``.
+        histogram: Its released histogram.
+        sigma: The standard deviation of the histogram's noise.
+        threshold: H.
+    """
+    released = histogram.released
+    figure, (kept_axis, votes_axis) = plt.subplots(1, 2, figsize=(12, 3.8), gridspec_kw={"width_ratios": [2, 3]})
+    kept = {"candidates": histogram.thresholded > 0, "bins": released > threshold}
+    shares = [float(mask.mean()) for mask in kept.values()]
+    kept_axis.barh(list(kept), shares, height=0.5, color="tab:green", label="kept")
+    kept_axis.barh(list(kept), [1.0 - share for share in shares], height=0.5, left=shares, color="lightgrey")
+    for row, (share, mask) in enumerate(zip(shares, kept.values(), strict=True)):
+        kept_axis.text(0.02, row, f"{share:.0%} kept ({mask.sum():,} of {mask.size:,})", va="center")
+    kept_axis.set_xlim(0, 1)
+    kept_axis.invert_yaxis()
+    kept_axis.set_xlabel(f"share with a noisy count above the threshold H = {threshold:g}")
+    votes_axis.hist(released, bins=50, color="tab:blue", label="bins (a noisy count each)")
+    votes_axis.axvspan(
+        -NOISE_BAND * sigma,
+        NOISE_BAND * sigma,
+        color="grey",
+        alpha=0.3,
+        zorder=0,
+        label=f"a bin without votes: 95% within +/- {readable_number(NOISE_BAND * sigma)}",
+    )
+    votes_axis.axvline(threshold, color="tab:red", linestyle="--", label=f"threshold H = {threshold:g}")
+    votes_axis.set_xlabel(f"noisy votes of a bin of candidates (noise sigma {readable_number(sigma)})")
+    votes_axis.set_ylabel("bins")
+    votes_axis.legend(fontsize=7)
+    quantities = ", ".join(f"{name} {readable_number(value)}" for name, value in metrics.items() if name != "iteration")
+    figure.suptitle(
+        f"Private Evolution, iteration {int(metrics['iteration'])}: what its DP histogram did\n{quantities}", fontsize=9
+    )
     figure.tight_layout()
     return figure
 

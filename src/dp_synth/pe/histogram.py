@@ -30,10 +30,18 @@ class NoisyHistogram:
     Attributes:
         noisy: Votes plus Gaussian noise (the DP release).
         thresholded: ``max(noisy - threshold, 0)``, what selection uses.
+        bins: The bin of every candidate when the histogram was released over bins and spread
+            over their members (``spread_over_groups``); ``None``: one bin per candidate.
     """
 
     noisy: np.ndarray
     thresholded: np.ndarray
+    bins: np.ndarray | None = None
+
+    @property
+    def released(self) -> np.ndarray:
+        """The noisy count of every bin, as released: the shares of its members summed."""
+        return self.noisy if self.bins is None else np.bincount(self.bins, weights=self.noisy)
 
 
 def _bins_of(bins: np.ndarray | None, candidates: int) -> tuple[np.ndarray, int]:
@@ -186,5 +194,7 @@ def spread_over_groups(histogram: NoisyHistogram, group: np.ndarray) -> NoisyHis
     """
     sizes = np.bincount(group).astype(np.float64)
     return NoisyHistogram(
-        noisy=histogram.noisy[group] / sizes[group], thresholded=histogram.thresholded[group] / sizes[group]
+        noisy=histogram.noisy[group] / sizes[group],
+        thresholded=histogram.thresholded[group] / sizes[group],
+        bins=group,
     )

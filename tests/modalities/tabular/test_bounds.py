@@ -3,16 +3,19 @@ release whose sensitivity is checked by removing records; the release stays insi
 
 from __future__ import annotations
 
+import logging
 import math
+import re
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from dp_synth.hooks import MAX_TAG_LENGTH, tag_value
 from dp_synth.modalities.tabular.bounds import HALVINGS, geometric_edges, locate_counts, located_range, located_schema
 from dp_synth.modalities.tabular.modality import TabularModality
 from dp_synth.modalities.tabular.plan import plan_generator
-from dp_synth.modalities.tabular.schema import Column, parse_schema
+from dp_synth.modalities.tabular.schema import Column, parse_schema, readable_number
 from dp_synth.modalities.tabular.statistics import located_bounds
 from dp_synth.pe.schedule import VariationSchedule
 
@@ -160,3 +163,36 @@ def test_bounds_located_or_not_by_setting_leave_the_plan_their_share():
     off, on = epsilon_one_plan(loose_schema(2000), False), epsilon_one_plan(loose_schema(2000), True)
     assert not off.locate_bounds and on.locate_bounds
     assert not any("declared bounds" in warning for warning in off.warnings + on.warnings)
+
+
+def test_declared_bounds_far_wider_than_the_located_ones_are_warned_about_with_public_values_only(caplog):
+    schema = parse_schema(loose_schema())
+    modality = TabularModality(schema=schema, schedule=VariationSchedule(), locate_bounds=True)
+    rng = np.random.default_rng(6)
+    rows = credit_rows(800, rng)
+    with caplog.at_level(logging.WARNING):
+        statistics = modality.measure_statistics(rows, sigma=2.0, rng=rng)
+    ranges = located_bounds(statistics)
+    assert len(statistics.warnings) == 2 and all("declare tighter bounds" in text for text in statistics.warnings)
+    amount = next(text for text in statistics.warnings if "'amount'" in text)
+    low, high = ranges["amount"]
+    assert f"its range is {readable_number(low)} to {readable_number(high)}, declared 0 to 100,000" in amount
+    public = {readable_number(bound) for located in ranges.values() for bound in located} | {
+        readable_number(bound) for column in schema.features for bound in (column.low, column.high)
+    }
+    for text in statistics.warnings:  # every number printed is a declared or a located (DP) bound
+        assert set(re.findall(r"\d[\d,.]*\d|\d", text)) <= public
+        assert f"Loose bounds: {text}." in caplog.messages
+    tight = {
+        "amount": {"type": "float", "min": 200, "max": 20_000},
+        "duration": {"type": "integer", "min": 0, "max": 80},
+    }
+    declared = parse_schema({**loose_schema(), "columns": {**loose_schema()["columns"], **tight}})
+    close = TabularModality(schema=declared, schedule=VariationSchedule(), locate_bounds=True)
+    statistics = close.measure_statistics(rows, sigma=2.0, rng=rng)
+    assert "amount" in located_bounds(statistics) and statistics.warnings == ()  # located, declared about right
+
+
+def test_mlflow_tags_hold_every_warning_up_to_the_longest_value_a_store_accepts():
+    assert tag_value((), " | ") == "none" and tag_value(("a", "b"), " | ") == "a | b"
+    assert len(tag_value(["declare tighter bounds"] * 1000, " | ")) == MAX_TAG_LENGTH

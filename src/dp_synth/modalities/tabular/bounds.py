@@ -11,6 +11,7 @@ declaration leaves the data, coarse in between. From the noisy counts,
 noise), and the column's domain shrinks to that range when it is at most ``NARROWING`` of the
 declared one. Every later statistic, the generator's draws and the embedding then use the
 located domain, which lies inside the declared one: the release stays inside the declaration.
+A column so narrowed gets a warning that says what would help (``loose_bounds_warnings``).
 
 A record falls in one cell of each located column, so the release's L2 sensitivity is
 sqrt(located columns) under add/remove. Everything here except ``locate_counts`` reads only the
@@ -20,7 +21,6 @@ public schema and the noisy release.
 from __future__ import annotations
 
 import dataclasses
-import logging
 import math
 from collections.abc import Sequence
 from functools import partial
@@ -30,8 +30,6 @@ import pandas as pd
 
 from dp_synth.modalities.tabular.schema import Column, TableSchema, readable_number
 from dp_synth.pe.engine import PrivateRows, private_rows
-
-logger = logging.getLogger(__name__)
 
 HALVINGS = 8
 """Geometric cells per side of a located column: the innermost spans half the declared range,
@@ -163,13 +161,21 @@ def located_schema(
         if column.kind == "integer" and high - low < min_integer_span:
             low = max(column.low, min(low, high - min_integer_span))
             high = min(column.high, low + min_integer_span)
-        if (low, high) != (column.low, column.high):
-            logger.warning(
-                "Column %r: declared from %s to %s, its data located from %s to %s (a DP estimate): its cells "
-                "and drawn values use the located range. Declaring bounds close to the data's range saves "
-                "this share of the budget for the other statistics.",
-                column.name,
-                *(readable_number(value) for value in (column.low, column.high, low, high)),
-            )
         replaced[column.name] = dataclasses.replace(column, low=low, high=high)
     return dataclasses.replace(schema, columns=tuple(replaced.get(column.name, column) for column in schema.columns))
+
+
+def loose_bounds_warnings(declared: TableSchema, located: TableSchema) -> tuple[str, ...]:
+    """What would help where a numeric column's declared bounds are far wider than the DP
+    estimate of its data's range: its range in ``located`` (``located_schema``) at most
+    ``NARROWING`` of its declared one. Both ranges are public, the located one a DP release, so
+    they may be printed; the warning holds no other value.
+    """
+    return tuple(
+        f"declare tighter bounds for column {column.name!r}: the DP estimate of its range is "
+        f"{readable_number(estimate.low)} to {readable_number(estimate.high)}, declared "
+        f"{readable_number(column.low)} to {readable_number(column.high)} (the release is drawn within the estimate, "
+        "which may cut the data's tails; the fidelity metrics bin and scale the column on the declared bounds)"
+        for column, estimate in zip(declared.columns, located.columns, strict=True)
+        if column.is_numeric and estimate != column and estimate.span <= NARROWING * column.span
+    )

@@ -18,6 +18,7 @@ random and variation APIs, the raking).
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -26,7 +27,12 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from dp_synth.modalities.tabular.bounds import located_columns, located_schema, measure_locate_counts
+from dp_synth.modalities.tabular.bounds import (
+    located_columns,
+    located_schema,
+    loose_bounds_warnings,
+    measure_locate_counts,
+)
 from dp_synth.modalities.tabular.cells import EXACT_INTEGER_CELLS, CellGrid, TableLayout, encode_rows
 from dp_synth.modalities.tabular.dependency_tree import PairEstimate
 from dp_synth.modalities.tabular.estimation import (
@@ -50,6 +56,8 @@ from dp_synth.modalities.tabular.tree_statistics import PairSplit, TreeDesign
 from dp_synth.pe.interfaces import PublicSchemaFacts
 from dp_synth.pe.report import ReleaseRecord
 from dp_synth.pe.schedule import VariationSchedule
+
+logger = logging.getLogger(__name__)
 
 Structure = Literal["independent", "tree"]
 """Generator structures: features drawn independently within a class, or along a DP tree."""
@@ -186,11 +194,12 @@ class TabularModality(PublicSchemaFacts):
         (``TreeDesign.measure``). With ``refine_cells`` > 1, ``REFINEMENT_SHARE`` of it goes to
         ``refined_counts``. With ``locate_bounds``, ``BOUNDS_SHARE`` of it first goes to
         ``bounds.locate_counts``, and every other release counts cells of the located domain
-        (``bounds.located_schema``).
+        (``bounds.located_schema``); a column whose declared bounds are far wider than its
+        located ones is logged with what would help (``bounds.loose_bounds_warnings``).
 
         The noisy counts become distributions by post-processing (``estimation``). Returns the
         marginals, plus the tree for the tree generator and the sub-cells (see
-        ``refined_within``) with ``refine_cells`` > 1, and every release.
+        ``refined_within``) with ``refine_cells`` > 1, every release and the bounds' warnings.
         """
         plan = self.release_plan(sigma)
         schema, measurements = self.schema, []
@@ -225,7 +234,10 @@ class TabularModality(PublicSchemaFacts):
             )
             tree, marginals, releases = design.measure(private, marginals, totals, plan, rng)
             measurements.extend(releases)
-        return TabularStatistics(marginals, refined, tree, tuple(measurements), schema)
+        warnings = loose_bounds_warnings(self.schema, schema)
+        for warning in warnings:
+            logger.warning("Loose bounds: %s.", warning)
+        return TabularStatistics(marginals, refined, tree, tuple(measurements), schema, warnings)
 
     def statistics_releases(self) -> tuple[ReleaseRecord, ...]:
         """The Gaussian releases of the statistics this generator uses, for the privacy report

@@ -101,6 +101,8 @@ class TabularStatistics:
         measurements: Every Gaussian release they were estimated from, in the order drawn.
         schema: The domain the other statistics were counted in: the declared schema with the
             located bounds of ``bounds.located_schema`` (the declared one when none was located).
+        warnings: What would help where declared bounds are far wider than the located ones
+            (``bounds.loose_bounds_warnings``): public, like the plan's warnings.
     """
 
     marginals: Marginals
@@ -108,6 +110,7 @@ class TabularStatistics:
     tree: DependencyTree | None
     measurements: tuple[Measurement, ...]
     schema: TableSchema
+    warnings: tuple[str, ...] = ()
 
 
 def located_bounds(statistics: TabularStatistics) -> dict[str, tuple[float, float]]:

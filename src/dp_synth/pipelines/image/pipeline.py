@@ -7,7 +7,6 @@ from kedro.pipeline import Node, Pipeline
 
 from dp_synth.modalities.image.settings import ImageSettings
 from dp_synth.pipelines.image import nodes as image_nodes
-from dp_synth.pipelines.pe import nodes as pe_nodes
 from dp_synth.pipelines.pe.pipeline import ResumePoint, job_pipeline, preparation_pipeline
 
 NAMESPACE = "image"
@@ -54,7 +53,6 @@ def create_pipeline(
                 "grid_plot",
                 name="plot_image_grid",
             ),
-            Node(pe_nodes.plot_iterations, "iteration_metrics", "iterations_plot", name="plot_reports"),
         ]
     )
     return job_pipeline(NAMESPACE, ImageSettings, prepare, evaluate, iterations, resume, iterations_from_environment)

@@ -620,8 +620,21 @@ def collect_iteration_metrics(*metrics: Mapping[str, float]) -> pd.DataFrame:
     return pd.DataFrame(list(metrics)).sort_values("iteration", ignore_index=True)
 
 
-def plot_iterations(iteration_metrics: pd.DataFrame) -> Figure:
-    """Metrics per iteration (epsilon spent, histogram statistics, the quality diagnostic)."""
-    figure = plot_iteration_metrics(iteration_metrics)
+def plot_iterations(
+    iteration_metrics: pd.DataFrame,
+    histogram: dp_hist.NoisyHistogram,
+    plan: GaussianPrivacyPlan,
+    settings: JobSettings,
+) -> Figure:
+    """Metrics per iteration (epsilon spent, histogram statistics, the quality diagnostic) or, for
+    a single iteration, what its released histogram did (``plot_iteration_metrics``).
+
+    Args:
+        iteration_metrics: One row per iteration measured.
+        histogram: The last iteration's released histogram (a DP release).
+        plan: The privacy plan: its sigma is the histogram's noise.
+        settings: The job's settings: ``pe.threshold`` is the histogram's threshold H.
+    """
+    figure = plot_iteration_metrics(iteration_metrics, histogram, plan.sigma, settings.pe.threshold)
     plt.close("all")  # the catalog saves the figure; pyplot must not keep it alive
     return figure

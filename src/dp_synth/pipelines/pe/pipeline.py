@@ -399,7 +399,8 @@ def job_pipeline(
     plan_settings: Callable[..., Any] | None = None,
 ) -> Pipeline:
     """A whole job under its namespace: its settings, its preparation (``preparation_pipeline``),
-    the PE loop (``private_evolution_pipeline``) and its evaluation.
+    the PE loop (``private_evolution_pipeline``), the figure of its iterations
+    (``iterations_plot``) and its evaluation.
 
     Args:
         job: The job's name and namespace (``tabular``, ``text``, ``image``).
@@ -423,10 +424,29 @@ def job_pipeline(
             ]
         )
     return Pipeline(
-        [settings, prepare, private_evolution_pipeline(iterations, resume), _ledger_nodes(job, resume), evaluate],
+        [
+            settings,
+            prepare,
+            private_evolution_pipeline(iterations, resume),
+            _ledger_nodes(job, resume),
+            _iterations_plot_node(iterations),
+            evaluate,
+        ],
         namespace=job,
         parameters={f"params:{job}"},
     )
+
+
+def _iterations_plot_node(iterations: int) -> Node:
+    """``iterations_plot``: the metrics over the iterations, or, for a single one, what its
+    histogram did (``pe_nodes.plot_iterations``), read from the last iteration's saved release."""
+    with _reading_sibling_namespaces():
+        return Node(
+            pe_nodes.plot_iterations,
+            ["iteration_metrics", f"{iteration_namespace(iterations)}.histogram", "privacy_plan", "settings"],
+            "iterations_plot",
+            name="plot_iterations",
+        )
 
 
 def _ledger_nodes(job: str, resume: ResumePoint | None) -> Pipeline:

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from dp_synth.evaluation.plots import plot_association_difference, plot_iteration_metrics, plot_marginals
+from dp_synth.evaluation.plots import plot_association_difference, plot_marginals
 from dp_synth.evaluation.tabular import (
     MODELS,
     classifier_utility,
@@ -21,6 +21,7 @@ from dp_synth.evaluation.tabular import (
     wasserstein_kway,
 )
 from dp_synth.modalities.tabular.modality import TabularModality
+from dp_synth.modalities.tabular.plan import GeneratorPlan
 from dp_synth.modalities.tabular.relations import parse_relations
 from dp_synth.modalities.tabular.schema import (
     TableSchema,
@@ -29,6 +30,7 @@ from dp_synth.modalities.tabular.schema import (
     spark_columns,
 )
 from dp_synth.modalities.tabular.settings import TabularSettings
+from dp_synth.modalities.tabular.statistics import TabularStatistics
 from dp_synth.pe.engine import PrivateRows, seeded_sample
 from dp_synth.pe.schedule import VariationSchedule
 from dp_synth.pe.selection import allocate_class_sizes
@@ -77,14 +79,30 @@ def _utility(train: pd.DataFrame, test: pd.DataFrame, schema: TableSchema, seed:
     return {model: classifier_utility(train, test, schema, model, seed) for model in MODELS}
 
 
+def _release_warnings(plan: GeneratorPlan, statistics: TabularStatistics | Mapping[str, Any]) -> list[str]:
+    """What would make the release better, as the run logged it and tagged it in MLflow: the
+    plan's weak releases (``plan_warnings``) and the declared bounds far wider than the located
+    ones (``bounds_warnings``). Public: read from public quantities and DP releases only.
+
+    Args:
+        plan: The adaptive plan.
+        statistics: The generator's DP statistics (``{}`` when the plan pays for none).
+    """
+    loose = statistics.warnings if isinstance(statistics, TabularStatistics) else ()
+    return [*plan.warnings, *loose]
+
+
 def evaluate_synthetic_data(
     synthetic_data: pd.DataFrame,
     private_table: pd.DataFrame | PrivateRows,
     reference_table: pd.DataFrame,
     modality: TabularModality,
     settings: TabularSettings,
+    plan: GeneratorPlan,
+    statistics: TabularStatistics | Mapping[str, Any],
 ) -> dict[str, Any]:
-    """Fidelity, utility and privacy-sanity metrics of the released table.
+    """Fidelity, utility and privacy-sanity metrics of the released table, and what would make
+    it better (``_release_warnings``).
 
     Diagnostics for the data owner, not DP releases: they read the private and the held-out
     table. Only aggregates are returned. Each of the three tables is read through a seeded
@@ -98,7 +116,8 @@ def evaluate_synthetic_data(
       uniformly random rows of the same size (lower bound), each beside the accuracy of
       always predicting its training table's majority class;
     - privacy: distance to the closest private record of synthetic rows (on a seeded subsample
-      of ``dcr_rows``) against that of held-out real rows, and the share of exact copies.
+      of ``dcr_rows``) against that of held-out real rows, and the share of exact copies;
+    - warnings: ``_release_warnings``, public.
     """
     schema = modality.schema
     evaluation = settings.evaluation
@@ -134,6 +153,7 @@ def evaluate_synthetic_data(
             _subsample(reference_table, sample_rows, rng),
             schema,
         ),
+        "warnings": _release_warnings(plan, statistics),
     }
     logger.info(
         "Evaluation of %d released rows: gradient boosting accuracy %.4f, macro-F1 %.4f (real %.4f, %.4f; "
@@ -155,17 +175,16 @@ def _subsample(table: pd.DataFrame, rows: int, rng: np.random.Generator) -> pd.D
 
 
 def plot_reports(
-    iteration_metrics: pd.DataFrame,
     synthetic_data: pd.DataFrame,
     reference_table: pd.DataFrame,
     modality: TabularModality,
     settings: TabularSettings,
-) -> tuple[Figure, Figure, Figure]:
-    """Figures: metrics per iteration, held-out vs synthetic marginals, association difference."""
+) -> tuple[Figure, Figure]:
+    """Figures: held-out vs synthetic marginals, association difference (the metrics per
+    iteration are the shared ``pe_nodes.plot_iterations``)."""
     schema = modality.schema
     columns = settings.evaluation.plot_columns or schema.names[:6]
     figures = (
-        plot_iteration_metrics(iteration_metrics),
         plot_marginals(reference_table, synthetic_data, schema, columns),
         plot_association_difference(reference_table, synthetic_data, schema),
     )

@@ -32,14 +32,22 @@ def create_pipeline(
         [
             Node(
                 tabular_nodes.evaluate_synthetic_data,
-                ["synthetic_data", "private_table", "reference_table", "public_modality", "settings"],
+                [
+                    "synthetic_data",
+                    "private_table",
+                    "reference_table",
+                    "public_modality",
+                    "settings",
+                    "generator_plan",
+                    "generator_statistics",
+                ],
                 "evaluation_report",
                 name="evaluate",
             ),
             Node(
                 tabular_nodes.plot_reports,
-                ["iteration_metrics", "synthetic_data", "reference_table", "public_modality", "settings"],
-                ["iterations_plot", "marginals_plot", "associations_plot"],
+                ["synthetic_data", "reference_table", "public_modality", "settings"],
+                ["marginals_plot", "associations_plot"],
                 name="plot_reports",
             ),
         ]

@@ -5,7 +5,6 @@ from __future__ import annotations
 from kedro.pipeline import Node, Pipeline
 
 from dp_synth.modalities.text.settings import TextSettings
-from dp_synth.pipelines.pe import nodes as pe_nodes
 from dp_synth.pipelines.pe.pipeline import ResumePoint, job_pipeline, preparation_pipeline
 from dp_synth.pipelines.text import nodes as text_nodes
 
@@ -53,7 +52,6 @@ def create_pipeline(
                 "synthetic_samples",
                 name="sample_synthetic_texts",
             ),
-            Node(pe_nodes.plot_iterations, "iteration_metrics", "iterations_plot", name="plot_reports"),
         ]
     )
     return job_pipeline(NAMESPACE, TextSettings, prepare, evaluate, iterations, resume, iterations_from_environment)
