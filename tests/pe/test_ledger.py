@@ -3,6 +3,7 @@ dataset's lifetime spend composed exactly (checked against dp-accounting's PLD a
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import math
@@ -10,6 +11,8 @@ import multiprocessing
 import shutil
 import sqlite3
 import stat
+import tomllib
+from contextlib import closing
 from multiprocessing.queues import Queue
 from multiprocessing.synchronize import Event
 from pathlib import Path
@@ -19,7 +22,7 @@ import pandas as pd
 import pytest
 from dp_accounting.pld import privacy_loss_distribution
 
-from dp_synth import TabularSynthesizer
+from dp_synth import TabularSynthesizer, ledger_command
 from dp_synth.hooks import LedgerReservationHook
 from dp_synth.modalities.tabular.settings import TabularSettings, plan_settings
 from dp_synth.pe.accounting import GaussianPrivacyPlan, calibrate, gdp_epsilon_for, gdp_mu_for
@@ -38,7 +41,7 @@ from dp_synth.pe.ledger import (
 from dp_synth.pe.report import PrivacyReport
 from dp_synth.pipelines.pe import nodes as pe_nodes
 from dp_synth.pipelines.tabular.nodes import build_modality, load_private_data
-from tests.conftest import ADULT_DIR
+from tests.conftest import ADULT_DIR, PROJECT_ROOT
 
 DELTA = 1e-5
 KEY = bytes(32)
@@ -410,3 +413,71 @@ def test_a_relative_ledger_path_is_the_projects(tmp_path, monkeypatch):
     (tmp_path / "notebooks").mkdir()
     monkeypatch.chdir(tmp_path / "notebooks")
     assert PrivacyLedger("privacy_ledger.db").path == tmp_path / "privacy_ledger.db"
+
+
+def test_the_ledger_command_shows_sets_and_tells_the_history(tmp_path, capsys):
+    path = tmp_path / "ledger.db"
+
+    def command(*arguments: str) -> tuple[int, str]:
+        status = ledger_command.main(["ledger", "--ledger", str(path), *arguments])
+        captured = capsys.readouterr()
+        return status, captured.out + captured.err
+
+    assert command("show") == (1, f"dp-synth ledger: there is no privacy ledger at {path}\n")
+    plan = calibrate(1.0, DELTA, 2, 1)
+    first = admitted(path, plan, budget=1.3)
+    spend_plan(path, first, plan)
+    PrivacyLedger(path).finish(first)
+    assert command("set-lifetime", "d", "3") == (0, "d: lifetime budget epsilon 3 at delta 1e-05\n")
+    second = admitted(path, plan)
+
+    status, shown = command("show")
+    assert status == 0 and f"(id {PrivacyLedger(path).identity()})" in shown
+    assert "d: lifetime budget epsilon 3 at delta 1e-05; 2 run(s), spent mu " in shown
+    assert "(epsilon 1); with the 1 run(s) in progress at their whole plan, 1.465" in shown
+    status, history = command("history", "d")
+    lines = history.splitlines()
+    assert status == 0 and len(lines) == 4
+    assert lines[0].endswith(
+        f"lifetime budget epsilon 1.3 at delta 1e-05, set by dp.lifetime_epsilon of run {first.run_id}"
+    )
+    assert lines[1].endswith(
+        f"run {first.run_id} (test): planned epsilon 1 at delta 1e-05, released epsilon 1; finished"
+    )
+    assert lines[2].endswith("lifetime budget epsilon 3 at delta 1e-05, set by dp-synth ledger set-lifetime")
+    assert lines[3].endswith(
+        f"run {second.run_id} (test): planned epsilon 1 at delta 1e-05, released epsilon 0; in progress"
+    )
+    assert "the data of d" not in shown + history  # no fingerprint leaves the ledger
+    assert command("history", "unknown") == (0, "the ledger knows no dataset 'unknown'\n")
+
+    scripts = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    module, _, function = scripts["dp-synth"].partition(":")
+    assert getattr(importlib.import_module(module), function) is ledger_command.main
+
+
+def test_a_ledger_written_before_reservations_counts_its_runs(tmp_path):
+    path = tmp_path / "ledger.db"
+    with closing(sqlite3.connect(path)) as connection, connection:
+        connection.executescript(OLD_SCHEMA)
+        connection.execute(
+            "INSERT INTO runs VALUES ('old', 'd', 'f', 'test', '2026-01-01', NULL, 0, 'add_remove', 1, 1e-5, 1, 1)"
+        )
+        connection.execute("INSERT INTO releases VALUES (1, 'old', 1, 'nearest-neighbour histogram', 1, 0.5, 'x')")
+    run = admitted(path, calibrate(0.1, DELTA, 1))
+    assert PrivacyLedger(path).lifetime(run).mu == pytest.approx(2.0)
+
+
+OLD_SCHEMA = """
+CREATE TABLE runs (
+    run_id TEXT PRIMARY KEY, dataset_id TEXT NOT NULL, fingerprint TEXT NOT NULL, job TEXT NOT NULL,
+    started_at TEXT NOT NULL, finished_at TEXT, seeded INTEGER NOT NULL, neighbouring TEXT NOT NULL,
+    epsilon REAL NOT NULL, delta REAL NOT NULL, sigma REAL NOT NULL, iterations INTEGER NOT NULL
+);
+CREATE TABLE releases (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, run_id TEXT NOT NULL REFERENCES runs (run_id),
+    iteration INTEGER NOT NULL, name TEXT NOT NULL, sensitivity REAL NOT NULL, sigma REAL NOT NULL,
+    recorded_at TEXT NOT NULL, UNIQUE (run_id, iteration, name)
+);
+"""
+"""The ledger's tables before reservations, budgets and keys."""

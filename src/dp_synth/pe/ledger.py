@@ -40,7 +40,7 @@ import secrets
 import socket
 import sqlite3
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -329,6 +329,12 @@ def _holds_reservation(host: str | None, pid: int | None) -> bool:
     return True
 
 
+def _meta(connection: sqlite3.Connection, name: str) -> str | None:
+    """A value of the ledger's ``meta`` table (``ledger_id``, ``key_check``)."""
+    row = connection.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
+    return None if row is None else row[0]
+
+
 def _key_check(key: bytes) -> str:
     """What the ledger keeps of its key: an HMAC of a constant, to recognise the key."""
     return hmac.new(key, _KEY_CHECK, hashlib.sha256).hexdigest()
@@ -407,13 +413,9 @@ class PrivacyLedger:
         self._check_id(connection)
         self._check_key(connection)
 
-    def _meta(self, connection: sqlite3.Connection, name: str) -> str | None:
-        row = connection.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
-        return None if row is None else row[0]
-
     def _check_id(self, connection: sqlite3.Connection) -> None:
         """Give a new ledger its id (and say how to pin it); refuse one that is not ``ledger_id``."""
-        found = self._meta(connection, "ledger_id")
+        found = _meta(connection, "ledger_id")
         if found is None:
             found = uuid.uuid4().hex
             connection.execute("INSERT INTO meta VALUES ('ledger_id', ?)", (found,))
@@ -433,7 +435,7 @@ class PrivacyLedger:
 
     def _check_key(self, connection: sqlite3.Connection) -> None:
         """Create the fingerprint key on first use (mode 0600); refuse a missing or foreign one."""
-        expected = self._meta(connection, "key_check")
+        expected = _meta(connection, "key_check")
         if expected is None:
             self._create_key()
             connection.execute("INSERT INTO meta VALUES ('key_check', ?)", (_key_check(self._key()),))
@@ -500,21 +502,15 @@ class PrivacyLedger:
             for run_id, plan_mu, host, pid, recorded in rows
         }
 
-    def _committed_mu(self, connection: sqlite3.Connection, dataset_id: str, *, excluding: str = "") -> float:
-        """The dataset's spend with the runs in progress counted at their whole plan, but for
-        run ``excluding``."""
-        commitments = self._commitments(connection, dataset_id)
-        return math.sqrt(math.fsum(max(c) for run_id, c in commitments.items() if run_id != excluding))
-
     def _check_run_fits(self, connection: sqlite3.Connection, run: LedgerRun, what: str, when: str) -> None:
         """Refuse if ``run``, at the larger of its whole plan (while it holds its reservation) and
         what it recorded, takes its dataset past the budget in force with every other run."""
         budget = self._budget(connection, run.dataset_id)
         if budget is None:
             return
-        recorded, reserved = self._commitments(connection, run.dataset_id)[run.run_id]
-        others = self._committed_mu(connection, run.dataset_id, excluding=run.run_id)
-        check_lifetime_budget(run.dataset_id, others, math.sqrt(max(recorded, reserved)), budget, what, when)
+        commitments = self._commitments(connection, run.dataset_id)
+        own = _committed_mu([commitments.pop(run.run_id)])
+        check_lifetime_budget(run.dataset_id, _committed_mu(commitments.values()), own, budget, what, when)
 
     def check_admission(self, admission: Admission) -> None:
         """Refuse a run that ``open_run`` would refuse for its budget, before its private data is
@@ -530,7 +526,7 @@ class PrivacyLedger:
         """The dataset's budget with the run's setting applied, if the run's whole plan fits in it."""
         budget = _budget_in_force(admission, self._budget(connection, admission.dataset_id))
         if budget is not None:
-            spent = self._committed_mu(connection, admission.dataset_id)
+            spent = _committed_mu(self._commitments(connection, admission.dataset_id).values())
             check_lifetime_budget(
                 admission.dataset_id, spent, admission.plan.mu, budget, "this run", "before it reads the private data"
             )
@@ -766,7 +762,7 @@ class PrivacyLedger:
             dataset_id=dataset_id,
             budget=self._budget(connection, dataset_id),
             spent_mu=math.sqrt(math.fsum(recorded for recorded, _ in commitments)),
-            committed_mu=math.sqrt(math.fsum(max(c) for c in commitments)),
+            committed_mu=_committed_mu(commitments),
             runs=len(commitments),
             in_progress=sum(reserved > 0 for _, reserved in commitments),
         )
@@ -798,6 +794,11 @@ class PrivacyLedger:
         return summaries, [
             BudgetChange(set_at, Budget(epsilon, delta), set_by) for set_at, epsilon, delta, set_by in budgets
         ]
+
+
+def _committed_mu(commitments: Iterable[tuple[float, float]]) -> float:
+    """The GDP mu of runs' commitments (recorded, reserved mu^2): each the larger of the two."""
+    return math.sqrt(math.fsum(max(commitment) for commitment in commitments))
 
 
 def _status(finished: bool, reserving: bool) -> str:
