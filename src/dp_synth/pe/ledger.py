@@ -314,11 +314,11 @@ def _now() -> str:
 
 
 def _holds_reservation(host: str | None, pid: int | None) -> bool:
-    """Whether a run's reservation is held: its process runs (one on another machine is
-    assumed to: the safe side)."""
+    """Whether a run's reservation is held: its process runs (one on another machine, or where
+    processes cannot be probed, is assumed to: the safe side)."""
     if pid is None:
         return False
-    if host != _HOST:
+    if host != _HOST or os.name != "posix":  # on Windows, os.kill(pid, 0) would send CTRL_C_EVENT
         return True
     try:
         os.kill(pid, 0)
