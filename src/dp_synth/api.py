@@ -24,6 +24,7 @@ from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
 
 from dp_synth.modalities.tabular.settings import TabularSettings
+from dp_synth.pe.ledger import PrivacyLedger
 from dp_synth.pe.release import ReleaseBasis
 from dp_synth.pe.report import PrivacyReport
 from dp_synth.pe.settings import SettingsError
@@ -84,7 +85,7 @@ class TabularSynthesizer:
 
         Raises:
             LedgerError: if the fit would take the dataset past its lifetime budget (before any
-                private row is read).
+                private row is read). A fit that fails gives back the budget it did not release.
         """
         if not isinstance(schema, Mapping):
             schema = json.loads(Path(schema).read_text())
@@ -94,8 +95,15 @@ class TabularSynthesizer:
         catalog[f"{NAMESPACE}.private_data"] = private
         basis_name, report_name = f"{NAMESPACE}.release_basis", f"{NAMESPACE}.privacy_report"
         catalog[basis_name] = _KeptDataset(copy_mode="assign")  # the job's release reads it too
+        ledger_run = catalog[f"{NAMESPACE}.ledger_run"] = _KeptDataset(copy_mode="assign")
         pipeline = create_pipeline(self.settings.pe.iterations).to_outputs(basis_name, report_name)
-        outputs = SequentialRunner().run(pipeline, catalog)
+        try:
+            outputs = SequentialRunner().run(pipeline, catalog)
+        except BaseException:
+            if ledger_run.exists():  # admitted: give back what the failed fit did not release
+                run = ledger_run.load()
+                PrivacyLedger(run.path).give_back(run)
+            raise
         self._fit = catalog[basis_name].load(), PrivacyReport.from_dict(outputs[report_name].load())
         self._draws = 0
         return self

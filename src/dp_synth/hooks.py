@@ -35,7 +35,7 @@ from dp_synth.modalities.tabular.plan import GeneratorPlan
 from dp_synth.modalities.tabular.schema import readable_number
 from dp_synth.modalities.tabular.statistics import TabularStatistics, located_bounds
 from dp_synth.pe.accounting import GaussianPrivacyPlan
-from dp_synth.pe.ledger import LedgerRun
+from dp_synth.pe.ledger import LedgerError, LedgerRun, PrivacyLedger
 from dp_synth.pe.settings import JobSettings
 from dp_synth.pipeline_registry import DEFAULT_ITERATIONS, pe_iterations
 from dp_synth.pipelines.pe.nodes import PUBLIC_ITERATION_METRICS
@@ -227,6 +227,40 @@ def _is_released_texts(name: str, value: Any) -> bool:
         and "text" in value.columns
         and len(value) <= MAX_LOGGED_TEXTS
     )
+
+
+class LedgerReservationHook:
+    """Gives back what a failed run did not release: the privacy ledger reserved the run's whole
+    plan when it admitted it (or took it back when it resumed), and a failed run releases no
+    more until it is resumed."""
+
+    def __init__(self) -> None:
+        self.runs: dict[str, LedgerRun] = {}
+
+    @hook_impl
+    def before_pipeline_run(self) -> None:
+        """A new run holds no reservation yet."""
+        self.runs.clear()
+
+    @hook_impl
+    def after_node_run(self, outputs: dict[str, Any]) -> None:
+        """Note a run the ledger admitted."""
+        self.runs.update({value.run_id: value for value in outputs.values() if isinstance(value, LedgerRun)})
+
+    @hook_impl
+    def after_dataset_loaded(self, data: Any) -> None:
+        """Note a resumed run."""
+        if isinstance(data, LedgerRun):
+            self.runs[data.run_id] = data
+
+    @hook_impl
+    def on_pipeline_error(self) -> None:
+        """Give back the reservations of the failed run (the error itself is reported as is)."""
+        for run in self.runs.values():
+            try:
+                PrivacyLedger(run.path).give_back(run)
+            except LedgerError as error:
+                logger.warning("Could not give back the reservation of ledger run %s: %s", run.run_id, error)
 
 
 class ResumeHintHook:

@@ -6,6 +6,7 @@ from kedro.config import OmegaConfigLoader
 
 from dp_synth.hooks import (
     FailureReportHook,
+    LedgerReservationHook,
     PrivateEvolutionTrackingHook,
     ResumeHintHook,
     SparkSessionHook,
@@ -16,7 +17,14 @@ from dp_synth.hooks import (
 # warnings a user can do nothing about.
 warnings.filterwarnings("ignore", message=r"register_new_resolver\(\) is deprecated", category=UserWarning)
 
-HOOKS = (SparkSessionHook(), PrivateEvolutionTrackingHook(), StageTimingHook(), ResumeHintHook(), FailureReportHook())
+HOOKS = (
+    SparkSessionHook(),
+    PrivateEvolutionTrackingHook(),
+    StageTimingHook(),
+    LedgerReservationHook(),
+    ResumeHintHook(),
+    FailureReportHook(),
+)
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {

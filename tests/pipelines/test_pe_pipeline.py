@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,7 +16,7 @@ from kedro.runner import SequentialRunner
 from dp_synth.modalities.tabular.settings import TabularSettings
 from dp_synth.pe import histogram as dp_hist
 from dp_synth.pe.accounting import GaussianPrivacyPlan, PrivacyConfigError
-from dp_synth.pe.ledger import LedgerRun, PrivacyLedger
+from dp_synth.pe.ledger import Admission, LedgerRun, PrivacyLedger
 from dp_synth.pe.settings import JobSettings, SettingsError
 from dp_synth.pipeline_registry import ITERATIONS_VARIABLE, RESUME_VARIABLE, pe_iterations, resume_point
 from dp_synth.pipelines.pe import nodes as pe_nodes
@@ -185,9 +184,7 @@ class PointModality:
 
 def open_ledger_run(ledger: Path, plan: GaussianPrivacyPlan) -> LedgerRun:
     """A run admitted in the privacy ledger at ``ledger``, as ``pe_nodes.admit_run`` admits one."""
-    run = LedgerRun(str(ledger), uuid.uuid4().hex, "points", None, plan.delta)
-    PrivacyLedger(ledger).open_run(run, fingerprint="points", plan=plan, job="points", requested_mu=plan.mu)
-    return run
+    return PrivacyLedger(ledger).open_run(Admission("points", plan, "points"), fingerprint="points")
 
 
 def points_catalog(ledger: Path, iterations: int = 4) -> DataCatalog:

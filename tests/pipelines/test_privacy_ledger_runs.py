@@ -110,12 +110,17 @@ def test_a_run_past_the_lifetime_budget_stops_before_reading_a_private_row(proje
     assert report["lifetime"]["budget"] == 1.4 and report["lifetime"]["epsilon"] == pytest.approx(1.0)
     assert ledger_rows(project, "SELECT seeded FROM runs") == [(1,)]
 
+    # The budget is the dataset's, kept in the ledger: a run that leaves the setting out is held to it.
+    parameters = project / "conf/local/parameters_tabular.yml"
+    settings = yaml.safe_load(parameters.read_text())
+    del settings["tabular"]["dp"]["lifetime_epsilon"]
+    parameters.write_text(yaml.safe_dump(settings))
     refused = kedro(project, "run", "--pipelines=tabular", iterations=1, extra_environment=QUIET)
     assert refused.returncode != 0
     console = refused.stdout + refused.stderr
     assert "dataset 'adult-sample' would pass its lifetime budget (epsilon 1.4 at delta" in console
     # Two runs at epsilon 1 compose (exactly, in Gaussian DP) to 1.486, not 2; 0.882 is left.
-    assert "spent 1, this run requests 1, together 1.486; remaining 0.8825" in console
+    assert "spent or reserved by other runs 1, this run requests 1, together 1.486; remaining 0.8825" in console
     assert "Running node: load_private_data" not in console  # stopped before any private row was read
     assert ledger_rows(project, "SELECT COUNT(*) FROM runs") == [(1,)]
 

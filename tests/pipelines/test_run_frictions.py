@@ -140,8 +140,11 @@ def test_categories_that_look_like_numbers_run_end_to_end_and_clean_up(project, 
     assert address in capsys.readouterr().out
 
     # make clean-outputs deletes every file the run wrote (MLflow store, artifacts, logs, ...), but
-    # the privacy ledger: the dataset's lifetime spend outlives the run's outputs.
+    # the privacy ledger and its key: the dataset's lifetime spend outlives the run's outputs.
     assert files_under(project) - before
     shutil.copy(PROJECT_ROOT / "Makefile", project / "Makefile")
     subprocess.run(["make", "--no-print-directory", "clean-outputs"], cwd=project, check=True, capture_output=True)
-    assert files_under(project) - {Path("Makefile")} == before | {Path("privacy_ledger.db")}
+    assert files_under(project) - {Path("Makefile")} == before | {
+        Path("privacy_ledger.db"),
+        Path("privacy_ledger.db.key"),
+    }

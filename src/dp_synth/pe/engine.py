@@ -13,6 +13,7 @@ read rows, and only a bounded, seeded sample of them (``sample``).
 from __future__ import annotations
 
 import hashlib
+import hmac
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, runtime_checkable
@@ -233,13 +234,14 @@ def _hash_sums(frame: pd.DataFrame) -> np.ndarray:
     return np.array([len(hashes), hashes.sum(dtype=np.uint64), (hashes * hashes).sum(dtype=np.uint64)], np.uint64)
 
 
-def content_fingerprint(data: Any) -> str:
-    """A fingerprint of a table's columns and rows (a pandas or Spark DataFrame), the same
+def content_fingerprint(data: Any, key: bytes) -> str:
+    """A keyed fingerprint of a table's columns and rows (a pandas or Spark DataFrame), the same
     whatever the rows' order or partitioning: the row count and two power sums of 64-bit row
-    hashes (wrapping), hashed with SHA-256 with the column names. It is a function of private
-    data: it stays in the local ledger."""
+    hashes (wrapping), with the column names, under HMAC-SHA-256 with ``key`` (the privacy
+    ledger's secret), so that no one without the key can test a guess of the data against it.
+    It is a function of private data: it stays in the local ledger."""
     sums = private_rows(data).total(_hash_sums)
-    digest = hashlib.sha256("\x1f".join(str(name) for name in data.columns).encode())
+    digest = hmac.new(key, "\x1f".join(str(name) for name in data.columns).encode(), hashlib.sha256)
     digest.update(np.asarray(sums, dtype=np.uint64).tobytes())
     return digest.hexdigest()
 

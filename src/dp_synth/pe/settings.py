@@ -67,10 +67,17 @@ class PrivacySettings(Section):
         neighbouring: ``"add_remove"``: neighbouring datasets differ by one record added or
             removed; ``"replace_one"``: by one record replaced (larger sensitivities, more noise).
         lifetime_epsilon: The most epsilon the dataset may ever spend, all runs composed (the
-            privacy ledger); a run that would pass it stops before reading a private row.
-            ``None``: no limit (the ledger still counts and reports the lifetime spend).
-        lifetime_delta: The delta the lifetime epsilon is stated at; ``"auto"``: the run's delta.
+            privacy ledger); a run that would pass it stops before reading a private row. The
+            budget belongs to the dataset: stored in the ledger when first set, lowered by a
+            lower setting, raised only by ``dp-synth ledger set-lifetime``. ``None``: the
+            ledger's (no limit if it has none; the ledger still counts the lifetime spend).
+        lifetime_delta: The delta the lifetime epsilon is stated at; ``"auto"``: the stored
+            budget's, else the run's delta.
         ledger: The privacy ledger's SQLite file, relative to the project folder.
+        ledger_id: The ledger's id (``dp-synth ledger show`` prints it): set, a missing ledger or
+            another one at ``ledger`` stops the run instead of starting afresh.
+        distinct_dataset: Admit private data that the ledger knows under another dataset_id
+            (the same content, about other people); otherwise such a run is refused.
         tracking_diagnostics: Whether diagnostics computed from private or held-out data (quality
             metrics, evaluation reports and figures, stage timings) go to MLflow: ``"local"``
             only when the tracking store is on this machine, ``"always"`` or ``"never"``.
@@ -85,6 +92,8 @@ class PrivacySettings(Section):
     lifetime_epsilon: Annotated[float, Field(gt=0.0, allow_inf_nan=False)] | None = None
     lifetime_delta: Annotated[float, Field(gt=0.0, lt=1.0)] | Literal["auto"] = "auto"
     ledger: Annotated[str, Field(min_length=1)] = "privacy_ledger.db"
+    ledger_id: Annotated[str, Field(min_length=1)] | None = None
+    distinct_dataset: bool = False
     tracking_diagnostics: Literal["local", "always", "never"] = "local"
 
 

@@ -10,8 +10,6 @@ seed is set).
 from __future__ import annotations
 
 import logging
-import math
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
@@ -41,7 +39,6 @@ from dp_synth.pe.engine import (
     PrivateRows,
     as_passed,
     check_engine,
-    content_fingerprint,
     private_rows,
 )
 from dp_synth.pe.interfaces import Modality, UsesStatistics
@@ -49,6 +46,7 @@ from dp_synth.pe.ledger import (
     CLASS_COUNTS,
     HISTOGRAM,
     STATISTICS,
+    Admission,
     Entry,
     LedgerError,
     LedgerRun,
@@ -263,9 +261,10 @@ def admit_run(
 
     The dataset is the schema's declared ``dataset_id``, else the catalog entry
     ``<job>.private_data``; a fingerprint of the data's content is kept in the local ledger only.
-    The run is admitted only if its whole plan fits in the dataset's lifetime budget
-    (``dp.lifetime_epsilon``, at ``dp.lifetime_delta``), composed exactly with every release the
-    ledger holds on the dataset.
+    The run is admitted only if its whole plan fits in the dataset's lifetime budget (kept in the
+    ledger; ``dp.lifetime_epsilon`` sets or lowers it), composed exactly with every release the
+    ledger holds on the dataset and the whole plan of every run in progress; admission reserves
+    this run's whole plan in the same transaction.
 
     Returns:
         The run's handle on the ledger (saved: a resumed run goes on with it), and
@@ -274,20 +273,22 @@ def admit_run(
     Raises:
         ValueError: if the private data is not held by the configured ``engine``.
         LedgerError: if the run would take the dataset past its lifetime budget (checked before
-            the private data is read, even to fingerprint it).
+            the private data is read, even to fingerprint it), its setting would raise the stored
+            budget, or its data is known under another dataset_id (``dp.distinct_dataset``).
     """
     check_engine(private_rows(private_data), settings.engine, f"{job}.private_data")
     dp = settings.dp
-    run = LedgerRun(
-        path=dp.ledger,
-        run_id=uuid.uuid4().hex,
+    admission = Admission(
         dataset_id=declared_dataset_id(schema, f"{job}.private_data"),
+        plan=plan,
+        job=job,
         lifetime_epsilon=dp.lifetime_epsilon,
-        lifetime_delta=plan.delta if dp.lifetime_delta == "auto" else dp.lifetime_delta,
+        lifetime_delta=None if dp.lifetime_delta == "auto" else dp.lifetime_delta,
+        distinct_dataset=dp.distinct_dataset,
     )
-    ledger = PrivacyLedger(run.path)
-    ledger.check_budget(run, plan.mu, "this run")  # before the private data is even hashed
-    ledger.open_run(run, fingerprint=content_fingerprint(private_data), plan=plan, job=job, requested_mu=plan.mu)
+    ledger = PrivacyLedger(dp.ledger, dp.ledger_id)
+    ledger.check_admission(admission)  # before the private data is even hashed
+    run = ledger.open_run(admission, fingerprint=ledger.fingerprint(private_data))
     logger.info("Privacy ledger %s: run %s admitted on dataset %r", dp.ledger, run.run_id, run.dataset_id)
     return run, private_data
 
@@ -321,7 +322,7 @@ def admit_resumed_run(
         raise LedgerError(
             f"run {ledger_run.run_id} is recorded in the ledger {ledger_run.path!r}: resume with that dp.ledger"
         )
-    ledger = PrivacyLedger(ledger_run.path)
+    ledger = PrivacyLedger(ledger_run.path, settings.dp.ledger_id)
     state = ledger.state(ledger_run.run_id)
     if state is None:
         raise LedgerError(f"the ledger {ledger_run.path!r} has no run {ledger_run.run_id}: it cannot be resumed")
@@ -334,9 +335,8 @@ def admit_resumed_run(
         raise LedgerError(f"the saved privacy plan is not that of run {ledger_run.run_id}; start a fresh run")
     if state.last_histogram != iteration:
         raise LedgerError(_backward_resume_message(ledger_run.run_id, resume_from, iteration, state.last_histogram))
-    recorded = composed_mu((entry.sensitivity, entry.sigma) for entry in ledger.entries(ledger_run.run_id))
-    ledger.check_budget(ledger_run, math.sqrt(max(plan.mu**2 - recorded**2, 0.0)), "the resumed run")
-    if state.fingerprint != content_fingerprint(private_data):
+    ledger.resume_run(ledger_run)
+    if state.fingerprint != ledger.fingerprint(private_data):
         raise LedgerError(f"the private data is not the data run {ledger_run.run_id} released on; start a fresh run")
     return private_data
 
