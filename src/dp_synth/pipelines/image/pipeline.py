@@ -28,9 +28,9 @@ def create_pipeline(
     """
     prepare = preparation_pipeline(
         image_nodes.build_modality,
-        image_nodes.load_private_images,
         image_nodes.load_reference_images,
         modality_inputs=("public_images",),
+        reference_inputs=("settings",),
     )
     evaluate = Pipeline(
         [
@@ -57,4 +57,13 @@ def create_pipeline(
             Node(pe_nodes.plot_iterations, "iteration_metrics", "iterations_plot", name="plot_reports"),
         ]
     )
-    return job_pipeline(NAMESPACE, ImageSettings, prepare, evaluate, iterations, resume, iterations_from_environment)
+    return job_pipeline(
+        NAMESPACE,
+        ImageSettings,
+        prepare,
+        image_nodes.load_private_images,
+        evaluate,
+        iterations,
+        resume,
+        iterations_from_environment,
+    )
