@@ -311,7 +311,7 @@ def main() -> None:
     args = parser.parse_args()
 
     schema = parse_corpus_schema(json.loads((AGNEWS / "schema.json").read_text()))
-    train = load_corpus(pd.read_csv(AGNEWS / "agnews_train.csv"), schema, every_class=True)
+    train = load_corpus(pd.read_csv(AGNEWS / "agnews_train.csv"), schema)
     delta = args.delta if args.delta is not None else default_delta(schema.public_row_count)
     result = finetune_and_sample(
         args.model,

@@ -280,7 +280,7 @@ def text_figures(args: argparse.Namespace, device: str, work: Path) -> list[Row]
     settings = TextSettings().generator  # the project's defaults
     schema = parse_corpus_schema(json.loads((PROJECT_ROOT / "data/01_raw/agnews/schema.json").read_text()))
     raw = pd.read_csv(PROJECT_ROOT / "data/01_raw/agnews/agnews_train.csv")
-    corpus = load_corpus(raw, schema, every_class=False)
+    corpus = load_corpus(raw, schema)
     _, seconds = timed(build_causal_lm, work / "lm", corpus[TEXT].tolist(), tiny=args.tiny)
     print(f"built and saved the causal LM in {seconds:.1f} s", flush=True)
     options = settings.huggingface.model_dump() | {"model": str(work / "lm"), "device": device}

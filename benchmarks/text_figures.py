@@ -74,8 +74,8 @@ class Corpus:
 
     def __init__(self) -> None:
         self.schema = parse_corpus_schema(json.loads((AGNEWS / "schema.json").read_text()))
-        self.private = load_corpus(pd.read_csv(AGNEWS / "agnews_train.csv"), self.schema, every_class=True)
-        held_out = load_corpus(pd.read_csv(AGNEWS / "agnews_test.csv"), self.schema, every_class=False)
+        self.private = load_corpus(pd.read_csv(AGNEWS / "agnews_train.csv"), self.schema)
+        held_out = load_corpus(pd.read_csv(AGNEWS / "agnews_test.csv"), self.schema)
         evaluation = TextSettings().evaluation
         self.judge = held_out.sample(n=evaluation.reference_rows, random_state=evaluation.seed)
         self.validation = held_out.drop(self.judge.index).reset_index(drop=True)

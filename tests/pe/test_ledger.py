@@ -24,6 +24,7 @@ from dp_accounting.pld import privacy_loss_distribution
 
 from dp_synth import TabularSynthesizer, ledger_command
 from dp_synth.hooks import LedgerReservationHook
+from dp_synth.modalities.tabular.schema import SchemaError
 from dp_synth.modalities.tabular.settings import TabularSettings, plan_settings
 from dp_synth.pe.accounting import GaussianPrivacyPlan, calibrate, gdp_epsilon_for, gdp_mu_for
 from dp_synth.pe.engine import content_fingerprint
@@ -163,6 +164,36 @@ def test_a_release_is_never_recorded_twice(tmp_path):
     assert PrivacyLedger(ledger).state(run.run_id).last_histogram == 1
 
 
+def test_admission_checks_the_budget_then_the_rows_and_a_refused_run_leaves_no_run(tmp_path, adult_schema_json):
+    """The budget is checked before a private row is read; the rows are checked before the run
+    is opened; either refusal leaves no run in the ledger."""
+    ledger = tmp_path / "ledger.db"
+    requested = TabularSettings.parse({"pe": {"iterations": 1}, "dp": {"ledger": str(ledger)}}, "tabular")
+    settings, _ = plan_settings(requested, adult_schema_json)
+    modality = build_modality(adult_schema_json, settings)
+    plan = pe_nodes.calibrate_privacy(modality, settings)
+    raw = pd.read_csv(ADULT_DIR / "adult_train.csv", dtype=str).head(300)
+    loads = []
+
+    def refusing(private, public_modality, on_invalid):
+        loads.append(on_invalid)
+        raise SchemaError("column 'age' has 1 values outside the declared domain [17, 90]")
+
+    with pytest.raises(SchemaError):
+        pe_nodes.admit_run(adult_schema_json, raw, modality, plan, settings, job="tabular", load=refusing)
+    assert loads == ["clamp"] and _run_ids(ledger, "uci-adult-1994-train") == []  # no run, nothing spent
+
+    spent = settings.model_copy(update={"dp": settings.dp.model_copy(update={"lifetime_epsilon": 0.5})})
+    with pytest.raises(LedgerError, match="lifetime budget"):
+        pe_nodes.admit_run(adult_schema_json, raw, modality, plan, spent, job="tabular", load=refusing)
+    assert loads == ["clamp"]  # refused before the rows were read
+
+    run, saved_plan, table = pe_nodes.admit_run(
+        adult_schema_json, raw, modality, plan, settings, job="tabular", load=load_private_data
+    )
+    assert saved_plan is plan and len(table) == 300 and _run_ids(ledger, run.dataset_id) == [run.run_id]
+
+
 class Crash(Exception):
     """The process dies while drawing a release's noise."""
 
@@ -173,7 +204,7 @@ def adult_job(adult_schema_json: dict) -> tuple:
     requested = TabularSettings.parse({"pe": {"iterations": 1, "population_size": 200}}, "tabular")
     settings, _ = plan_settings(requested, adult_schema_json)
     modality = build_modality(adult_schema_json, settings)
-    private = load_private_data(pd.read_csv(ADULT_DIR / "adult_train.csv", dtype=str).head(2000), modality)
+    private = load_private_data(pd.read_csv(ADULT_DIR / "adult_train.csv", dtype=str).head(2000), modality, "stop")
     return modality, settings, private
 
 

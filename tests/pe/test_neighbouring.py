@@ -77,7 +77,7 @@ def largest_moves(release, table: pd.DataFrame, others: pd.DataFrame, trials: in
 def adult_modality(adult_schema_json: dict):
     requested = TabularSettings.parse({"pe": {"iterations": 1, "population_size": 200}}, "tabular")
     modality = build_modality(adult_schema_json, plan_settings(requested, adult_schema_json)[0])
-    table = load_private_data(pd.read_csv(ADULT_DIR / "adult_train.csv", dtype=str).head(600), modality)
+    table = load_private_data(pd.read_csv(ADULT_DIR / "adult_train.csv", dtype=str).head(600), modality, "stop")
     return modality, table.head(400), table.tail(200).reset_index(drop=True)
 
 

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from dp_synth.modalities.tabular.schema import SchemaError
 from dp_synth.modalities.tabular.settings import TabularSettings, plan_settings
 from dp_synth.modalities.text.settings import TextSettings
 from dp_synth.pe import histogram as dp_hist
@@ -46,8 +47,9 @@ def releases(data, engine: str, schema_json: dict, ledger: Path) -> dict[str, np
     settings, _ = plan_settings(requested, schema_json)
     modality = build_modality(schema_json, settings)
     plan = pe_nodes.calibrate_privacy(modality, settings)
-    run, admitted = pe_nodes.admit_run(schema_json, data, plan, settings, job="tabular")
-    table = load_private_data(admitted, modality)
+    run, _, table = pe_nodes.admit_run(
+        schema_json, data, modality, plan, settings, job="tabular", load=load_private_data
+    )
     statistics = pe_nodes.measure_generator_statistics(modality, table, plan, run)
     embeddings = pe_nodes.embed_private_data(modality, table, settings)
     weights = pe_nodes.measure_class_distribution(modality, table, plan, run)
@@ -96,15 +98,24 @@ def test_embedded_rows_travel_through_spark_and_back(spark):
     assert isinstance(LocalRows(frame).persisted(), LocalRows)
 
 
-def test_a_schema_error_in_an_executor_reaches_the_driver_with_its_message(spark, adult_raw, adult_schema_json):
+def test_invalid_values_on_spark_are_counted_in_the_executors_never_shown(spark, adult_raw, adult_schema_json):
     requested = TabularSettings.parse({"engine": "spark"}, "tabular")
     settings, _ = plan_settings(requested, adult_schema_json)
     modality = build_modality(adult_schema_json, settings)
-    corrupt = adult_raw.head(300).assign(age="999")
+    corrupt = adult_raw.head(300).assign(age=["9137"] * 100 + ["40"] * 200)
+    distributed = spark.createDataFrame(corrupt).repartition(3)
     with pytest.raises(
-        SparkTaskError, match=r"^SchemaError: column 'age' has \d+ values outside the declared domain \[17, 90\]: '999'"
-    ):
-        load_private_data(spark.createDataFrame(corrupt), modality)
+        SchemaError, match=r"column 'age' has 100 values outside the declared domain \[17, 90\]"
+    ) as error:
+        load_private_data(distributed, modality, "stop")  # the total over partitions, raised on the driver
+    assert "9137" not in str(error.value) and "not differentially private" in str(error.value)
+    for on_invalid, kept in (("clamp", 300), ("drop", 200)):
+        rows = load_private_data(distributed, modality, on_invalid)
+        assert rows.total(lambda part: np.array([len(part)]))[0] == kept
+        assert rows.total(lambda part: np.array([(part["age"] > 90).sum()]))[0] == 0
+    with pytest.raises(SparkTaskError, match=r"^SchemaError: table columns do not match the schema: missing \['age'\]"):
+        rows = load_private_data(spark.createDataFrame(corrupt.drop(columns="age")), modality, "clamp")
+        rows.total(lambda part: np.array([len(part)]))
 
 
 def test_private_data_of_the_other_engine_is_refused_with_the_setting_to_change(adult_raw, adult_schema_json, tmp_path):
@@ -113,7 +124,9 @@ def test_private_data_of_the_other_engine_is_refused_with_the_setting_to_change(
     modality = build_modality(adult_schema_json, settings)
     plan = pe_nodes.calibrate_privacy(modality, settings)
     with pytest.raises(ValueError, match=r"declare tabular.private_data as spark.SparkDataset"):
-        pe_nodes.admit_run(adult_schema_json, adult_raw, plan, settings, job="tabular")
+        pe_nodes.admit_run(
+            adult_schema_json, adult_raw, modality, plan, settings, job="tabular", load=load_private_data
+        )
 
 
 def test_private_texts_are_embedded_in_the_executors_with_the_same_votes(spark):
@@ -122,12 +135,12 @@ def test_private_texts_are_embedded_in_the_executors_with_the_same_votes(spark):
     modality = make_modality(RecordingGenerator())
     raw = pd.read_csv(AGNEWS_DIR / "agnews_train.csv", dtype=str, keep_default_na=False).head(120)
     settings = TextSettings.parse({"pe": {"iterations": 1}}, "text")
-    candidates = load_private_corpus(raw.tail(40), modality)
+    candidates = load_private_corpus(raw.tail(40), modality, "stop")
     candidate_embeddings = modality.embed(candidates)
     votes = dp_hist.PartitionVotes(candidate_embeddings, candidates["label"].to_numpy(), k=1)
     results = []
     for data in (raw, spark.createDataFrame(raw).repartition(3)):
-        table = load_private_corpus(data, modality)
+        table = load_private_corpus(data, modality, "stop")
         embedded = private_rows(pe_nodes.embed_private_data(modality, table, settings))
         results.append((embedded.total(votes), embedded.total(lambda part: part.embeddings.sum(axis=0))))
     (local_votes, local_sums), (spark_votes, spark_sums) = results

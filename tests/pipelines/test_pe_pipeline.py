@@ -56,7 +56,11 @@ def job_settings(
 
 def test_tabular_dag_has_one_namespaced_iteration_per_t():
     pipeline = create_pipeline(3)
-    names = {node.name for node in pipeline.nodes}
+    order = [node.name for node in pipeline.nodes]
+    # The held-out table is fitted to the schema before the run is admitted, so that a refused
+    # run (dp.on_invalid: stop) leaves no run in the ledger.
+    assert order.index("tabular.load_reference_data") < order.index("tabular.admit_run")
+    names = set(order)
     for t in (1, 2, 3):
         for stage in ("embed", "dp_histogram", "resample", "evaluate_iteration"):
             assert f"tabular.iter_{t:03d}.{stage}" in names
@@ -65,7 +69,7 @@ def test_tabular_dag_has_one_namespaced_iteration_per_t():
     assert "tabular.iter_003.release_synthetic_data" in names
     assert not any(name.startswith("tabular.iter_004") for name in names)
     for stage in (
-        "load_private_data",
+        "admit_run",
         "embed_private_data",
         "fit_generator",
         "generate_initial_population",
@@ -205,7 +209,9 @@ def points_catalog(ledger: Path, iterations: int = 4) -> DataCatalog:
     }.items():
         catalog[f"points.{name}"] = value
     catalog["points.settings"] = settings
-    catalog["points.ledger_run"] = open_ledger_run(ledger, pe_nodes.calibrate_privacy(modality, settings))
+    plan = pe_nodes.calibrate_privacy(modality, settings)
+    catalog["points.privacy_plan"] = plan  # as the admission saves it
+    catalog["points.ledger_run"] = open_ledger_run(ledger, plan)
     return catalog
 
 

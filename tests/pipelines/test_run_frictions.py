@@ -60,7 +60,7 @@ def test_verbose_failed_run_prints_the_traceback_before_its_summary(project):
     assert result.returncode != 0
     traceback, summary = result.stderr.rsplit("\ndp-synth: ", 1)
     assert "Traceback (most recent call last)" in traceback
-    assert summary.startswith("run failed in node 'tabular.load_private_data': SchemaError: ")
+    assert summary.startswith("run failed in node 'tabular.admit_run': SchemaError: ")
     assert summary.rstrip().endswith("extra ['zip_code']")
     [run] = mlflow_runs(project)
     assert run.info.status == "FAILED"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 import mlflow
@@ -95,13 +97,6 @@ def test_kedro_run_releases_versioned_synthetic_data_and_tracks_epsilon(project)
     [
         (lambda table: table.assign(zip_code=1), [], "extra ['zip_code']"),
         (lambda table: table.drop(columns="age"), [], "missing ['age']"),
-        (lambda table: table.assign(age=table["age"].where(table.index != 5, 150)), [], "outside the declared domain"),
-        (
-            lambda table: table.assign(race=table["race"].where(table.index != 5, None)),
-            [],
-            "'race' has 1 missing values",
-        ),
-        (lambda table: table[table["class"] == "<=50K"], [], "classes ['>50K'] have no private rows"),
         (None, ["--params", "tabular.dp.epsilon=0"], "tabular.dp.epsilon: Input should be greater than 0"),
         (None, ["--params", "tabular.dp.delta=1.5"], "tabular.dp.delta: Input should be less than 1"),
         (None, ["--params", "tabular.pe.population_size=1"], "smaller than the number of classes"),
@@ -124,10 +119,71 @@ def test_bad_input_stops_with_a_clear_error_and_writes_nothing(project, corrupt,
     result = kedro(project, "run", *args, iterations=1)
     assert result.returncode != 0
     assert message in result.stdout + result.stderr
-    # Calibration and the privacy ledger's admission may run (and save the plan and the run's id,
-    # public quantities only) before the data is checked; nothing derived from the data is written.
-    saved = {path.parent.parent for path in written_files(project)}
-    assert saved <= {Path(f"data/06_models/tabular/{name}.pkl") for name in ("privacy_plan", "ledger_run")}
+    assert written_files(project) == []  # the data is checked before the run is admitted: no plan, no run
+    assert ledger_run_count(project) == 0
+
+
+DISTINCTIVE = ("4242424242", "Zyxwvut-Quokka")
+"""Private values no message may show: an age far out of bounds, an undeclared category."""
+
+
+def with_invalid_private_values(project: Path, *, one_class: bool = False) -> None:
+    """Put the distinctive values (and a missing value) in the private table; ``one_class``:
+    keep only the rows of class <=50K, so that the declared class >50K has none."""
+    path = project / "data/01_raw/adult/adult_train.csv"
+    table = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
+    table.loc[5, "age"], table.loc[7, "race"], table.loc[9, "education"] = DISTINCTIVE[0], DISTINCTIVE[1], None
+    if one_class:
+        table = table[table["class"] == "<=50K"]
+    table.to_csv(path, index=False)
+
+
+def ledger_run_count(project: Path) -> int:
+    ledger = project / "privacy_ledger.db"
+    if not ledger.exists():
+        return 0
+    with closing(sqlite3.connect(ledger)) as connection:
+        return connection.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
+
+
+def assert_no_private_value_shown(project: Path, result) -> None:
+    log = (project / "logs/dp-synth.log").read_text()
+    for value in DISTINCTIVE:
+        assert value not in result.stdout + result.stderr and value not in log
+
+
+def test_stop_refuses_invalid_private_values_before_admission_naming_columns_and_counts_only(project):
+    with_invalid_private_values(project)
+    result = kedro(project, "run", "--params", "tabular.dp.on_invalid=stop", iterations=1)
+    assert result.returncode != 0
+    console = result.stdout + result.stderr
+    assert "run failed in node 'tabular.admit_run': SchemaError: the private data does not fit" in console
+    for problem in (
+        "column 'age' has 1 values outside the declared domain [17, 90]",
+        "column 'education' has 1 missing values",
+        "column 'race' has 1 values outside the declared categories",
+        "whether a run stops depends on the private data: stopping is not differentially private",
+    ):
+        assert problem in console
+    assert_no_private_value_shown(project, result)
+    assert written_files(project) == []  # no plan, no ledger run, no version folder
+    assert ledger_run_count(project) == 0
+
+
+@pytest.mark.parametrize("on_invalid", ["clamp", "drop"])
+def test_clamp_and_drop_runs_complete_on_invalid_values_and_a_class_with_no_rows(project, on_invalid):
+    with_invalid_private_values(project, one_class=True)
+    settings = f"tabular.dp.on_invalid={on_invalid},tabular.pe.population_size=60,tabular.release.rows=500"
+    result = kedro(project, "run", "--params", settings, iterations=1)
+    assert result.returncode == 0, result.stderr[-3000:] + result.stdout[-3000:]
+    assert_no_private_value_shown(project, result)
+    schema = parse_schema(json.loads((project / "data/01_raw/adult/schema.json").read_text()))
+    [release] = (project / "data/07_model_output/tabular/synthetic_data.csv").iterdir()
+    synthetic = conform(pd.read_csv(release / "synthetic_data.csv"), schema)  # stop: raises if one does not fit
+    assert len(synthetic) == 500
+    [report] = (project / "data/07_model_output/tabular/privacy_report.json").glob("*/privacy_report.json")
+    assert json.loads(report.read_text())["epsilon"] == pytest.approx(1.0)
+    assert ledger_run_count(project) == 1
 
 
 def test_t_is_read_from_the_parameter_files_and_params_cannot_change_it(project):

@@ -24,6 +24,24 @@ import pandas as pd
 Engine = Literal["pandas", "spark"]
 """Where the private rows are processed: this process, or the executors of a Spark session."""
 
+OnInvalid = Literal["stop", "clamp", "drop"]
+ON_INVALID: tuple[OnInvalid, ...] = ("stop", "clamp", "drop")
+"""What a private value that does not fit the declared public schema does (``dp.on_invalid``;
+docs/algorithm.md, "Input validation"):
+
+- ``stop``: the run stops before it is admitted, naming each column, kind of problem and count
+  (never a value). Whether it stops depends on the private data: that is not differentially
+  private, so it is an opt-in.
+- ``clamp``: a value that has a nearest valid one is moved to it (a number clipped into its
+  bounds, an integer rounded; a pixel into [0, 1]); a row with a value that has none (missing,
+  not a number, an undeclared category or class, an image of another size, no text) is dropped.
+- ``drop``: a row with any invalid value is dropped.
+
+``clamp`` and ``drop`` change or drop each record on its own values alone, so two neighbouring
+datasets still differ by at most one record (or are equal) after them: every sensitivity holds
+and the run stays DP.
+"""
+
 EMBEDDING = "embedding"
 LABEL = "label"
 

@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from dp_synth.pe.engine import Engine
+from dp_synth.pe.engine import Engine, OnInvalid
 
 _UNION_MEMBERS = {"bool", "int", "float", "str", "list", "dict", "tuple"}
 """Names pydantic gives the members of a union in an error's location (not setting names)."""
@@ -81,6 +81,10 @@ class PrivacySettings(Section):
         tracking_diagnostics: Whether diagnostics computed from private or held-out data (quality
             metrics, evaluation reports and figures, stage timings) go to MLflow: ``"local"``
             only when the tracking store is on this machine, ``"always"`` or ``"never"``.
+        on_invalid: What a private value outside the declared schema does (``engine.ON_INVALID``):
+            ``"clamp"`` (default) moves it into the domain or drops its row, ``"drop"`` drops its
+            row, both inside the DP guarantee; ``"stop"`` stops the run before it is admitted,
+            which depends on the private data and so is not DP.
     """
 
     epsilon: Annotated[float, Field(gt=0.0, allow_inf_nan=False)] = 1.0
@@ -95,6 +99,7 @@ class PrivacySettings(Section):
     ledger_id: Annotated[str, Field(min_length=1)] | None = None
     distinct_dataset: bool = False
     tracking_diagnostics: Literal["local", "always", "never"] = "local"
+    on_invalid: OnInvalid = "clamp"
 
 
 class EvolutionSettings(Section):

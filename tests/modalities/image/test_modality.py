@@ -48,7 +48,7 @@ def simulator(schema):
 def test_digits_split_is_fixed_disjoint_and_fits_the_public_schema(schema):
     train, test = DigitsDataset("train").load(), DigitsDataset("test").load()
     assert len(train) == schema.public_row_count == 1257 and len(test) == 540
-    checked = check_images(train, schema, every_class=True)
+    checked = check_images(train, schema)
     assert set(checked["label"]) == set(schema.classes)
     images = images_of(checked, schema)
     assert images.shape == (1257, 8, 8, 1) and images.min() == 0.0 and images.max() == 1.0
@@ -68,20 +68,45 @@ def test_an_image_folder_loads_one_class_per_subfolder_resized(tmp_path):
     assert table["image"][0].min() == pytest.approx(1.0) and table["image"][1].max() == 0.0
 
 
+def _with_first(table: pd.DataFrame, column: str, value: object) -> pd.DataFrame:
+    changed = table.copy()
+    changed[column] = changed[column].astype(object)
+    changed.at[0, column] = value
+    return changed
+
+
 @pytest.mark.parametrize(
-    ("change", "message"),
+    ("change", "message", "kept"),
     [
-        (lambda table: table.assign(label="A"), "1 undeclared classes"),
-        (lambda table: table.assign(image=[np.zeros(16, dtype=np.float32)] * len(table)), "are not 8x8x1"),
-        (lambda table: table.assign(image=[np.full(64, 2.0, dtype=np.float32)] * len(table)), "must lie in [0, 1]"),
-        (lambda table: table[table["label"] != "3"], "classes ['3'] have no private rows"),
-        (lambda table: table.drop(columns="image"), "columns ['image'] are missing"),
+        (
+            lambda table: _with_first(table, "label", "A"),
+            "1 labels outside the declared classes",
+            {"clamp": -1, "drop": -1},
+        ),
+        (
+            lambda table: _with_first(table, "image", np.zeros(16, dtype=np.float32)),
+            "1 images of another size than 8x8x1",
+            {"clamp": -1, "drop": -1},
+        ),
+        (
+            lambda table: _with_first(table, "image", np.full(64, 2.0, dtype=np.float32)),
+            "1 images with pixels outside [0, 1]",
+            {"clamp": 0, "drop": -1},
+        ),
+        (lambda table: table.drop(columns="image"), "columns ['image'] are missing", None),
     ],
 )
-def test_images_that_do_not_fit_the_schema_are_refused(schema, change, message):
+def test_images_that_do_not_fit_the_schema_are_refused_clamped_or_dropped(schema, change, message, kept):
+    train = DigitsDataset("train").load()
     with pytest.raises(SchemaError) as error:
-        check_images(change(DigitsDataset("train").load()), schema, every_class=True)
+        check_images(change(train), schema, on_invalid="stop")
     assert message in str(error.value)
+    for on_invalid, difference in (kept or {}).items():
+        fitted = check_images(change(train), schema, on_invalid=on_invalid)
+        assert len(fitted) == len(train) + difference
+        assert images_of(fitted, schema).max() <= 1.0
+    # A class with no rows is no error: the DP class count says so.
+    assert len(check_images(train[train["label"] != "3"], schema)) == int((train["label"] != "3").sum())
 
 
 def test_schema_errors_name_the_entry():
@@ -116,7 +141,7 @@ def test_lookahead_embeds_the_mean_of_l_variations_and_keeps_sensitivity_one(sch
     varied = modality.vary(population, 2, 5, np.random.default_rng(1))
     assert LOOKAHEAD in varied.columns and len(varied) == 50
 
-    private = check_images(DigitsDataset("train").load(), schema, every_class=True)
+    private = check_images(DigitsDataset("train").load(), schema)
     private_embeddings, labels = modality.embed(private), private["label"].to_numpy()
     votes = dp_hist.class_conditional_votes(private_embeddings, labels, embeddings, population["label"].to_numpy(), 1)
     assert votes.sum() == pytest.approx(len(private))  # one vote per private image

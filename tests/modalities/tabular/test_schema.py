@@ -10,9 +10,10 @@ import pytest
 from dp_synth.modalities.tabular.schema import (
     SchemaError,
     category_codes,
-    check_every_class_present,
     conform,
+    describe_problems,
     parse_schema,
+    problem_counts,
 )
 from tests.conftest import ADULT_DIR, TINY_SCHEMA
 
@@ -61,35 +62,88 @@ def test_bundled_adult_data_fits_its_schema(adult_schema_json):
     schema = parse_schema(adult_schema_json)
     for name in ("adult_train.csv", "adult_test.csv"):
         table = conform(pd.read_csv(ADULT_DIR / name), schema)
-        check_every_class_present(table[schema.label_column].unique(), schema.classes, schema.label_column)
+        assert set(table[schema.label_column]) == set(schema.classes)
     assert schema.public_row_count == 32561
 
 
 @pytest.mark.parametrize(
-    ("mutate", "message"),
+    ("mutate", "message", "private"),
     [
-        (lambda t: t.drop(columns="score"), r"missing \['score'\]"),
-        (lambda t: t.assign(extra=1), r"extra \['extra'\]"),
-        (lambda t: t.assign(age=[18, 40, 91, 33]), r"'age' has 1 values outside the declared domain \[18, 90\]: 91"),
-        (lambda t: t.assign(age=[18, 40.5, 90, 33]), r"integer column 'age' has fractional values: 40.5"),
-        (lambda t: t.assign(score=[0.0, "x", 0.0, 0.0]), r"'score' has non-numeric values: 'x'"),
+        (lambda t: t.drop(columns="score"), r"missing \['score'\]", None),
+        (lambda t: t.assign(extra=1), r"extra \['extra'\]", None),
         (
-            lambda t: t.assign(colour=["red", "pink", "red", "red"]),
-            r"'colour' has 1 values outside the declared categories: 'pink'",
+            lambda t: t.assign(age=[18, 40, 917, 33]),
+            r"column 'age' has 1 values outside the declared domain \[18, 90\]$",
+            "917",
         ),
-        (lambda t: t.assign(colour=["red", None, "red", "red"]), r"'colour' has 1 missing values"),
-        (lambda t: t.assign(age=[18, None, 90, 33]), r"'age' has 1 missing values"),
+        (
+            lambda t: t.assign(age=[18, 40.25, 90, 33]),
+            r"column 'age' has 1 fractional values in an integer column",
+            "40.25",
+        ),
+        (lambda t: t.assign(score=[0.0, "xyzzy", 0.0, 0.0]), r"column 'score' has 1 non-numeric values", "xyzzy"),
+        (
+            lambda t: t.assign(colour=["red", "pink", "mauve", "red"]),
+            r"column 'colour' has 2 values outside the declared categories",
+            "mauve",
+        ),
+        (lambda t: t.assign(colour=["red", None, "red", "red"]), r"column 'colour' has 1 missing values", None),
+        (lambda t: t.assign(age=[18, None, 90, 33]), r"column 'age' has 1 missing values", None),
     ],
 )
-def test_bad_tables_fail_with_an_error_naming_the_problem(tiny_schema, tiny_table, mutate, message):
-    with pytest.raises(SchemaError, match=message):
-        conform(mutate(tiny_table), tiny_schema)
+def test_stop_fails_with_an_error_naming_column_kind_and_count_never_a_value(
+    tiny_schema, tiny_table, mutate, message, private
+):
+    with pytest.raises(SchemaError, match=message) as error:
+        conform(mutate(tiny_table), tiny_schema, on_invalid="stop")
+    if private is not None:
+        assert private not in str(error.value)
 
 
-def test_a_class_with_no_private_rows_is_an_error(tiny_schema, tiny_table):
-    only_no = tiny_table.assign(label="no")
-    with pytest.raises(SchemaError, match=r"classes \['yes'\] have no private rows"):
-        check_every_class_present(only_no["label"].unique(), tiny_schema.classes, "label")
+def test_problems_are_counted_per_column_and_kind(tiny_schema, tiny_table):
+    bad = tiny_table.assign(age=[18, 95.5, None, 7], colour=["red", "pink", "red", None])
+    counts = problem_counts(bad, tiny_schema)
+    assert counts.shape == (4, 4) and counts.dtype == "int64"
+    message = describe_problems(counts, tiny_schema)
+    assert message == (
+        "column 'age' has 1 missing values; column 'age' has 2 values outside the declared domain [18, 90]; "
+        "column 'age' has 1 fractional values in an integer column; column 'colour' has 1 missing values; "
+        "column 'colour' has 1 values outside the declared categories"
+    )
+    assert "95.5" not in message and "pink" not in message
+    assert describe_problems(problem_counts(tiny_table, tiny_schema), tiny_schema) == ""
+
+
+def test_clamp_clips_numbers_into_bounds_and_drops_rows_it_cannot_fit(tiny_schema, tiny_table):
+    bad = tiny_table.assign(age=[17, 40.4, 150, "n/a"], score=[-3.0, 0.5, 1.0, 0.0])
+    clamped = conform(bad, tiny_schema, on_invalid="clamp")
+    assert clamped["age"].tolist() == [18, 40, 90]  # the non-numeric row is dropped
+    assert clamped["score"].tolist() == [-1.0, 0.5, 1.0]
+    assert clamped["age"].dtype == "int64" and clamped["score"].dtype == "float64"
+    unknown = conform(tiny_table.assign(colour=["red", "pink", None, "red"]), tiny_schema, on_invalid="clamp")
+    assert unknown["colour"].tolist() == ["red", "red"]  # no nearest category: the rows are dropped
+    assert list(unknown.index) == [0, 1]
+
+
+def test_drop_removes_every_row_with_an_invalid_value(tiny_schema, tiny_table):
+    bad = tiny_table.assign(age=[17, 40.5, 90, 33], colour=["red", "blue", "green", "mauve"])
+    dropped = conform(bad, tiny_schema, on_invalid="drop")
+    assert dropped.to_dict("list") == {"age": [90], "score": [1.0], "colour": ["green"], "label": ["no"]}
+    assert conform(tiny_table, tiny_schema, on_invalid="drop").equals(conform(tiny_table, tiny_schema))
+
+
+@pytest.mark.parametrize("on_invalid", ["clamp", "drop"])
+def test_clamp_and_drop_fit_each_row_on_its_own_values(tiny_schema, tiny_table, on_invalid):
+    """Neighbouring tables stay neighbours: the table with one more row, fitted, is the fitted
+    table with at most one more row, so every sensitivity holds."""
+    bad_row = pd.DataFrame({"age": [500], "score": [0.2], "colour": ["mauve"], "label": ["yes"]})
+    out_of_bounds = pd.DataFrame({"age": [500], "score": [0.2], "colour": ["red"], "label": ["yes"]})
+    base = conform(tiny_table, tiny_schema, on_invalid=on_invalid)
+    for row in (bad_row, out_of_bounds):
+        grown = conform(pd.concat([tiny_table, row], ignore_index=True), tiny_schema, on_invalid=on_invalid)
+        assert grown.iloc[: len(base)].equals(base) and len(grown) - len(base) <= 1
+    kept = conform(pd.concat([tiny_table, out_of_bounds], ignore_index=True), tiny_schema, on_invalid=on_invalid)
+    assert len(kept) == len(base) + (on_invalid == "clamp")
 
 
 @pytest.mark.parametrize(
@@ -110,6 +164,10 @@ def test_a_class_with_no_private_rows_is_an_error(tiny_schema, tiny_table):
             "non-empty 'categories'",
         ),
         ({"columns": {**TINY_SCHEMA["columns"], "age": {"type": "integer", "min": 0}}}, "finite 'min' and 'max'"),
+        (
+            {"columns": {**TINY_SCHEMA["columns"], "age": {"type": "integer", "min": 0.2, "max": 0.8}}},
+            "no whole number lies in",
+        ),
     ],
 )
 def test_malformed_schemas_are_rejected(change, message):

@@ -80,29 +80,43 @@ def test_agnews_schema_declares_public_classes_and_the_corpus_loads():
     schema = parse_corpus_schema(AGNEWS_SCHEMA)
     assert schema.classes == ("World", "Sports", "Business", "Sci/Tech")
     assert schema.class_proportions is None  # measured with a DP count, never read from the data
-    private = load_corpus(pd.read_csv(PROJECT_ROOT / "data/01_raw/agnews/agnews_train.csv"), schema, every_class=True)
+    private = load_corpus(pd.read_csv(PROJECT_ROOT / "data/01_raw/agnews/agnews_train.csv"), schema)
     assert list(private.columns) == ["label", "text"]
     assert len(private) == schema.public_row_count
     assert private["text"].iloc[0].startswith("Belarus")
 
 
 @pytest.mark.parametrize(
-    ("corrupt", "message"),
+    ("corrupt", "message", "kept"),
     [
-        (lambda raw: raw.drop(columns="Title"), "columns ['Title'] are missing"),
-        (lambda raw: raw.assign(Class=["World", "Sports", "Business", "Gossip"]), "1 undeclared classes"),
-        (lambda raw: raw.assign(Class=["World", None, "Business", "Sci/Tech"]), "1 missing labels"),
-        (lambda raw: raw.assign(Title=["", "a", "b", "c"], Description=[None, "a", "b", "c"]), "1 rows have no text"),
+        (lambda raw: raw.drop(columns="Title"), "columns ['Title'] are missing", None),
         (
-            lambda raw: raw.assign(Class=["World", "World", "Business", "Sci/Tech"]),
-            "classes ['Sports'] have no private",
+            lambda raw: raw.assign(Class=["World", "Sports", "Business", "Gossip"]),
+            "column 'Class' has 1 labels outside the declared classes",
+            3,
+        ),
+        (
+            lambda raw: raw.assign(Class=["World", None, "Business", "Sci/Tech"]),
+            "column 'Class' has 1 missing labels",
+            3,
+        ),
+        (
+            lambda raw: raw.assign(Title=["", "a", "b", "c"], Description=[None, "a", "b", "c"]),
+            "1 rows have no text in ['Title', 'Description']",
+            3,
         ),
     ],
 )
-def test_a_corpus_that_does_not_fit_its_schema_is_refused(corrupt, message):
+def test_a_corpus_that_does_not_fit_its_schema_is_refused_or_its_bad_rows_dropped(corrupt, message, kept):
+    schema = parse_corpus_schema(AGNEWS_SCHEMA)
     with pytest.raises(SchemaError) as error:
-        load_corpus(corrupt(raw_corpus()), parse_corpus_schema(AGNEWS_SCHEMA), every_class=True)
+        load_corpus(corrupt(raw_corpus()), schema, on_invalid="stop")
     assert message in str(error.value)
+    if kept is not None:
+        for on_invalid in ("clamp", "drop"):
+            assert len(load_corpus(corrupt(raw_corpus()), schema, on_invalid=on_invalid)) == kept
+    # A class with no rows is no error: the DP class count says so.
+    assert len(load_corpus(raw_corpus().assign(Class=["World", "World", "Business", "Sci/Tech"]), schema)) == 4
     assert "Gossip" not in str(error.value)  # an undeclared private value is counted, not echoed
 
 

@@ -28,7 +28,8 @@ from dp_synth.modalities.image.glyphs import (
     random_parameters,
     render,
 )
-from dp_synth.modalities.tabular.schema import SchemaError, check_every_class_present, parse_declared_classes
+from dp_synth.modalities.tabular.schema import SchemaError, parse_declared_classes
+from dp_synth.pe.engine import OnInvalid
 from dp_synth.pe.interfaces import PublicSchemaFacts
 from dp_synth.pe.schedule import VariationSchedule
 
@@ -114,31 +115,71 @@ def image_column(images: np.ndarray) -> list[np.ndarray]:
     return list(np.asarray(images, dtype=np.float32).reshape(len(images), -1))
 
 
-def check_images(table: pd.DataFrame, schema: ImageSchema, *, every_class: bool) -> pd.DataFrame:
-    """Check a labelled image table against its public schema; return ``label``/``image`` columns.
+IMAGE_PROBLEMS = ("labels outside the declared classes", "images of another size", "images with pixels outside [0, 1]")
+"""The kinds of problems of a labelled image, in the order of ``image_problems``' counts."""
+
+
+def _image_rows(table: pd.DataFrame, schema: ImageSchema) -> tuple[pd.Series, np.ndarray]:
+    """Each row's label as text, and its problems (rows x ``IMAGE_PROBLEMS``, booleans).
 
     Raises:
-        SchemaError: for a missing column, an undeclared class, an image of another size, or
-            values outside [0, 1].
+        SchemaError: for a missing column.
     """
     missing = [name for name in (LABEL, IMAGE) if name not in table.columns]
     if missing:
         raise SchemaError(f"image set: columns {missing} are missing")
     labels = table[LABEL].astype(str)
-    undeclared = sorted(set(labels) - set(schema.classes))
-    if undeclared:
-        raise SchemaError(f"image set: {len(undeclared)} undeclared classes; declared: {list(schema.classes)}")
-    expected = int(np.prod(schema.shape))
-    wrong = int(sum(np.asarray(image).size != expected for image in table[IMAGE]))
-    if wrong:
-        raise SchemaError(f"image set: {wrong} images are not {schema.height}x{schema.width}x{schema.channels}")
-    checked = pd.DataFrame({LABEL: labels.to_numpy(), IMAGE: image_column(np.stack(table[IMAGE].to_numpy()))})
-    pixels = images_of(checked, schema)
-    if len(pixels) and (pixels.min() < 0 or pixels.max() > 1):
-        raise SchemaError("image set: pixel values must lie in [0, 1]")
-    if every_class:
-        check_every_class_present(checked[LABEL].unique(), schema.classes, LABEL)
-    return checked
+    problems = np.zeros((len(table), len(IMAGE_PROBLEMS)), dtype=bool)
+    problems[:, 0] = (table[LABEL].isna() | ~labels.isin(schema.classes)).to_numpy()
+    problems[:, 1] = [np.asarray(image).size != int(np.prod(schema.shape)) for image in table[IMAGE]]
+    for row in np.flatnonzero(~problems[:, 1]):
+        pixels = np.asarray(table[IMAGE].iloc[row], dtype=np.float64)
+        problems[row, 2] = not bool(np.all((pixels >= 0.0) & (pixels <= 1.0)))  # NaN is outside too
+    return labels, problems
+
+
+def image_problems(table: pd.DataFrame, schema: ImageSchema) -> np.ndarray:
+    """How many images have each kind of problem (``IMAGE_PROBLEMS``), int64: a sum over rows."""
+    return _image_rows(table, schema)[1].sum(axis=0, dtype=np.int64)
+
+
+def describe_image_problems(counts: np.ndarray, schema: ImageSchema) -> str:
+    """The problems ``image_problems`` counted, by kind and count (never a value); ``""`` for none."""
+    size = f"{schema.height}x{schema.width}x{schema.channels}"
+    found = [
+        f"{count} {kind}" + (f" than {size}" if kind == IMAGE_PROBLEMS[1] else "")
+        for kind, count in zip(IMAGE_PROBLEMS, counts, strict=True)
+        if count
+    ]
+    return f"image set: {', '.join(found)}; declared classes: {list(schema.classes)}" if found else ""
+
+
+def check_images(table: pd.DataFrame, schema: ImageSchema, *, on_invalid: OnInvalid = "stop") -> pd.DataFrame:
+    """Fit a labelled image table to its public schema; return ``label``/``image`` columns.
+
+    Args:
+        table: The images as read.
+        schema: Their public schema.
+        on_invalid: A row with an undeclared class or an image of another size stops the load
+            (``stop``) or is dropped (``clamp``, ``drop``); an image with pixels outside [0, 1]
+            stops it, has them clipped into [0, 1] (``clamp``; dropped if one is not a number)
+            or is dropped (``drop``). See ``engine.ON_INVALID``.
+
+    Raises:
+        SchemaError: for a missing column; with ``stop``, for invalid rows, by kind and count.
+    """
+    labels, problems = _image_rows(table, schema)
+    if on_invalid == "stop" and problems.any():
+        raise SchemaError(describe_image_problems(problems.sum(axis=0), schema))
+    valid = ~problems[:, 0] & ~problems[:, 1]
+    if on_invalid != "clamp":
+        valid &= ~problems[:, 2]
+    images = np.zeros((int(valid.sum()), int(np.prod(schema.shape))), dtype=np.float32)
+    for index, row in enumerate(np.flatnonzero(valid)):
+        images[index] = np.asarray(table[IMAGE].iloc[row], dtype=np.float32).reshape(-1)
+    finite = np.isfinite(images).all(axis=1)
+    images = np.clip(images[finite], 0.0, 1.0)
+    return pd.DataFrame({LABEL: labels.to_numpy()[valid][finite], IMAGE: image_column(images)})
 
 
 class ImageGenerator(Protocol):

@@ -19,16 +19,19 @@ private rows. JSON form::
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from dp_synth.pe.engine import ON_INVALID, OnInvalid
+
 NUMERIC_TYPES = ("integer", "float")
 COLUMN_TYPES = (*NUMERIC_TYPES, "categorical")
-_SHOWN_VALUES = 5
+PROBLEMS = ("missing", "non-numeric", "outside", "fractional")
+"""The kinds of problems of a value, in the order of ``problem_counts``' columns."""
 
 
 class SchemaError(ValueError):
@@ -118,6 +121,8 @@ def _parse_column(name: str, spec: Mapping[str, Any]) -> Column:
         raise SchemaError(f"column {name!r}: numeric needs finite 'min' and 'max'")
     if low > high:
         raise SchemaError(f"column {name!r}: min {low} is above max {high}")
+    if kind == "integer" and math.ceil(low) > math.floor(high):
+        raise SchemaError(f"integer column {name!r}: no whole number lies in [{low}, {high}]")
     return Column(name=name, kind=kind, low=float(low), high=float(high))
 
 
@@ -157,68 +162,129 @@ def _check_class_proportions(schema: TableSchema) -> None:
         raise SchemaError("class_proportions must all be positive numbers")
 
 
-def _describe(values: pd.Series) -> str:
-    shown = values.drop_duplicates().head(_SHOWN_VALUES).tolist()
-    more = values.nunique() - len(shown)
-    return ", ".join(repr(value) for value in shown) + (f" and {more} more" if more > 0 else "")
-
-
-def conform(table: pd.DataFrame, schema: TableSchema) -> pd.DataFrame:
-    """Check ``table`` against ``schema`` and return it with canonical dtypes.
-
-    Integers become int64, floats float64, categoricals str, columns in schema order.
-
-    Raises:
-        SchemaError: naming the column and offending values, for missing or extra columns,
-            missing values, non-numeric or out-of-bound numbers, undeclared categories and
-            non-integer values in an integer column.
-    """
+def check_columns(table: pd.DataFrame, schema: TableSchema) -> None:
+    """Raise ``SchemaError`` naming the schema's columns the table lacks and those it has
+    besides (names only: the file's header, not a record)."""
     missing = [name for name in schema.names if name not in table.columns]
     extra = [name for name in table.columns if name not in schema.names]
     if missing or extra:
         raise SchemaError(f"table columns do not match the schema: missing {missing}, extra {extra}")
-    conformed = {}
-    for column in schema.columns:
+
+
+def _numbers(values: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """A numeric column's values as float64 (NaN where missing or not a number), and where missing."""
+    return pd.to_numeric(values, errors="coerce").astype(np.float64), values.isna()
+
+
+def problem_counts(table: pd.DataFrame, schema: TableSchema) -> np.ndarray:
+    """How many values of each column have each kind of problem (``PROBLEMS``), shape
+    (columns, kinds), int64: a sum over rows, so the Spark engine adds up its partitions'.
+
+    Raises:
+        SchemaError: for missing or extra columns.
+    """
+    check_columns(table, schema)
+    counts = np.zeros((len(schema.columns), len(PROBLEMS)), dtype=np.int64)
+    for row, column in enumerate(schema.columns):
         values = table[column.name]
-        if values.isna().any():
-            raise SchemaError(
-                f"column {column.name!r} has {int(values.isna().sum())} missing values; "
-                "declare an explicit category (e.g. '?') or fill them before the run"
-            )
-        conformed[column.name] = (
-            _conform_numeric(values, column) if column.is_numeric else _conform_categorical(values, column)
-        )
-    return pd.DataFrame(conformed, index=pd.RangeIndex(len(table)))
+        if column.is_numeric:
+            numbers, missing = _numbers(values)
+            found = {
+                "missing": missing,
+                "non-numeric": numbers.isna() & ~missing,
+                "outside": (numbers < column.low) | (numbers > column.high),
+                "fractional": (numbers != np.round(numbers)) & numbers.notna() & np.isfinite(numbers)
+                if column.kind == "integer"
+                else pd.Series(False, index=values.index),
+            }
+        else:
+            missing = values.isna()
+            found = {
+                "missing": missing,
+                "outside": ~missing & ~_category_text(values).str.strip().isin(column.categories),
+            }
+        for kind, where in found.items():
+            counts[row, PROBLEMS.index(kind)] = int(np.count_nonzero(where))
+    return counts
 
 
-def _conform_numeric(values: pd.Series, column: Column) -> pd.Series:
-    numbers = pd.to_numeric(values, errors="coerce")
-    not_numbers = values[numbers.isna()]
-    if len(not_numbers):
-        raise SchemaError(f"column {column.name!r} has non-numeric values: {_describe(not_numbers)}")
-    outside = values[(numbers < column.low) | (numbers > column.high)]
-    if len(outside):
-        raise SchemaError(
-            f"column {column.name!r} has {len(outside)} values outside the declared domain "
-            f"[{column.low:g}, {column.high:g}]: {_describe(outside)}"
-        )
-    if column.kind == "integer":
-        fractional = values[numbers != np.round(numbers)]
-        if len(fractional):
-            raise SchemaError(f"integer column {column.name!r} has fractional values: {_describe(fractional)}")
-        return numbers.astype(np.int64).reset_index(drop=True)
-    return numbers.astype(np.float64).reset_index(drop=True)
+def describe_problems(counts: np.ndarray, schema: TableSchema) -> str:
+    """The problems ``problem_counts`` found, each as its column, its kind and its count (never a
+    value: the values are private); ``""`` when there is none."""
+    found = []
+    for (row, kind), count in np.ndenumerate(counts):
+        if count:
+            column = schema.columns[row]
+            found.append(f"column {column.name!r} has {count} {_problem_text(kind, column)}")
+    return "; ".join(found)
 
 
-def _conform_categorical(values: pd.Series, column: Column) -> pd.Series:
-    text = values.astype(str).str.strip()
-    undeclared = text[~text.isin(column.categories)]
-    if len(undeclared):
-        raise SchemaError(
-            f"column {column.name!r} has {len(undeclared)} values outside the declared categories: "
-            f"{_describe(undeclared)}"
-        )
-    return text.reset_index(drop=True)
+def _problem_text(kind: int, column: Column) -> str:
+    name = PROBLEMS[kind]
+    if name == "outside":
+        if column.is_numeric:
+            return f"values outside the declared domain [{column.low:g}, {column.high:g}]"
+        return "values outside the declared categories"
+    if name == "fractional":
+        return "fractional values in an integer column"
+    return f"{name} values"
+
+
+def conform(table: pd.DataFrame, schema: TableSchema, on_invalid: OnInvalid = "stop") -> pd.DataFrame:
+    """Fit ``table`` to ``schema`` and return it with canonical dtypes.
+
+    Integers become int64, floats float64, categoricals str, columns in schema order. An
+    invalid value (missing, not a number, outside the declared domain, fractional in an
+    integer column) is handled as ``on_invalid`` says (see ``ON_INVALID``). ``clamp`` and
+    ``drop`` change or remove each row on its own values alone, so the result differs by at most
+    one row between neighbouring tables.
+
+    Raises:
+        SchemaError: for missing or extra columns; with ``stop``, for invalid values, naming
+            each column, the kind of problem and its count, never a value.
+    """
+    if on_invalid not in ON_INVALID:
+        raise ValueError(f"on_invalid must be one of {ON_INVALID}, got {on_invalid!r}")
+    if on_invalid == "stop":
+        problems = describe_problems(problem_counts(table, schema), schema)
+        if problems:
+            raise SchemaError(f"the table does not fit its declared schema: {problems}")
+    check_columns(table, schema)
+    conformed, valid = {}, np.ones(len(table), dtype=bool)
+    for column in schema.columns:
+        fit = _conform_numeric if column.is_numeric else _conform_categorical
+        conformed[column.name], column_valid = fit(table[column.name], column, clamp=on_invalid == "clamp")
+        valid &= column_valid
+    frame = pd.DataFrame(conformed, index=pd.RangeIndex(len(table)))
+    return frame if valid.all() else frame[valid].reset_index(drop=True)
+
+
+def _conform_numeric(values: pd.Series, column: Column, *, clamp: bool) -> tuple[np.ndarray, np.ndarray]:
+    """A numeric column's values in its dtype, and which are valid. ``clamp``: a number outside
+    the bounds is clipped into them (an integer column's rounded first, to the nearest whole
+    number in bounds), so only missing and non-numeric values are invalid."""
+    numbers, _ = _numbers(values)
+    integer = column.kind == "integer"
+    low, high = (math.ceil(column.low), math.floor(column.high)) if integer else (column.low, column.high)
+    if clamp:
+        numbers = (np.round(numbers) if integer else numbers).clip(low, high)
+        valid = numbers.notna()
+    else:
+        valid = (numbers >= column.low) & (numbers <= column.high)
+        if integer:
+            valid &= numbers == np.round(numbers)
+    numbers = numbers.where(valid, low)
+    return numbers.to_numpy(dtype=np.int64 if integer else np.float64), valid.to_numpy()
+
+
+def _conform_categorical(values: pd.Series, column: Column, *, clamp: bool) -> tuple[np.ndarray, np.ndarray]:
+    """A categorical column's values as text, and which are declared categories. A missing or
+    undeclared value is invalid even with ``clamp``: categories have no nearest one to move
+    it to (its row is dropped)."""
+    del clamp
+    text = _category_text(values).str.strip()
+    valid = (values.notna() & text.isin(column.categories)).to_numpy()
+    return text.where(valid, column.categories[0]).to_numpy(dtype=object), valid
 
 
 def _category_text(values: pd.Series) -> pd.Series:
@@ -247,21 +313,6 @@ def category_codes(values: pd.Series, column: Column) -> np.ndarray:
     if (codes < 0).any():
         raise SchemaError(f"column {column.name!r} has values outside the declared categories")
     return codes
-
-
-def check_every_class_present(present: Iterable[str], classes: Sequence[str], column: str) -> None:
-    """Raise ``SchemaError`` if a declared class is not among the classes ``present`` in the
-    private rows.
-
-    Per-class PE cannot vote for a class with no private records; the data owner must drop
-    the class from the schema (the check's outcome is shown only to the owner).
-    """
-    found = set(present)
-    absent = [label for label in classes if label not in found]
-    if absent:
-        raise SchemaError(
-            f"label column {column!r}: classes {absent} have no private rows; remove them from the schema's classes"
-        )
 
 
 def spark_columns(schema: TableSchema) -> str:

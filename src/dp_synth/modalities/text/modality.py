@@ -24,9 +24,10 @@ import numpy as np
 import pandas as pd
 
 from dp_synth.evaluation.embeddings import EmbeddedReference, GaussianFit, frechet_distance
-from dp_synth.modalities.tabular.schema import SchemaError, check_every_class_present, parse_declared_classes
+from dp_synth.modalities.tabular.schema import SchemaError, parse_declared_classes
 from dp_synth.modalities.text.cleaning import clean_completion, prompt_ngrams, text_problem
 from dp_synth.modalities.text.llm import GeneratorConfigError, TextGenerator
+from dp_synth.pe.engine import OnInvalid
 from dp_synth.pe.interfaces import PublicSchemaFacts
 from dp_synth.pe.schedule import VariationSchedule
 
@@ -98,37 +99,62 @@ def parse_corpus_schema(raw: Mapping[str, Any]) -> CorpusSchema:
     )
 
 
-def load_corpus(raw: pd.DataFrame, schema: CorpusSchema, *, every_class: bool) -> pd.DataFrame:
-    """Return a corpus as ``label``/``text`` columns, checked against its public schema.
+CORPUS_PROBLEMS = ("missing labels", "labels outside the declared classes", "rows with no text")
+"""The kinds of problems of a corpus row, in the order of ``corpus_problems``' counts."""
 
-    Args:
-        raw: The file as read.
-        schema: Its public schema.
-        every_class: Also require a row of every declared class (the private corpus).
+
+def _corpus_rows(raw: pd.DataFrame, schema: CorpusSchema) -> tuple[pd.Series, pd.Series, np.ndarray]:
+    """Each row's label and text, and its problems (rows x ``CORPUS_PROBLEMS``, booleans).
 
     Raises:
-        SchemaError: for a missing column, a missing label or text, or an undeclared class.
+        SchemaError: for a missing column.
     """
     missing = [name for name in (schema.label_column, *schema.text_columns) if name not in raw.columns]
     if missing:
         raise SchemaError(f"text corpus: columns {missing} are missing (it has {list(raw.columns)})")
     labels = raw[schema.label_column]
-    if labels.isna().any():
-        raise SchemaError(f"text corpus: column {schema.label_column!r} has {int(labels.isna().sum())} missing labels")
+    no_label = labels.isna()
     labels = labels.astype(str)
-    undeclared = sorted(set(labels) - set(schema.classes))
-    if undeclared:
-        raise SchemaError(
-            f"text corpus: column {schema.label_column!r} holds {len(undeclared)} undeclared classes; "
-            f"declared: {list(schema.classes)}"
-        )
     text = raw[list(schema.text_columns)].fillna("").astype(str).agg(" ".join, axis=1).str.strip()
-    if (text == "").any():
-        raise SchemaError(f"text corpus: {int((text == '').sum())} rows have no text in {list(schema.text_columns)}")
-    corpus = pd.DataFrame({LABEL: labels.to_numpy(), TEXT: text.to_numpy()})
-    if every_class:
-        check_every_class_present(corpus[LABEL].unique(), schema.classes, schema.label_column)
-    return corpus
+    problems = np.column_stack([no_label, ~no_label & ~labels.isin(schema.classes), text == ""]).astype(bool)
+    return labels, text, problems.reshape(len(raw), len(CORPUS_PROBLEMS))
+
+
+def corpus_problems(raw: pd.DataFrame, schema: CorpusSchema) -> np.ndarray:
+    """How many rows have each kind of problem (``CORPUS_PROBLEMS``), int64: a sum over rows."""
+    return _corpus_rows(raw, schema)[2].sum(axis=0, dtype=np.int64)
+
+
+def describe_corpus_problems(counts: np.ndarray, schema: CorpusSchema) -> str:
+    """The problems ``corpus_problems`` counted, by kind and count (never a value); ``""`` for none."""
+    found = [
+        f"{count} rows have no text in {list(schema.text_columns)}"
+        if kind == CORPUS_PROBLEMS[2]
+        else f"column {schema.label_column!r} has {count} {kind}"
+        for kind, count in zip(CORPUS_PROBLEMS, counts, strict=True)
+        if count
+    ]
+    return f"text corpus: {'; '.join(found)}" if found else ""
+
+
+def load_corpus(raw: pd.DataFrame, schema: CorpusSchema, *, on_invalid: OnInvalid = "stop") -> pd.DataFrame:
+    """Return a corpus as ``label``/``text`` columns, fitted to its public schema.
+
+    Args:
+        raw: The file as read.
+        schema: Its public schema.
+        on_invalid: A row with a missing label, an undeclared class or no text stops the load
+            (``stop``) or is dropped (``clamp``, ``drop``: nothing in it can be moved into the
+            schema); see ``engine.ON_INVALID``.
+
+    Raises:
+        SchemaError: for a missing column; with ``stop``, for invalid rows, by kind and count.
+    """
+    labels, text, problems = _corpus_rows(raw, schema)
+    if on_invalid == "stop" and problems.any():
+        raise SchemaError(describe_corpus_problems(problems.sum(axis=0), schema))
+    valid = ~problems.any(axis=1)
+    return pd.DataFrame({LABEL: labels.to_numpy()[valid], TEXT: text.to_numpy()[valid]})
 
 
 @dataclass(frozen=True)

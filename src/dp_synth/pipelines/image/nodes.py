@@ -19,6 +19,7 @@ from dp_synth.evaluation.embeddings import EmbeddedReference, GaussianFit, class
 from dp_synth.modalities.image.encoders import ImageEncoder
 from dp_synth.modalities.image.glyphs import GlyphBounds, discover_fonts
 from dp_synth.modalities.image.modality import (
+    IMAGE,
     LABEL,
     DiffusionGenerator,
     GlyphSimulator,
@@ -28,16 +29,19 @@ from dp_synth.modalities.image.modality import (
     TextToImageGenerator,
     check_images,
     class_prompts,
+    describe_image_problems,
     embed_images,
+    image_problems,
     images_of,
     parse_image_schema,
 )
 from dp_synth.modalities.image.retrieval import RetrievalSimulator
 from dp_synth.modalities.image.settings import DiffusionSettings, ImageSettings, StableDiffusionSettings
 from dp_synth.modalities.image.settings import ImageGenerator as ImageGeneratorSettings
-from dp_synth.pe.engine import EmbeddedRows
+from dp_synth.pe.engine import EmbeddedRows, OnInvalid
 from dp_synth.pe.schedule import VariationSchedule
 from dp_synth.pe.settings import SettingsError
+from dp_synth.pipelines.pe.nodes import RowCheck, load_private_rows
 
 logger = logging.getLogger(__name__)
 
@@ -159,14 +163,24 @@ def build_modality(
     return modality
 
 
-def load_private_images(private_raw: pd.DataFrame, modality: ImageModality) -> pd.DataFrame:
-    """Check the private images against the public schema; every declared class must occur."""
-    return check_images(private_raw, modality.schema, every_class=True)
+def load_private_images(private_raw: pd.DataFrame, modality: ImageModality, on_invalid: OnInvalid) -> pd.DataFrame:
+    """The private images fitted to the public schema, invalid ones handled as ``on_invalid``
+    says (``pe_nodes.load_private_rows``; the image job reads with the pandas engine only)."""
+    schema = modality.schema
+    check = RowCheck(
+        problems=partial(image_problems, schema=schema),
+        describe=partial(describe_image_problems, schema=schema),
+        conform=partial(check_images, schema=schema),
+        columns=f"{LABEL} string, {IMAGE} array<float>",
+    )
+    return load_private_rows(private_raw, check, on_invalid)
 
 
-def load_reference_images(reference_raw: pd.DataFrame, modality: ImageModality) -> pd.DataFrame:
-    """Check the held-out images against the public schema."""
-    return check_images(reference_raw, modality.schema, every_class=False)
+def load_reference_images(
+    reference_raw: pd.DataFrame, modality: ImageModality, settings: ImageSettings
+) -> pd.DataFrame:
+    """The held-out images fitted to the public schema as the private ones are (``dp.on_invalid``)."""
+    return check_images(reference_raw, modality.schema, on_invalid=settings.dp.on_invalid)
 
 
 def evaluate_synthetic_images(

@@ -27,9 +27,9 @@ def create_pipeline(
     """
     prepare = preparation_pipeline(
         image_nodes.build_modality,
-        image_nodes.load_private_images,
         image_nodes.load_reference_images,
         modality_inputs=("public_images",),
+        reference_inputs=("settings",),
     )
     evaluate = Pipeline(
         [
@@ -55,4 +55,13 @@ def create_pipeline(
             ),
         ]
     )
-    return job_pipeline(NAMESPACE, ImageSettings, prepare, evaluate, iterations, resume, iterations_from_environment)
+    return job_pipeline(
+        NAMESPACE,
+        ImageSettings,
+        prepare,
+        image_nodes.load_private_images,
+        evaluate,
+        iterations,
+        resume,
+        iterations_from_environment,
+    )

@@ -21,7 +21,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from dp_synth.evaluation.plots import plot_iteration_metrics
-from dp_synth.modalities.tabular.schema import check_every_class_present
+from dp_synth.modalities.tabular.schema import SchemaError
 from dp_synth.pe import histogram as dp_hist
 from dp_synth.pe.accounting import (
     GaussianPrivacyPlan,
@@ -36,6 +36,7 @@ from dp_synth.pe.engine import (
     EmbeddedRows,
     EmbeddingLayout,
     FrameLayout,
+    OnInvalid,
     PrivateRows,
     as_passed,
     check_engine,
@@ -252,29 +253,44 @@ def check_resumed_plan(plan: GaussianPrivacyPlan, settings: JobSettings) -> None
 def admit_run(
     schema: Mapping[str, Any],
     private_data: Any,
+    modality: Modality,
     plan: GaussianPrivacyPlan,
     settings: JobSettings,
     *,
     job: str,
-) -> tuple[LedgerRun, pd.DataFrame]:
+    load: LoadPrivateData,
+) -> tuple[LedgerRun, GaussianPrivacyPlan, Any]:
     """Open the run in the privacy ledger: the job reads its private data only through this node.
 
-    The dataset is the schema's declared ``dataset_id``, else the catalog entry
-    ``<job>.private_data``; a fingerprint of the data's content is kept in the local ledger only.
-    The run is admitted only if its whole plan fits in the dataset's lifetime budget (kept in the
+    In this order: the run's whole plan must fit in the dataset's lifetime budget (kept in the
     ledger; ``dp.lifetime_epsilon`` sets or lowers it), composed exactly with every release the
-    ledger holds on the dataset and the whole plan of every run in progress; admission reserves
-    this run's whole plan in the same transaction.
+    ledger holds on the dataset and the whole plan of every run in progress, before a private
+    row is read; then the private rows are fitted to the public schema by ``load`` as
+    ``dp.on_invalid`` says; only then is the run opened, reserving its whole plan in one
+    transaction. A run refused by either check writes nothing: no ledger run, no plan (saved as
+    this node's output), no version folder. The dataset is the schema's declared
+    ``dataset_id``, else the catalog entry ``<job>.private_data``; a keyed fingerprint of the
+    data's content is kept in the local ledger only.
+
+    Args:
+        schema: The public schema (its ``dataset_id``).
+        private_data: The private data as the catalog read it (a pandas or Spark DataFrame).
+        modality: The public modality ``load`` fits the rows to.
+        plan: The calibrated privacy plan.
+        settings: The job's settings (``engine``, ``dp``).
+        job: The job's name.
+        load: The job's loader (``load_private_rows``).
 
     Returns:
-        The run's handle on the ledger (saved: a resumed run goes on with it), and
-        ``private_data`` (a pandas or Spark DataFrame) unchanged, for the job's loader.
+        The run's handle on the ledger and its plan (both saved: a resumed run goes on with
+        them), and the private rows fitted to the schema, where the engine holds them.
 
     Raises:
         ValueError: if the private data is not held by the configured ``engine``.
         LedgerError: if the run would take the dataset past its lifetime budget (checked before
-            the private data is read, even to fingerprint it), its setting would raise the stored
-            budget, or its data is known under another dataset_id (``dp.distinct_dataset``).
+            the private data is read), its setting would raise the stored budget, or its data is
+            known under another dataset_id (``dp.distinct_dataset``).
+        SchemaError: with ``dp.on_invalid: stop``, for private values that do not fit the schema.
     """
     check_engine(private_rows(private_data), settings.engine, f"{job}.private_data")
     dp = settings.dp
@@ -287,30 +303,38 @@ def admit_run(
         distinct_dataset=dp.distinct_dataset,
     )
     ledger = PrivacyLedger(dp.ledger, dp.ledger_id)
-    ledger.check_admission(admission)  # before the private data is even hashed
+    ledger.check_admission(admission)  # before the private data is even read
+    private_table = load(private_data, modality, dp.on_invalid)  # before anything is written
     run = ledger.open_run(admission, fingerprint=ledger.fingerprint(private_data))
     logger.info("Privacy ledger %s: run %s admitted on dataset %r", dp.ledger, run.run_id, run.dataset_id)
-    return run, private_data
+    return run, plan, private_table
 
 
 def admit_resumed_run(
     ledger_run: LedgerRun,
     private_data: Any,
+    modality: Modality,
     plan: GaussianPrivacyPlan,
     settings: JobSettings,
     *,
     resume_from: str,
     iteration: int,
-) -> pd.DataFrame:
+    load: LoadPrivateData,
+) -> Any:
     """Let a resumed run go on only forward, on the run the ledger knows, with its own data.
 
     Args:
         ledger_run: The saved handle of the run being resumed.
-        private_data: The private data, passed on unchanged once the resume is allowed.
+        private_data: The private data as the catalog read it.
+        modality: The public modality ``load`` fits the rows to.
         plan: The saved privacy plan.
-        settings: The job's settings (``dp.ledger``, T).
+        settings: The job's settings (``dp.ledger``, ``dp.on_invalid``, T).
         resume_from: The saved dataset the run resumes from (for messages).
         iteration: t of that dataset: every histogram up to t is saved, none after it may be.
+        load: The job's loader (``load_private_rows``).
+
+    Returns:
+        The private rows fitted to the schema (as ``admit_run``), once the resume is allowed.
 
     Raises:
         LedgerError: for a finished run, a resume point before the run's last recorded histogram
@@ -338,7 +362,7 @@ def admit_resumed_run(
     ledger.resume_run(ledger_run)
     if state.fingerprint != ledger.fingerprint(private_data):
         raise LedgerError(f"the private data is not the data run {ledger_run.run_id} released on; start a fresh run")
-    return private_data
+    return load(private_data, modality, settings.dp.on_invalid)
 
 
 def _backward_resume_message(run_id: str, resume_from: str, iteration: int, last: int) -> str:
@@ -406,31 +430,72 @@ def _class_counts(classes: tuple[str, ...], label_column: str, partition: pd.Dat
     return np.array([np.count_nonzero(labels == label) for label in classes], dtype=np.int64)
 
 
-def load_private_rows(
-    private_raw: Any, modality: Modality, conform: Callable[[pd.DataFrame], pd.DataFrame], columns: str
-) -> pd.DataFrame | PrivateRows:
-    """The private rows checked against the public schema, where the engine holds them.
+@dataclass(frozen=True)
+class RowCheck:
+    """How a job fits its private rows to its public schema (``load_private_rows``).
 
-    The pandas engine conforms the whole table at once and returns the frame. The Spark engine
-    returns rows that stay in the executors, conformed there batch by batch; a first read checks
-    them all and counts each class, so the driver learns only whether a class has rows.
+    Every function reads one batch of rows at a time (the Spark engine runs them in its
+    executors) and names a problem by its column, kind and count, never by a value.
+
+    Attributes:
+        problems: A batch -> the count of each kind of problem in it, an array of a fixed
+            shape (a sum over rows). Raises ``SchemaError`` for missing columns.
+        describe: The problems' total counts -> a message naming each column, kind and count;
+            ``""`` when there is none.
+        conform: ``(batch, on_invalid=...)`` -> the batch fitted to the schema; with ``clamp``
+            or ``drop`` each record is changed or dropped on its own values alone.
+        columns: The fitted rows' columns as a Spark DDL string.
+    """
+
+    problems: Callable[[pd.DataFrame], np.ndarray]
+    describe: Callable[[np.ndarray], str]
+    conform: Callable[..., pd.DataFrame]
+    columns: str
+
+
+NOT_DP_STOP = (
+    "dp.on_invalid is 'stop', and whether a run stops depends on the private data: stopping is not differentially "
+    "private. No private value is shown. With 'clamp' or 'drop' such rows are fitted or dropped inside the DP "
+    "guarantee (docs/algorithm.md#input-validation)"
+)
+
+
+def load_private_rows(private_raw: Any, check: RowCheck, on_invalid: OnInvalid) -> pd.DataFrame | PrivateRows:
+    """The private rows fitted to the public schema, where the engine holds them.
+
+    With ``clamp`` or ``drop`` (``engine.ON_INVALID``) nothing is learnt here: the pandas engine
+    fits the whole table at once, the Spark engine fits each batch in the executors when it is
+    read. With ``stop`` every row is checked first (on Spark, the problems of each partition are
+    counted in the executors and added up on the driver), and the run stops on any problem.
+    A declared class with no rows is no error: the DP class count (or the histogram) says so.
 
     Args:
         private_raw: The private data as the catalog read it (a pandas or Spark DataFrame).
-        modality: Supplies the label column and the declared classes.
-        conform: The modality's check of a batch of rows; it raises ``SchemaError``.
-        columns: The conformed rows' columns as a Spark DDL string.
+        check: The job's check of its rows.
+        on_invalid: ``dp.on_invalid``.
 
     Raises:
-        SchemaError: from ``conform``, or for a declared class with no private rows (on Spark,
-            an error in an executor is ``spark_engine.SparkTaskError`` with the same message).
+        SchemaError: for missing or extra columns (on Spark, an error in an executor is
+            ``spark_engine.SparkTaskError`` with the same message); with ``stop``, for invalid
+            values, naming each column, kind of problem and count.
     """
-    rows = private_rows(private_raw).map_partitions(conform, FrameLayout(columns))
-    classes = tuple(modality.classes)
-    counts = rows.total(partial(_class_counts, classes, modality.label_column))
-    present = [label for label, count in zip(classes, counts, strict=True) if count > 0]
-    check_every_class_present(present, classes, modality.label_column)
-    return as_passed(rows)
+    rows = private_rows(private_raw)
+    if on_invalid == "stop":
+        problems = check.describe(rows.total(check.problems))
+        if problems:
+            raise SchemaError(f"the private data does not fit its declared schema: {problems}. {NOT_DP_STOP}")
+        on_invalid = "drop"  # every row fits: nothing to drop, and no second check
+    return as_passed(
+        rows.map_partitions(partial(_conform_batch, check.conform, on_invalid), FrameLayout(check.columns))
+    )
+
+
+def _conform_batch(conform: Callable[..., pd.DataFrame], on_invalid: OnInvalid, batch: Any) -> Any:
+    return conform(batch, on_invalid=on_invalid)
+
+
+LoadPrivateData = Callable[[Any, Modality, OnInvalid], Any]
+"""A job's loader: ``(private_data, public_modality, on_invalid) -> private_table``."""
 
 
 def measure_class_distribution(

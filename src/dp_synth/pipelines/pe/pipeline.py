@@ -7,9 +7,11 @@
 - ``private_table`` and ``private_embeddings`` (with their labels): in memory only, never saved,
   held where the engine holds the private rows (``pe.engine``);
 - ``reference_summary``: what the modality's quality diagnostic compares against;
+- ``privacy_plan`` and ``ledger_run``: the plan and the run, once the privacy ledger admits it;
 
 and the parameters ``params:dp``, ``params:pe`` and ``params:release``. It produces
-``privacy_plan``, ``generator_statistics``, ``class_weights``, ``class_sizes`` (saved: a resumed
+``calibrated_plan`` (the plan the admission checks, then saves as ``privacy_plan``),
+``generator_statistics``, ``class_weights``, ``class_sizes`` (saved: a resumed
 run loads them), ``initial_population``, for each iteration ``iter_NNN.histogram``,
 ``iter_NNN.survivors``, ``iter_NNN.metrics`` and (but the last) ``iter_NNN.population``, then
 ``synthetic_data`` and ``iteration_metrics`` (one row per iteration run). The caller wraps it in
@@ -239,7 +241,7 @@ def _measured_setup() -> Pipeline:
             Node(
                 pe_nodes.calibrate_privacy,
                 ["public_modality", "settings"],
-                "privacy_plan",
+                "calibrated_plan",
                 name="calibrate_privacy",
             ),
             Node(
@@ -283,36 +285,28 @@ def _settings_node(
 
 def preparation_pipeline(
     build_modality: Callable[..., Any],
-    load_private_data: Callable[..., Any],
     load_reference_data: Callable[..., Any],
     *,
     modality_inputs: tuple[str, ...] = (),
     reference_inputs: tuple[str, ...] = (),
 ) -> Pipeline:
-    """The modality's inputs of the loop: its public object, the private data (checked and
-    embedded, in memory only) and the held-out data's summary.
+    """The modality's inputs of the loop: its public object, the private rows embedded (in
+    memory only) and the held-out data's summary. The private rows themselves come from the
+    privacy ledger's admission of the run (``private_table``), which checks them first.
 
     Args:
         build_modality: ``(schema, settings, *modality_inputs) -> public_modality``, from public
             knowledge only.
-        load_private_data: ``(private_data, public_modality) -> private_table``: checks the
-            private file against the public schema. It reads the private data that the
-            privacy ledger's admission of the run passes on (``admitted_private_data``), so it
-            runs only once the run is admitted.
-        load_reference_data: The same for the held-out file, ``reference_data``, with the
-            ``reference_inputs`` datasets after them.
+        load_reference_data: ``(reference_data, public_modality, *reference_inputs) ->
+            reference_table``: the held-out file fitted to the schema. It needs only public
+            inputs, so the runner's order puts it before the admission, which waits for the
+            calibrated plan.
         modality_inputs: Extra inputs of ``build_modality`` (e.g. an API key).
         reference_inputs: Extra inputs of ``load_reference_data`` (e.g. ``settings``).
     """
     return Pipeline(
         [
             Node(build_modality, ["schema", "settings", *modality_inputs], "public_modality", name="build_modality"),
-            Node(
-                load_private_data,
-                ["admitted_private_data", "public_modality"],
-                "private_table",
-                name="load_private_data",
-            ),
             Node(
                 pe_nodes.embed_private_data,
                 ["public_modality", "private_table", "settings"],
@@ -392,6 +386,7 @@ def job_pipeline(
     job: str,
     model: type[JobSettings],
     prepare: Pipeline,
+    load_private_data: pe_nodes.LoadPrivateData,
     evaluate: Pipeline,
     iterations: int,
     resume: ResumePoint | None,
@@ -399,13 +394,16 @@ def job_pipeline(
     plan_settings: Callable[..., Any] | None = None,
 ) -> Pipeline:
     """A whole job under its namespace: its settings, its preparation (``preparation_pipeline``),
-    the PE loop (``private_evolution_pipeline``), the figure of its iterations
-    (``iterations_plot``) and its evaluation.
+    the run's admission in the privacy ledger, the PE loop (``private_evolution_pipeline``), the
+    figure of its iterations (``iterations_plot``) and its evaluation.
 
     Args:
         job: The job's name and namespace (``tabular``, ``text``, ``image``).
         model: The job's settings model.
         prepare: The modality's inputs of the loop.
+        load_private_data: ``(private_data, public_modality, on_invalid) -> private_table``: fits
+            the private rows to the public schema (``pe_nodes.load_private_rows``); the admission
+            runs it before the run is opened.
         evaluate: The reports on the release.
         iterations: T.
         resume: Where to resume a failed run, or ``None`` for a fresh run.
@@ -428,7 +426,7 @@ def job_pipeline(
             settings,
             prepare,
             private_evolution_pipeline(iterations, resume),
-            _ledger_nodes(job, resume),
+            _ledger_nodes(job, resume, load_private_data),
             _iterations_plot_node(iterations),
             evaluate,
         ],
@@ -449,22 +447,28 @@ def _iterations_plot_node(iterations: int) -> Node:
         )
 
 
-def _ledger_nodes(job: str, resume: ResumePoint | None) -> Pipeline:
+def _ledger_nodes(job: str, resume: ResumePoint | None, load_private_data: pe_nodes.LoadPrivateData) -> Pipeline:
     """The run in the privacy ledger: its admission (a fresh run's, or a resumed run's), which
-    alone passes the private data on to the job's loader, and its privacy report, saved beside
-    the release, which ends it."""
+    alone passes the private rows, checked, on to the job (``private_table``), and its privacy
+    report, saved beside the release, which ends it. A fresh run's plan is saved by its
+    admission: a refused run leaves none."""
     if resume is None:
         admit = Node(
-            _bind(pe_nodes.admit_run, job=job),
-            ["schema", "private_data", "privacy_plan", "settings"],
-            ["ledger_run", "admitted_private_data"],
+            _bind(pe_nodes.admit_run, job=job, load=load_private_data),
+            ["schema", "private_data", "public_modality", "calibrated_plan", "settings"],
+            ["ledger_run", "privacy_plan", "private_table"],
             name="admit_run",
         )
     else:
         admit = Node(
-            _bind(pe_nodes.admit_resumed_run, resume_from=resume.dataset, iteration=resume.iteration),
-            ["ledger_run", "private_data", "privacy_plan", "settings"],
-            "admitted_private_data",
+            _bind(
+                pe_nodes.admit_resumed_run,
+                resume_from=resume.dataset,
+                iteration=resume.iteration,
+                load=load_private_data,
+            ),
+            ["ledger_run", "private_data", "public_modality", "privacy_plan", "settings"],
+            "private_table",
             name="admit_resumed_run",
         )
     report = Node(

@@ -26,16 +26,18 @@ from dp_synth.modalities.tabular.relations import parse_relations
 from dp_synth.modalities.tabular.schema import (
     TableSchema,
     conform,
+    describe_problems,
     parse_schema,
+    problem_counts,
     spark_columns,
 )
 from dp_synth.modalities.tabular.settings import TabularSettings
 from dp_synth.modalities.tabular.statistics import TabularStatistics
-from dp_synth.pe.engine import PrivateRows, seeded_sample
+from dp_synth.pe.engine import OnInvalid, PrivateRows, seeded_sample
 from dp_synth.pe.schedule import VariationSchedule
 from dp_synth.pe.selection import allocate_class_sizes
 from dp_synth.pe.settings import SettingsError
-from dp_synth.pipelines.pe.nodes import load_private_rows
+from dp_synth.pipelines.pe.nodes import RowCheck, load_private_rows
 
 logger = logging.getLogger(__name__)
 
@@ -58,21 +60,35 @@ def build_modality(schema_json: Mapping[str, Any], settings: TabularSettings) ->
     )
 
 
-def load_private_data(private_raw: Any, modality: TabularModality) -> pd.DataFrame | PrivateRows:
-    """Check the private table against the public schema and return it with canonical dtypes
-    (``pe_nodes.load_private_rows``: a frame, or on Spark rows left in the executors).
+def row_check(schema: TableSchema) -> RowCheck:
+    """The tabular check of rows against the public schema (``schema.conform``)."""
+    return RowCheck(
+        problems=partial(problem_counts, schema=schema),
+        describe=partial(describe_problems, schema=schema),
+        conform=partial(conform, schema=schema),
+        columns=spark_columns(schema),
+    )
+
+
+def load_private_data(private_raw: Any, modality: TabularModality, on_invalid: OnInvalid) -> pd.DataFrame | PrivateRows:
+    """The private table fitted to the public schema with canonical dtypes, invalid values
+    handled as ``on_invalid`` says (``pe_nodes.load_private_rows``: a frame, or on Spark rows
+    left in the executors).
 
     Raises:
-        SchemaError: for missing or extra columns, missing values, values outside the declared
-            domain, or a declared class with no private rows.
+        SchemaError: for missing or extra columns; with ``stop``, for missing, non-numeric or
+            fractional values, or values outside the declared domain (named by column, kind and
+            count).
     """
-    schema = modality.schema
-    return load_private_rows(private_raw, modality, partial(conform, schema=schema), spark_columns(schema))
+    return load_private_rows(private_raw, row_check(modality.schema), on_invalid)
 
 
-def load_reference_data(reference_raw: pd.DataFrame, modality: TabularModality) -> pd.DataFrame:
-    """Check the held-out evaluation table against the public schema."""
-    return conform(reference_raw, modality.schema)
+def load_reference_data(
+    reference_raw: pd.DataFrame, modality: TabularModality, settings: TabularSettings
+) -> pd.DataFrame:
+    """The held-out evaluation table fitted to the public schema as the private one is
+    (``dp.on_invalid``; its values are never shown either)."""
+    return conform(reference_raw, modality.schema, on_invalid=settings.dp.on_invalid)
 
 
 def _utility(train: pd.DataFrame, test: pd.DataFrame, schema: TableSchema, seed: int) -> dict[str, dict[str, float]]:

@@ -25,8 +25,8 @@ def create_pipeline(
     """
     prepare = preparation_pipeline(
         tabular_nodes.build_modality,
-        tabular_nodes.load_private_data,
         tabular_nodes.load_reference_data,
+        reference_inputs=("settings",),
     )
     evaluate = Pipeline(
         [
@@ -53,5 +53,13 @@ def create_pipeline(
         ]
     )
     return job_pipeline(
-        NAMESPACE, TabularSettings, prepare, evaluate, iterations, resume, iterations_from_environment, plan_settings
+        NAMESPACE,
+        TabularSettings,
+        prepare,
+        tabular_nodes.load_private_data,
+        evaluate,
+        iterations,
+        resume,
+        iterations_from_environment,
+        plan_settings,
     )

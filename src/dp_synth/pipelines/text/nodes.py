@@ -25,13 +25,15 @@ from dp_synth.modalities.text.modality import (
     PromptTemplates,
     SentenceEmbedder,
     TextModality,
+    corpus_problems,
+    describe_corpus_problems,
     load_corpus,
     parse_corpus_schema,
 )
 from dp_synth.modalities.text.settings import TextSettings, backend_options
-from dp_synth.pe.engine import EmbeddedRows, PrivateRows, seeded_sample
+from dp_synth.pe.engine import EmbeddedRows, OnInvalid, PrivateRows, seeded_sample
 from dp_synth.pe.schedule import VariationSchedule
-from dp_synth.pipelines.pe.nodes import load_private_rows
+from dp_synth.pipelines.pe.nodes import RowCheck, load_private_rows
 
 logger = logging.getLogger(__name__)
 
@@ -76,17 +78,24 @@ def _release_rows(settings: TextSettings, schema: CorpusSchema) -> int:
     return (schema.public_row_count or 0) if rows == "auto" else rows
 
 
-def load_private_corpus(private_raw: Any, modality: TextModality) -> pd.DataFrame | PrivateRows:
-    """Check the private corpus against the public schema; every declared class must occur
-    (``pe_nodes.load_private_rows``: a frame, or on Spark rows left in the executors)."""
-    conform = partial(load_corpus, schema=modality.schema, every_class=False)
-    return load_private_rows(private_raw, modality, conform, f"{LABEL} string, {TEXT} string")
+def load_private_corpus(private_raw: Any, modality: TextModality, on_invalid: OnInvalid) -> pd.DataFrame | PrivateRows:
+    """The private corpus fitted to the public schema, invalid rows handled as ``on_invalid``
+    says (``pe_nodes.load_private_rows``: a frame, or on Spark rows left in the executors)."""
+    schema = modality.schema
+    check = RowCheck(
+        problems=partial(corpus_problems, schema=schema),
+        describe=partial(describe_corpus_problems, schema=schema),
+        conform=partial(load_corpus, schema=schema),
+        columns=f"{LABEL} string, {TEXT} string",
+    )
+    return load_private_rows(private_raw, check, on_invalid)
 
 
 def load_reference_corpus(reference_raw: pd.DataFrame, modality: TextModality, settings: TextSettings) -> pd.DataFrame:
-    """Check the held-out corpus against the public schema; keep a seeded sample of
-    ``evaluation.reference_rows`` texts (null: all) for the diagnostics, which embed them."""
-    reference = load_corpus(reference_raw, modality.schema, every_class=False)
+    """The held-out corpus fitted to the public schema as the private one is (``dp.on_invalid``);
+    keep a seeded sample of ``evaluation.reference_rows`` texts (null: all) for the diagnostics,
+    which embed them."""
+    reference = load_corpus(reference_raw, modality.schema, on_invalid=settings.dp.on_invalid)
     rows = settings.evaluation.reference_rows
     if rows is None or rows >= len(reference):
         return reference

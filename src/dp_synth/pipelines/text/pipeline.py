@@ -26,7 +26,6 @@ def create_pipeline(
     """
     prepare = preparation_pipeline(
         text_nodes.build_modality,
-        text_nodes.load_private_corpus,
         text_nodes.load_reference_corpus,
         modality_inputs=("llm_api_key",),
         reference_inputs=("settings",),
@@ -54,4 +53,13 @@ def create_pipeline(
             ),
         ]
     )
-    return job_pipeline(NAMESPACE, TextSettings, prepare, evaluate, iterations, resume, iterations_from_environment)
+    return job_pipeline(
+        NAMESPACE,
+        TextSettings,
+        prepare,
+        text_nodes.load_private_corpus,
+        evaluate,
+        iterations,
+        resume,
+        iterations_from_environment,
+    )
