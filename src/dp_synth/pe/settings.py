@@ -73,7 +73,8 @@ class PrivacySettings(Section):
         ledger: The privacy ledger's SQLite file, relative to the project folder.
         tracking_diagnostics: Whether diagnostics computed from private or held-out data (quality
             metrics, evaluation reports and figures, stage timings) go to MLflow: ``"local"``
-            only when the tracking store is on this machine, ``"always"`` or ``"never"``.
+            only when the tracking store and the run's artifact location are both on this
+            machine (``hooks.stores_are_local``), ``"always"`` or ``"never"``.
     """
 
     epsilon: Annotated[float, Field(gt=0.0, allow_inf_nan=False)] = 1.0
