@@ -281,7 +281,8 @@ def calibrate(
         delta: Total delta, in (0, 1).
         iterations: Number of PE iterations T (one histogram each), >= 1.
         preliminary_releases: Extra sensitivity-1 releases before the loop (1 for a DP class count).
-        seed: Seed for the noise generators, or ``None`` for OS entropy.
+        seed: Seed for the noise generators (numpy's), or ``None`` for secure noise
+            (``GaussianPrivacyPlan.noise_source``) and OS entropy for the other draws.
         statistics_sensitivity: Add/remove L2 sensitivity of the generator-statistics release,
             or 0 for none.
         statistics_share: Share of mu squared spent on that release, in [0, 1); 0 when there is none.

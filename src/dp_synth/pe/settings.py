@@ -58,7 +58,8 @@ class PrivacySettings(Section):
     Attributes:
         epsilon: Total epsilon of the run, > 0.
         delta: Total delta in (0, 1), or ``"auto"``: 1/(n ln n) with the schema's public row count.
-        seed: ``None``: noise from OS entropy (private); an integer: a reproducible experiment,
+        seed: ``None``: secure noise (private: OpenDP's discrete Gaussian from a cryptographically
+            secure source, ``pe.noise``); an integer: a reproducible experiment with numpy's noise,
             not private against anyone who knows the seed.
         class_proportions: ``"dp"``: a noisy class count paid from the budget; ``"public"``:
             the proportions declared in the schema.

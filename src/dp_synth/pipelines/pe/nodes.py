@@ -3,8 +3,9 @@
 Each function is pure (data and parameters in, data out) but for one side effect: every
 Gaussian release is first recorded in the privacy ledger (``pe.ledger``), which a node must do
 itself, before drawing the noise, for a crash never to leave a release used but unrecorded.
-Randomness comes from the privacy plan's generators (seeded streams, or fresh OS entropy when no
-seed is set).
+Randomness comes from the privacy plan's streams: seeded numpy generators, or, when no seed is
+set, OpenDP's secure discrete Gaussian for the noise (``pe.noise``) and fresh OS entropy for the
+other draws.
 """
 
 from __future__ import annotations
@@ -180,7 +181,7 @@ def calibrate_privacy(modality: Modality, settings: JobSettings) -> GaussianPriv
         plan.releases,
         plan.sigma,
         f", generator statistics with sigma={plan.statistics_sigma:.4g}" if uses_statistics else "",
-        "seeded" if dp.seed is not None else "from OS entropy",
+        "seeded" if dp.seed is not None else "secure (OpenDP's discrete Gaussian)",
     )
     return plan
 
