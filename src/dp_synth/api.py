@@ -37,7 +37,7 @@ class TabularSynthesizer:
     Args:
         epsilon: Total privacy budget of ``fit``, > 0.
         delta: In (0, 1), or ``"auto"``: 1/(n ln n) with the schema's ``public_row_count``.
-        seed: ``None``: noise from OS entropy. An integer makes the run reproducible and NOT
+        seed: ``None``: secure noise (OpenDP's discrete Gaussian). An integer makes the run reproducible and NOT
             private against anyone who knows it: for experiments only.
         population_size: N candidate rows per iteration.
         iterations: T, the number of DP histograms.

@@ -6,11 +6,13 @@ the calibrated noise, epsilon spent after each iteration (``step=t``), the priva
 and the dataset's lifetime epsilon, and the metrics nodes return. Only aggregates and DP
 releases' statistics are logged, never private rows; diagnostics computed from the private or
 held-out data (quality metrics, the evaluation report, figures, stage timings) only as
-``dp.tracking_diagnostics`` allows (by default, only to a tracking store on this machine).
+``dp.tracking_diagnostics`` allows (by default, only when the tracking store and the run's
+artifact location are both on this machine).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 import re
@@ -57,25 +59,79 @@ def _tracking() -> bool:
     return mlflow.active_run() is not None
 
 
-_LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "::1"}
-_HOSTED_STORES = {"databricks", "databricks-uc", "uc"}
-"""MLflow tracking URIs that name a hosted service, not a path."""
+_HOSTED_STORES = {"databricks", "databricks-uc", "uc", "dbfs"}
+"""MLflow URI schemes that name a hosted service or its file system, not a path on this machine."""
+_HOST_SCHEMES = {"http", "https", "postgresql", "mysql", "mssql"}
+"""Schemes whose location is the host they name (a driver may follow ``+``): local on loopback."""
+
+
+def _is_loopback(host: str | None) -> bool:
+    """Whether a URI's host is this machine's loopback interface (no host: not one)."""
+    if host is None:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _is_local_path(path: str) -> bool:
+    """Whether a file system path is on this machine: not a UNC path (``//server/share``,
+    ``\\\\server\\share``), which names a network share."""
+    return not path.startswith(("//", "\\\\", "/\\", "\\/"))
+
+
+def location_is_local(uri: str, tracking_uri: str | None = None) -> bool:
+    """Whether an MLflow tracking URI or artifact location keeps its contents on this machine.
+
+    Local: a path or ``file:`` URI that is not a network share (UNC), a SQLite file that is not on
+    one, an HTTP server or a database on the loopback address, and (for an artifact location)
+    ``mlflow-artifacts:`` without a host when ``tracking_uri``, the server that proxies it, is
+    local. Anything else is not: object stores (``s3:``, ``gs:``, ``wasbs:``, ``abfss:``,
+    ``hdfs:`` ...), Databricks (``databricks``, ``dbfs:``), any other host, an unknown scheme.
+    """
+    if uri.partition(":")[0].lower() in _HOSTED_STORES or not _is_local_path(uri):
+        return False
+    parsed = urlparse(uri)
+    scheme = parsed.scheme.lower()
+    if scheme == "" or len(scheme) == 1:  # a path, or a Windows drive letter
+        return True
+    if scheme == "file":
+        return parsed.netloc in ("", "localhost") and _is_local_path(parsed.path)
+    if scheme == "sqlite":  # sqlite:///relative.db, sqlite:////absolute.db
+        return parsed.netloc in ("", "localhost") and _is_local_path(parsed.path.removeprefix("/"))
+    if scheme == "mlflow-artifacts":  # proxied by a tracking server: that one, or the named host
+        if parsed.netloc:
+            return _is_loopback(parsed.hostname)
+        return tracking_uri is not None and location_is_local(tracking_uri)
+    return scheme.partition("+")[0] in _HOST_SCHEMES and _is_loopback(parsed.hostname)
 
 
 def tracking_is_local(uri: str) -> bool:
-    """Whether an MLflow tracking URI keeps runs on this machine: a file or SQLite store, or a
-    server on the loopback address."""
-    if uri.partition(":")[0] in _HOSTED_STORES:
-        return False
-    parsed = urlparse(uri)
-    return parsed.scheme in ("", "file", "sqlite") or len(parsed.scheme) == 1 or parsed.hostname in _LOOPBACK_HOSTS
+    """Whether an MLflow tracking URI keeps runs (parameters, metrics) on this machine."""
+    return location_is_local(uri)
 
 
-def diagnostics_to_tracking(settings: JobSettings, uri: str) -> bool:
-    """Whether diagnostics computed from private or held-out data may go to the tracking store at
-    ``uri`` (``dp.tracking_diagnostics``: ``local``, the default, only when it is on this machine)."""
+def stores_are_local(tracking_uri: str, artifact_uri: str) -> bool:
+    """Whether both the tracking store (metrics) and the run's artifact location (reports,
+    figures) are on this machine: a local tracking store may keep artifacts elsewhere."""
+    return location_is_local(tracking_uri) and location_is_local(artifact_uri, tracking_uri)
+
+
+def diagnostics_to_tracking(settings: JobSettings, tracking_uri: str, artifact_uri: str) -> bool:
+    """Whether diagnostics computed from private or held-out data may go to MLflow
+    (``dp.tracking_diagnostics``: ``local``, the default, only when the tracking store at
+    ``tracking_uri`` and the run's artifact location ``artifact_uri`` are both on this machine)."""
     policy = settings.dp.tracking_diagnostics
-    return policy == "always" or (policy == "local" and tracking_is_local(uri))
+    return policy == "always" or (policy == "local" and stores_are_local(tracking_uri, artifact_uri))
+
+
+def _stores() -> tuple[str, str]:
+    """The tracking URI and the active run's artifact location, as MLflow resolved it (from the
+    experiment's ``artifact_location``, itself from the server's default artifact root)."""
+    return mlflow.get_tracking_uri(), mlflow.get_artifact_uri()
 
 
 def _short(dataset_name: str) -> str:
@@ -182,7 +238,7 @@ class PrivateEvolutionTrackingHook:
                 self._log_plan(value, resumed=False)
             elif isinstance(value, JobSettings) and name.endswith(".settings"):  # in force, planned
                 mlflow.log_params(setting_parameters(value))
-                self._diagnostics = diagnostics_to_tracking(value, mlflow.get_tracking_uri())
+                self._diagnostics = diagnostics_to_tracking(value, *_stores())
             elif isinstance(value, LedgerRun):
                 self._log_ledger_run(value)
             elif isinstance(value, GeneratorPlan):
@@ -359,9 +415,8 @@ class StageTimingHook:
         total = sum(self.stage_seconds.values())
         lines = [f"{stage:<45} {seconds:8.2f} s" for stage, seconds in sorted(self.stage_seconds.items())]
         logger.info("Wall time per stage (nodes only, %.2f s in all):\n%s", total, "\n".join(lines))
-        uri = mlflow.get_tracking_uri()
-        if _tracking() and self._settings is not None and diagnostics_to_tracking(self._settings, uri):
-            local = tracking_is_local(uri)
+        if _tracking() and self._settings is not None and diagnostics_to_tracking(self._settings, *_stores()):
+            local = tracking_is_local(mlflow.get_tracking_uri())
             mlflow.log_metrics(
                 {
                     f"time_{stage}_s": seconds if local else round(seconds)

@@ -70,7 +70,7 @@ def test_removing_any_record_moves_the_histogram_by_at_most_one_in_l2(k):
 
 def test_release_adds_gaussian_noise_of_the_plan_sigma_and_thresholds():
     votes = np.zeros(200_000)
-    histogram = release(votes, sigma=3.0, threshold=2.0, rng=np.random.default_rng(1))
+    histogram = release(votes, sigma=3.0, threshold=2.0, noise=np.random.default_rng(1))
     assert histogram.noisy.std() == pytest.approx(3.0, rel=0.01)
     assert histogram.noisy.mean() == pytest.approx(0.0, abs=0.03)
     assert (histogram.thresholded >= 0).all()

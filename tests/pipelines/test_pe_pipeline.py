@@ -15,6 +15,7 @@ from kedro.runner import SequentialRunner
 
 from dp_synth.modalities.tabular.settings import TabularSettings
 from dp_synth.pe import histogram as dp_hist
+from dp_synth.pe import noise
 from dp_synth.pe.accounting import GaussianPrivacyPlan, PrivacyConfigError
 from dp_synth.pe.ledger import Admission, LedgerRun, PrivacyLedger
 from dp_synth.pe.settings import JobSettings, SettingsError
@@ -310,6 +311,29 @@ def test_a_histogram_over_bins_shares_each_bin_count_among_similar_candidates(tm
     )
     assert histogram.noisy[:50] == pytest.approx(np.full(50, 30 / 50), abs=1e-3)  # the blob's 30 votes, shared
     assert histogram.noisy[50:] == pytest.approx(np.zeros(50), abs=1e-3)
+
+
+def test_an_unseeded_run_draws_the_class_count_and_the_histograms_from_opendp(tmp_path, monkeypatch):
+    """The secure sampler (``noise.secure_gaussian``) draws every release of an unseeded run."""
+    calls, real = [], noise.secure_gaussian
+
+    def spy(values, sigma, sensitivity):
+        calls.append((len(values), sigma, sensitivity))
+        return real(values, sigma, sensitivity)
+
+    monkeypatch.setattr(noise, "secure_gaussian", spy)
+    modality, settings = PointModality(), job_settings({"seed": None}, iterations=1)
+    plan = pe_nodes.calibrate_privacy(modality, settings)
+    run = open_ledger_run(tmp_path / "ledger.db", plan)
+    private = pd.DataFrame({"x": [0.1, 0.2, 0.8], "label": ["left", "left", "right"]})
+    weights = pe_nodes.measure_class_distribution(modality, private, plan, run)
+    candidates = pd.DataFrame({"x": [0.1, 0.5, 0.9], "label": ["left", "left", "right"]})
+    embeddings = pe_nodes.embed_private_data(modality, private, settings)
+    pe_nodes.dp_histogram(
+        modality, candidates, modality.embed(candidates), embeddings, plan, settings, run, iteration=1
+    )
+    assert set(weights) == {"left", "right"}
+    assert calls == [(2, plan.sigma, 1.0), (3, plan.sigma, 1.0)]
 
 
 def test_auto_delta_needs_a_public_row_count():

@@ -142,17 +142,35 @@ def test_a_run_past_the_lifetime_budget_stops_before_reading_a_private_row(proje
     assert artifacts == {"reports/privacy_report.json"}
 
 
+LOCAL_ARTIFACTS = "/home/owner/project/mlruns/1/0123/artifacts"
+
+
 @pytest.mark.parametrize(
     ("uri", "local"),
     [
         ("sqlite:///mlflow.db", True),
+        ("sqlite:////home/owner/mlflow.db", True),
         ("/home/owner/mlruns", True),
         ("file:///home/owner/mlruns", True),
+        (r"C:\Users\owner\mlruns", True),
         ("http://127.0.0.1:5000", True),
+        ("http://127.0.0.2:5000", True),
         ("http://localhost:5000", True),
+        ("http://[::1]:5000", True),
+        ("postgresql://localhost/mlflow", True),
         ("https://mlflow.example.org", False),
+        ("http://10.0.0.7:5000", False),
+        ("http://0.0.0.0:5000", False),
         ("databricks", False),
+        ("databricks://profile", False),
+        ("databricks-uc", False),
         ("postgresql://tracking.example.org/mlflow", False),
+        ("postgresql+psycopg2://owner@tracking.example.org/mlflow", False),
+        ("//server/share/mlruns", False),  # a UNC path: a network share
+        (r"\\server\share\mlruns", False),
+        ("file:////server/share/mlruns", False),
+        ("file://server/share/mlruns", False),
+        ("sqlite://///server/share/mlflow.db", False),
     ],
 )
 def test_diagnostics_go_to_mlflow_only_when_its_store_is_on_this_machine(uri, local):
@@ -162,4 +180,53 @@ def test_diagnostics_go_to_mlflow_only_when_its_store_is_on_this_machine(uri, lo
     assert tracking_is_local(uri) == local
     for policy, expected in (("local", local), ("always", True), ("never", False)):
         settings = JobSettings.parse({"dp": {"tracking_diagnostics": policy}}, "job")
-        assert diagnostics_to_tracking(settings, uri) == expected
+        assert diagnostics_to_tracking(settings, uri, LOCAL_ARTIFACTS) == expected
+
+
+@pytest.mark.parametrize(
+    ("tracking_uri", "artifact_uri", "local"),
+    [
+        ("sqlite:///mlflow.db", LOCAL_ARTIFACTS, True),
+        ("sqlite:///mlflow.db", "file:///home/owner/project/mlruns/1/0123/artifacts", True),
+        ("sqlite:///mlflow.db", "s3://bucket/mlruns/1/0123/artifacts", False),  # a local store, remote artifacts
+        ("sqlite:///mlflow.db", "gs://bucket/mlruns", False),
+        ("sqlite:///mlflow.db", "wasbs://runs@account.blob.core.windows.net/mlruns", False),
+        ("sqlite:///mlflow.db", "abfss://runs@account.dfs.core.windows.net/mlruns", False),
+        ("sqlite:///mlflow.db", "hdfs://namenode:8020/mlruns", False),
+        ("sqlite:///mlflow.db", "dbfs:/databricks/mlflow-tracking/1/0123/artifacts", False),
+        ("sqlite:///mlflow.db", "//server/share/mlruns/1/0123/artifacts", False),
+        ("sqlite:///mlflow.db", "sftp://owner@files.example.org/mlruns", False),
+        ("sqlite:///mlflow.db", "ftp://127.0.0.1/mlruns", False),  # an unknown kind of store: not trusted
+        ("http://127.0.0.1:5000", "mlflow-artifacts:/1/0123/artifacts", True),  # proxied by the local server
+        ("https://mlflow.example.org", "mlflow-artifacts:/1/0123/artifacts", False),  # ... by a remote one
+        ("http://127.0.0.1:5000", "mlflow-artifacts://mlflow.example.org/1/0123/artifacts", False),
+        ("http://127.0.0.1:5000", "http://localhost:5000/api/2.0/mlflow-artifacts/artifacts/1", True),
+        ("https://mlflow.example.org", LOCAL_ARTIFACTS, False),  # remote metrics, local artifacts
+    ],
+)
+def test_diagnostics_go_to_mlflow_only_when_its_artifacts_stay_on_this_machine(tracking_uri, artifact_uri, local):
+    from dp_synth.hooks import diagnostics_to_tracking, stores_are_local
+    from dp_synth.pe.settings import JobSettings
+
+    assert stores_are_local(tracking_uri, artifact_uri) == local
+    settings = JobSettings.parse({"dp": {"tracking_diagnostics": "local"}}, "job")
+    assert diagnostics_to_tracking(settings, tracking_uri, artifact_uri) == local
+
+
+def test_the_artifact_location_checked_is_the_one_mlflow_resolves_for_the_run(tmp_path, monkeypatch):
+    """A local SQLite store whose experiment keeps its artifacts in an object store: the hook reads
+    the run's artifact URI from MLflow, and diagnostics stay home."""
+    from dp_synth.hooks import _stores, stores_are_local
+
+    monkeypatch.chdir(tmp_path)
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    local = mlflow.create_experiment("local-artifacts")
+    remote = mlflow.create_experiment("remote-artifacts", artifact_location="s3://bucket/mlruns")
+    try:
+        for experiment, expected in ((local, True), (remote, False)):
+            with mlflow.start_run(experiment_id=experiment):
+                tracking_uri, artifact_uri = _stores()
+                assert tracking_uri.startswith("sqlite:")
+                assert stores_are_local(tracking_uri, artifact_uri) == expected, artifact_uri
+    finally:
+        mlflow.set_tracking_uri(None)

@@ -32,6 +32,8 @@ from typing import Literal
 import numpy as np
 from scipy.special import log_ndtr, ndtr
 
+from dp_synth.pe.noise import NoiseSource
+
 _BISECTION_STEPS = 200
 
 Neighbouring = Literal["add_remove", "replace_one"]
@@ -193,7 +195,8 @@ class GaussianPrivacyPlan:
         sigma: Noise of every count release (class count, histograms).
         releases: Number of count releases: preliminary ones plus one per iteration.
         preliminary_releases: Count releases made before the first iteration.
-        seed: Seed of the noise generator, or ``None`` for fresh OS entropy.
+        seed: Seed of the noise generators (numpy's, reproducible, not private), or ``None``
+            for secure noise (``noise_source``) and fresh OS entropy for the other draws.
         statistics_sigma: Noise of the generator-statistics release (``inf`` when there is none).
         statistics_sensitivity: L2 sensitivity of that release under ``neighbouring`` (0 when
             there is none).
@@ -253,6 +256,13 @@ class GaussianPrivacyPlan:
             return np.random.default_rng()
         return np.random.default_rng(np.random.SeedSequence([self.seed, *stream]))
 
+    def noise_source(self, *stream: int) -> NoiseSource:
+        """Return the source of one stream's Gaussian noise: without a seed, OpenDP's secure,
+        floating-point-safe sampler (``noise.secure_gaussian``); with one, the stream's numpy
+        generator (reproducible, not private). Either carries the stream's numpy generator for
+        its other draws."""
+        return NoiseSource(self.noise_generator(*stream), secure=self.seed is None)
+
 
 def calibrate(
     epsilon: float,
@@ -271,7 +281,8 @@ def calibrate(
         delta: Total delta, in (0, 1).
         iterations: Number of PE iterations T (one histogram each), >= 1.
         preliminary_releases: Extra sensitivity-1 releases before the loop (1 for a DP class count).
-        seed: Seed for the noise generators, or ``None`` for OS entropy.
+        seed: Seed for the noise generators (numpy's), or ``None`` for secure noise
+            (``GaussianPrivacyPlan.noise_source``) and OS entropy for the other draws.
         statistics_sensitivity: Add/remove L2 sensitivity of the generator-statistics release,
             or 0 for none.
         statistics_share: Share of mu squared spent on that release, in [0, 1); 0 when there is none.

@@ -18,6 +18,7 @@ import faiss
 import numpy as np
 
 from dp_synth.pe.engine import EmbeddedRows
+from dp_synth.pe.noise import Noise, as_source
 
 KMEANS_ITERATIONS = 10
 """Lloyd iterations of the k-means that groups candidates into bins (``cluster_bins``)."""
@@ -28,7 +29,7 @@ class NoisyHistogram:
     """A released histogram over the candidates of one iteration.
 
     Attributes:
-        noisy: Votes plus Gaussian noise (the DP release).
+        noisy: Votes plus Gaussian noise (the DP release; ``noise`` says how it is drawn).
         thresholded: ``max(noisy - threshold, 0)``, what selection uses.
         bins: The bin of every candidate when the histogram was released over bins and spread
             over their members (``spread_over_groups``); ``None``: one bin per candidate.
@@ -165,9 +166,13 @@ def cluster_bins(embeddings: np.ndarray, labels: np.ndarray, candidates_per_bin:
     return bins
 
 
-def release(votes: np.ndarray, sigma: float, threshold: float, rng: np.random.Generator) -> NoisyHistogram:
-    """Apply the Gaussian mechanism (sensitivity 1) and the threshold to a vote vector."""
-    noisy = votes + rng.normal(0.0, sigma, size=votes.shape)
+def release(
+    votes: np.ndarray, sigma: float, threshold: float, noise: Noise, sensitivity: float = 1.0
+) -> NoisyHistogram:
+    """Apply the Gaussian mechanism (L2 ``sensitivity``, 1 under add/remove) and the threshold
+    to a vote vector. The votes are not integers (weights 1/sqrt(k), shares of bins): secure
+    noise rounds them to its lattice and charges that rounding (``noise.secure_gaussian``)."""
+    noisy = as_source(noise).add(votes, sigma, sensitivity)
     return NoisyHistogram(noisy=noisy, thresholded=np.maximum(noisy - threshold, 0.0))
 
 

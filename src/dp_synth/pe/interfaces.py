@@ -16,6 +16,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import pandas as pd
 
+from dp_synth.pe.noise import Noise
 from dp_synth.pe.report import ReleaseRecord
 
 
@@ -81,9 +82,10 @@ class UsesStatistics(Protocol):
 
     statistics_sensitivity: float
 
-    def measure_statistics(self, private: pd.DataFrame, sigma: float, rng: np.random.Generator) -> Any:
+    def measure_statistics(self, private: pd.DataFrame, sigma: float, rng: Noise) -> Any:
         """Release statistics of ``private`` with Gaussian noise calibrated to ``sigma`` for
-        sensitivity ``statistics_sensitivity``. The result is a DP release: it is saved, so a
+        sensitivity ``statistics_sensitivity``, drawn from ``rng`` (``noise.NoiseSource``: secure
+        unless the run is seeded; a bare numpy generator: numpy's noise). The result is a DP release: it is saved, so a
         resumed run reuses it instead of measuring again."""
         ...
 

@@ -87,7 +87,7 @@ class PrivacyReport:
             f"neighbours: {self.neighbouring}; {self.accountant}",
             "noise SEEDED: reproducible, NOT private against anyone who knows the seed"
             if self.seeded
-            else "noise from OS entropy",
+            else "noise secure: OpenDP's discrete Gaussian, from a cryptographically secure source",
             f"dataset {lifetime.dataset_id!r}: lifetime epsilon {lifetime.epsilon:.4g} at delta {lifetime.delta:.3g} "
             f"over {lifetime.runs} run(s) ({budget}); ledger run {self.run_id}",
         ]

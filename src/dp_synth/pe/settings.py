@@ -58,7 +58,8 @@ class PrivacySettings(Section):
     Attributes:
         epsilon: Total epsilon of the run, > 0.
         delta: Total delta in (0, 1), or ``"auto"``: 1/(n ln n) with the schema's public row count.
-        seed: ``None``: noise from OS entropy (private); an integer: a reproducible experiment,
+        seed: ``None``: secure noise (private: OpenDP's discrete Gaussian from a cryptographically
+            secure source, ``pe.noise``); an integer: a reproducible experiment with numpy's noise,
             not private against anyone who knows the seed.
         class_proportions: ``"dp"``: a noisy class count paid from the budget; ``"public"``:
             the proportions declared in the schema.
@@ -80,7 +81,8 @@ class PrivacySettings(Section):
             (the same content, about other people); otherwise such a run is refused.
         tracking_diagnostics: Whether diagnostics computed from private or held-out data (quality
             metrics, evaluation reports and figures, stage timings) go to MLflow: ``"local"``
-            only when the tracking store is on this machine, ``"always"`` or ``"never"``.
+            only when the tracking store and the run's artifact location are both on this
+            machine (``hooks.stores_are_local``), ``"always"`` or ``"never"``.
         on_invalid: What a private value outside the declared schema does (``engine.ON_INVALID``):
             ``"clamp"`` (default) moves it into the domain or drops its row, ``"drop"`` drops its
             row, both inside the DP guarantee; ``"stop"`` stops the run before it is admitted,

@@ -54,6 +54,7 @@ from dp_synth.modalities.tabular.statistics import (
 )
 from dp_synth.modalities.tabular.tree_statistics import PairSplit, TreeDesign
 from dp_synth.pe.interfaces import PublicSchemaFacts
+from dp_synth.pe.noise import Noise
 from dp_synth.pe.report import ReleaseRecord
 from dp_synth.pe.schedule import VariationSchedule
 
@@ -183,7 +184,7 @@ class TabularModality(PublicSchemaFacts):
             located_features=len(self.located_features),
         )
 
-    def measure_statistics(self, private: pd.DataFrame, sigma: float, rng: np.random.Generator) -> TabularStatistics:
+    def measure_statistics(self, private: pd.DataFrame, sigma: float, rng: Noise) -> TabularStatistics:
         """Release the generator's statistics with the Gaussian mechanism.
 
         ``sigma`` is the noise the plan grants a release of L2 sensitivity

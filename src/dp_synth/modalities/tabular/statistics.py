@@ -22,6 +22,7 @@ from dp_synth.modalities.tabular.cells import TableLayout
 from dp_synth.modalities.tabular.dependency_tree import DependencyTree, feature_pairs, feature_triples
 from dp_synth.modalities.tabular.schema import TableSchema
 from dp_synth.pe.engine import PrivateRows, private_rows
+from dp_synth.pe.noise import Noise, as_source
 
 TREE_BUDGET = {"one_way": 0.4, "scores": 0.1, "edges": 0.5}
 """How the tree generator splits the statistics' budget (shares of its mu squared) among its
@@ -170,10 +171,14 @@ def gaussian_release(
     queries: Sequence[tuple[int, ...]],
     counts: Sequence[np.ndarray],
     release: Release,
-    rng: np.random.Generator,
+    rng: Noise,
 ) -> Measurement:
-    """The Gaussian mechanism: each array of ``counts`` plus N(0, sigma^2) per value, in order."""
-    noisy = tuple(array + rng.normal(0.0, release.sigma, size=array.shape) for array in counts)
+    """The Gaussian mechanism: each array of ``counts`` plus noise of standard deviation sigma
+    per value, in order; the arrays are one release of L2 sensitivity ``release.sensitivity``
+    (stated for add/remove: larger under replace-one, which only makes the secure noise's rounding
+    charge conservative, see ``noise.secure_gaussian``). Counts are integers; the dependence and
+    interaction scores are not, and are rounded to the secure noise's lattice like any value."""
+    noisy = as_source(rng).add_each(counts, release.sigma, release.sensitivity)
     return Measurement(name, tuple(queries), noisy, release.sigma, release.sensitivity)
 
 
@@ -209,7 +214,7 @@ def refined_counts(layout: TableLayout, features: Sequence[int], parts: int, pri
 
 
 def measure_one_way(
-    layout: TableLayout, private: pd.DataFrame | PrivateRows, release: Release, rng: np.random.Generator
+    layout: TableLayout, private: pd.DataFrame | PrivateRows, release: Release, rng: Noise
 ) -> Measurement:
     """Release ``marginal_counts(private) + N(0, sigma^2)``, counted where the engine holds the rows."""
     queries = [(feature,) for feature in range(len(layout.grids))]
@@ -223,7 +228,7 @@ def measure_refinement(
     parts: int,
     private: pd.DataFrame | PrivateRows,
     release: Release,
-    rng: np.random.Generator,
+    rng: Noise,
 ) -> Measurement:
     """Release ``refined_counts(private) + N(0, sigma^2)`` of these binned features, counted
     where the engine holds the rows."""

@@ -38,6 +38,7 @@ from dp_synth.modalities.tabular.estimation import consistent_tree_counts, has_s
 from dp_synth.modalities.tabular.schema import category_codes
 from dp_synth.modalities.tabular.statistics import Marginals, Measurement, Release, gaussian_release
 from dp_synth.pe.engine import PrivateRows, private_rows
+from dp_synth.pe.noise import Noise, generator_of
 
 logger = logging.getLogger(__name__)
 
@@ -128,7 +129,7 @@ class TreeDesign:
         marginals: Marginals,
         class_totals: np.ndarray,
         plan: Mapping[str, Release],
-        rng: np.random.Generator,
+        rng: Noise,
     ) -> tuple[DependencyTree, Marginals, list[Measurement]]:
         """Release the dependence scores, choose the forest, release its edge tables; with
         ``interactions`` (``plan`` has ``"cliques"``), then release the interaction scores and
@@ -209,7 +210,7 @@ class TreeDesign:
         maps: Sequence[np.ndarray],
         class_totals: np.ndarray,
         plan: Mapping[str, Release],
-        rng: np.random.Generator,
+        rng: Noise,
     ) -> tuple[list[NoisyClique], list[Measurement]]:
         """Release the interaction score of every triple against rows drawn from ``tree``, choose
         the best disjoint triples, release their tables (in groups of coarse cells).
@@ -227,7 +228,9 @@ class TreeDesign:
         group_sizes = mapped_sizes(groups)
         grouped_maps = tuple(group[mapping] for group, mapping in zip(groups, maps, strict=True))
         triple_tables = QueryCounts(self.layout, grouped_maps, tuple(triples)).measure(private)
-        model = [tree.draw_coarse(klass, int(rows), rng) for klass, rows in enumerate(model_rows(class_totals))]
+        model = [
+            tree.draw_coarse(klass, int(rows), generator_of(rng)) for klass, rows in enumerate(model_rows(class_totals))
+        ]
         model_classes = np.repeat(np.arange(len(model)), [len(rows) for rows in model])
         model_cells = np.vstack(model)
         model_grouped = np.column_stack([group[model_cells[:, feature]] for feature, group in enumerate(groups)])

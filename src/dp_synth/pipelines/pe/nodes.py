@@ -3,8 +3,9 @@
 Each function is pure (data and parameters in, data out) but for one side effect: every
 Gaussian release is first recorded in the privacy ledger (``pe.ledger``), which a node must do
 itself, before drawing the noise, for a crash never to leave a release used but unrecorded.
-Randomness comes from the privacy plan's generators (seeded streams, or fresh OS entropy when no
-seed is set).
+Randomness comes from the privacy plan's streams: seeded numpy generators, or, when no seed is
+set, OpenDP's secure discrete Gaussian for the noise (``pe.noise``) and fresh OS entropy for the
+other draws.
 """
 
 from __future__ import annotations
@@ -179,7 +180,7 @@ def calibrate_privacy(modality: Modality, settings: JobSettings) -> GaussianPriv
         plan.releases,
         plan.sigma,
         f", generator statistics with sigma={plan.statistics_sigma:.4g}" if uses_statistics else "",
-        "seeded" if dp.seed is not None else "from OS entropy",
+        "seeded" if dp.seed is not None else "secure (OpenDP's discrete Gaussian)",
     )
     return plan
 
@@ -204,7 +205,7 @@ def measure_generator_statistics(
     granted = Entry(STATISTICS, plan.statistics_sensitivity, plan.statistics_sigma)
     ledger.record(ledger_run, [granted])
     statistics = modality.measure_statistics(
-        private_table, plan.statistics_sigma, plan.noise_generator(0, Stream.STATISTICS_NOISE)
+        private_table, plan.statistics_sigma, plan.noise_source(0, Stream.STATISTICS_NOISE)
     )
     factor = statistics_sensitivity_factor(plan.neighbouring)
     made = [
@@ -503,7 +504,8 @@ def measure_class_distribution(
 ) -> dict[str, float]:
     """Return a weight per class: a DP count of private rows, or the declared public proportions.
 
-    With a DP count, each class count gets N(0, sigma^2) noise (sensitivity 1 under add/remove:
+    With a DP count, each class count gets Gaussian noise of the plan's sigma (secure and
+    discrete unless seeded, ``noise``; sensitivity 1 under add/remove:
     one record is in one class; see ``accounting.count_sensitivity``); this is the plan's
     preliminary release, recorded in the ledger before the noise is drawn. Negative noisy counts
     are kept as they are (they are a release); allocation raises them to a floor.
@@ -514,9 +516,8 @@ def measure_class_distribution(
     PrivacyLedger(ledger_run.path).record(ledger_run, [Entry(CLASS_COUNTS, plan.count_sensitivity, plan.sigma)])
     count_classes = partial(_class_counts, tuple(modality.classes), modality.label_column)
     counts = private_rows(private_table).total(count_classes).astype(np.float64)
-    noisy = counts + plan.noise_generator(_CLASS_COUNT_ITERATION, Stream.HISTOGRAM_NOISE).normal(
-        0.0, plan.sigma, size=len(counts)
-    )
+    noise = plan.noise_source(_CLASS_COUNT_ITERATION, Stream.HISTOGRAM_NOISE)
+    noisy = noise.add(counts, plan.sigma, plan.count_sensitivity)
     return dict(zip(modality.classes, noisy.tolist(), strict=True))
 
 
@@ -573,9 +574,8 @@ def dp_histogram(
         dp_hist.PartitionVotes(candidate_embeddings[first], labels[first], settings.pe.nearest_neighbours, bins)
     )
     PrivacyLedger(ledger_run.path).record(ledger_run, [Entry(HISTOGRAM, plan.count_sensitivity, plan.sigma, iteration)])
-    released = dp_hist.release(
-        votes, plan.sigma, settings.pe.threshold, plan.noise_generator(iteration, Stream.HISTOGRAM_NOISE)
-    )
+    noise = plan.noise_source(iteration, Stream.HISTOGRAM_NOISE)
+    released = dp_hist.release(votes, plan.sigma, settings.pe.threshold, noise, plan.count_sensitivity)
     return dp_hist.spread_over_groups(released, bins[group])
 
 
