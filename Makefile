@@ -101,7 +101,7 @@ $(BENCH_STAMP): $(TEST_STAMP)
 
 bench-deps: $(BENCH_STAMP)  ## Install the competitors (MST, AIM) for bench-compare
 
-bench-suite: $(BENCH_STAMP)  ## The tabular suite, Adult and XOR tables: dp-synth, fixed defaults, Tab-PE, MST, AIM, uniform; 3 seeds (hours)
+bench-suite: $(BENCH_STAMP)  ## The tabular suite, Adult, XOR tables and Adult people (user-level DP): dp-synth, fixed defaults, Tab-PE, MST, AIM, uniform; 3 seeds (hours)
 	OMP_NUM_THREADS=1 $(PYTHON) benchmarks/suite.py $(SUITE_ARGS)
 
 bench-scale: $(TEST_STAMP)  ## Tabular job on 1M and 10M resampled Adult rows, pandas and Spark engines: wall, stages, peak RSS (about 20 min)

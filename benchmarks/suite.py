@@ -1,12 +1,17 @@
 """``make bench-suite``: dp-synth's default against MST, AIM and the Tab-PE reference settings.
 
 Tables: the eight public tables of ``data/01_raw/tabular-suite/`` (each with its ``SOURCE.md``),
-Adult, and the two generated XOR tables (``interaction_tables.py``). Methods: ``dp-synth`` (the
+Adult, the two generated XOR tables (``interaction_tables.py``) and ``adult_people``, Adult's
+people with 1 to 30 records each and the person declared as the privacy unit
+(``people_tables.py``). Methods: ``dp-synth`` (the
 default settings, with the adaptive plan), ``fixed`` (the plan's Adult choices on every table),
 ``generator-only`` (the DP generator without the vote), ``t5`` (T = 5 instead of 1),
 ``tab-pe`` (the paper's reference settings), ``mst`` and ``aim``
 (smartnoise-synth, on the same public schema; AIM is stopped after ``--timeout`` seconds),
 and ``uniform`` (rows drawn uniformly from the public domain: the floor every method must beat).
+On ``adult_people``, ``unit-k4`` and ``unit-k16`` read up to 4 and 16 records of a person
+(``dp.max_rows_per_unit``; the default reads 1), and ``per-row`` declares no privacy unit (a
+per-row guarantee, which protects a person with k records only at the epsilon the run prints).
 
 One judge scores every release against the training table and the held-out table:
 accuracy and macro-F1 of gradient boosting, a random forest and logistic regression trained
@@ -72,6 +77,10 @@ def load_table(name: str) -> Table:
     """Any table of the benchmark by name (a suite table, ``adult``, ``binary`` or ``mixed``)."""
     if name in SUITE_TABLES:
         return load_suite_table(name)
+    if name == "adult_people":
+        from people_tables import people_table
+
+        return people_table()
     from compare import DATASETS
 
     return DATASETS[name]()
@@ -111,6 +120,25 @@ def run_five_iterations(train: pd.DataFrame, schema_json: dict[str, Any], epsilo
     from compare import run_dp_synth as run
 
     return run(train, schema_json, {"dp": {"epsilon": epsilon}, "iterations": 5}, seed)[0]
+
+
+def run_unit_bound(rows: int) -> Callable[[pd.DataFrame, dict[str, Any], float, int], pd.DataFrame]:
+    """The default with up to ``rows`` records of each person read (``dp.max_rows_per_unit``)."""
+
+    def run(train: pd.DataFrame, schema_json: dict[str, Any], epsilon: float, seed: int) -> pd.DataFrame:
+        from compare import run_dp_synth as fit
+
+        return fit(train, schema_json, {"dp": {"epsilon": epsilon, "max_rows_per_unit": rows}}, seed)[0]
+
+    return run
+
+
+def run_per_row(train: pd.DataFrame, schema_json: dict[str, Any], epsilon: float, seed: int) -> pd.DataFrame:
+    """The default on the table declared without its privacy unit: a per-row guarantee."""
+    from people_tables import per_row
+
+    schema_json, train = per_row(schema_json, train)
+    return run_dp_synth(train, schema_json, epsilon, seed)
 
 
 def run_tab_pe(train: pd.DataFrame, schema_json: dict[str, Any], epsilon: float, seed: int) -> pd.DataFrame:
@@ -155,7 +183,12 @@ METHODS: dict[str, Callable[[pd.DataFrame, dict[str, Any], float, int], pd.DataF
     "mst": run_competitor("mst"),
     "aim": run_competitor("aim"),
     "uniform": run_uniform,
+    "unit-k4": run_unit_bound(4),
+    "unit-k16": run_unit_bound(16),
+    "per-row": run_per_row,
 }
+UNIT_METHODS = ("unit-k4", "unit-k16", "per-row")
+"""Methods that only a table with a privacy unit runs."""
 
 
 PEERS = ("mst", "aim", "uniform")
@@ -232,6 +265,8 @@ def judge(
 ) -> dict[str, float]:
     """Every metric of one release (see the module docstring)."""
     schema = parse_schema(schema_json)
+    if schema.privacy_unit:
+        train = train.drop(columns=[schema.privacy_unit])
     synthetic = clipped_to_domain(synthetic, schema)
     synthetic, train, test = conform(synthetic, schema), conform(train, schema), conform(test, schema)
     scores: dict[str, float] = {}
@@ -254,7 +289,7 @@ def summary(results: pd.DataFrame) -> pd.DataFrame:
 def main() -> None:
     """Run every method on every table and seed; print and save the rows and the summary."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--tables", default=",".join((*SUITE_TABLES, "adult", "binary", "mixed")))
+    parser.add_argument("--tables", default=",".join((*SUITE_TABLES, "adult", "binary", "mixed", "adult_people")))
     parser.add_argument("--methods", default=",".join(METHODS))
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--epsilon", type=float, default=1.0)
@@ -272,6 +307,8 @@ def main() -> None:
     for table in arguments.tables.split(","):
         train, test, schema_json = load_table(table)
         for method in arguments.methods.split(","):
+            if (method in UNIT_METHODS) != bool(schema_json.get("privacy_unit")) and method != "dp-synth":
+                continue
             for seed in (int(seed) for seed in arguments.seeds.split(",")):
                 release, seconds = timed_release(
                     method, table, arguments.epsilon, seed, arguments.timeout, arguments.generous_bounds
@@ -292,6 +329,20 @@ def main() -> None:
                 )
     with pd.option_context("display.width", 250, "display.max_columns", 30):
         print(summary(pd.DataFrame(rows)))
+    if "adult_people" in arguments.tables.split(","):
+        print(person_epsilons(arguments.epsilon))
+
+
+def person_epsilons(epsilon: float) -> str:
+    """What the per-row run on ``adult_people`` gives a person with k records: k x its GDP mu."""
+    from people_tables import MAX_RECORDS, people_table
+
+    from dp_synth.pe.accounting import gdp_mu_for, group_epsilon
+
+    delta = default_delta(len(people_table()[0]))
+    mu = gdp_mu_for(epsilon, delta)
+    shown = ", ".join(f"k = {k}: {group_epsilon(mu, k, delta):.3g}" for k in (1, 2, 5, 10, 20, MAX_RECORDS))
+    return f"per-row run at epsilon {epsilon:g}: the epsilon of a person with k records, {shown}"
 
 
 if __name__ == "__main__":

@@ -42,7 +42,7 @@ def test_the_privacy_report_lists_every_release_and_sampling_costs_nothing(adult
     report = synthesizer.privacy_report
     assert report == before
     assert report.epsilon == pytest.approx(2.0) and report.delta == 1e-6 and not report.seeded
-    assert report.neighbouring == "add/remove one record"
+    assert report.neighbouring.startswith("add/remove one record (a row; not a person")
     by_name = {release.name: release for release in report.releases}
     assert by_name["nearest-neighbour histogram"].count == 2 and by_name["class counts"].count == 1
     assert all(release.sigma > 0 and release.sensitivity > 0 for release in report.releases)

@@ -148,7 +148,7 @@ def plan_parameters(plan: GaussianPrivacyPlan) -> dict[str, Any]:
         "dp_mu": plan.mu,
         "dp_iterations": plan.iterations,
         "dp_releases": plan.releases,
-        "dp_neighbouring": plan.neighbouring,
+        "dp_neighbouring": plan.neighbours,
         "dp_noise_seeded": plan.seed is not None,
     }
 

@@ -374,11 +374,15 @@ def test_the_kedro_hook_gives_back_a_failed_runs_reservation(tmp_path):
     admitted(ledger, plan)
 
 
-def test_a_failed_fit_gives_back_what_it_did_not_release(tmp_path, adult_schema_json):
+def test_a_failed_fit_gives_back_what_it_did_not_release(tmp_path, adult_schema_json, monkeypatch):
     private = pd.read_csv(ADULT_DIR / "adult_train.csv", dtype=str).head(500)
-    private.loc[3, "workclass"] = "a category the schema does not declare"
+
+    def failing(*_: object) -> None:
+        raise RuntimeError("the class count failed")
+
+    monkeypatch.setattr(pe_nodes, "measure_class_distribution", failing)  # after admission, before a release
     dp = {"ledger": str(tmp_path / "ledger.db"), "lifetime_epsilon": 1.3}
-    with pytest.raises(Exception, match="workclass"):  # after admission, at the schema check
+    with pytest.raises(Exception, match="the class count failed"):
         TabularSynthesizer(population_size=200, iterations=1, dp=dp).fit(private, adult_schema_json)
     [run], _ = PrivacyLedger(tmp_path / "ledger.db").history(adult_schema_json["dataset_id"])
     assert run.status == "stopped" and run.released_mu == 0
@@ -399,7 +403,9 @@ def fit_adult_in_a_process(ledger: str, role: str, first_admitted: Event, second
     if role == "second":
         first_admitted.wait(120)
     try:
-        run, admitted_data = pe_nodes.admit_run(schema, raw, plan, settings, job="tabular")
+        run, plan, private_table = pe_nodes.admit_run(
+            schema, raw, modality, plan, settings, job="tabular", load=load_private_data
+        )
     except LedgerError as error:
         outcomes.put((role, str(error)))
         return
@@ -407,7 +413,7 @@ def fit_adult_in_a_process(ledger: str, role: str, first_admitted: Event, second
         (first_admitted if role == "first" else second_tried).set()
     if role == "first":
         second_tried.wait(120)
-    pe_nodes.measure_class_distribution(modality, load_private_data(admitted_data, modality), plan, run)
+    pe_nodes.measure_class_distribution(modality, private_table, plan, run)
     outcomes.put((role, "released"))
 
 

@@ -11,12 +11,9 @@ import pytest
 from dp_accounting.pld import privacy_loss_distribution
 
 from dp_synth.modalities.tabular.dependency_tree import dependence_scores, feature_pairs, query_tables
-from dp_synth.modalities.tabular.settings import TabularSettings, plan_settings
 from dp_synth.modalities.tabular.statistics import marginal_counts
 from dp_synth.pe import histogram as dp_hist
 from dp_synth.pe.accounting import calibrate, count_sensitivity, statistics_sensitivity_factor
-from dp_synth.pipelines.tabular.nodes import build_modality, load_private_data
-from tests.conftest import ADULT_DIR
 
 DELTA = 1e-5
 
@@ -71,14 +68,6 @@ def largest_moves(release, table: pd.DataFrame, others: pd.DataFrame, trials: in
         swapped = pd.concat([rest, others.iloc[[other]]], ignore_index=True)
         replaced = max(replaced, float(np.linalg.norm(release(swapped) - full)))
     return removed, replaced
-
-
-@pytest.fixture(scope="module")
-def adult_modality(adult_schema_json: dict):
-    requested = TabularSettings.parse({"pe": {"iterations": 1, "population_size": 200}}, "tabular")
-    modality = build_modality(adult_schema_json, plan_settings(requested, adult_schema_json)[0])
-    table = load_private_data(pd.read_csv(ADULT_DIR / "adult_train.csv", dtype=str).head(600), modality, "stop")
-    return modality, table.head(400), table.tail(200).reset_index(drop=True)
 
 
 @pytest.mark.parametrize("k", [1, 4])

@@ -14,6 +14,7 @@ from dp_synth.modalities.tabular.settings import TabularSettings, plan_settings
 from dp_synth.modalities.text.settings import TextSettings
 from dp_synth.pe import histogram as dp_hist
 from dp_synth.pe.accounting import noise_off_for_audit
+from dp_synth.pe.contribution import bounded_contributions
 from dp_synth.pe.engine import EmbeddedRows, EmbeddingLayout, LocalRows, content_fingerprint, private_rows
 from dp_synth.pe.spark_engine import SparkTaskError, spark_session
 from dp_synth.pipelines.pe import nodes as pe_nodes
@@ -146,3 +147,12 @@ def test_private_texts_are_embedded_in_the_executors_with_the_same_votes(spark):
     (local_votes, local_sums), (spark_votes, spark_sums) = results
     np.testing.assert_array_equal(spark_votes, local_votes)
     np.testing.assert_allclose(spark_sums, local_sums, atol=1e-4)  # batches pad differently: rounding only
+
+
+def test_a_privacy_unit_is_bounded_in_the_executors(spark):
+    persons = np.repeat(np.arange(6), [1, 2, 5, 9, 3, 12])
+    table = pd.DataFrame({"person": persons, "value": np.arange(len(persons))})
+    bounded = bounded_contributions(spark.createDataFrame(table), "person", 3, np.random.default_rng(0))
+    assert bounded.columns == ["value"]
+    kept = table.set_index("value").loc[bounded.toPandas()["value"], "person"].value_counts().sort_index()
+    assert kept.to_dict() == {0: 1, 1: 2, 2: 3, 3: 3, 4: 3, 5: 3}

@@ -16,7 +16,9 @@ releases, which the caller takes from the DAG that actually runs.
 Sensitivities are stated for the neighbouring relation in force (``dp.neighbouring``):
 ``add_remove`` (one record added or removed, the default) or ``replace_one`` (one record
 replaced by another). A modality states its add/remove sensitivities; the plan derives the
-replace-one ones (``count_sensitivity``, ``statistics_sensitivity_factor``).
+replace-one ones (``count_sensitivity``, ``statistics_sensitivity_factor``). With a declared
+privacy unit (user-level DP), a record is a unit's whole contribution, at most
+``rows_per_unit`` rows (``pe.contribution``), and every sensitivity grows by that factor.
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ class Stream(IntEnum):
     GENERATION = 2
     STATISTICS_NOISE = 3
     BINNING = 4
+    CONTRIBUTION = 5
 
 
 class PrivacyConfigError(ValueError):
@@ -113,6 +116,13 @@ def epsilon_of_mu(mu: float, delta: float) -> float:
     return gdp_epsilon_for(mu, delta) if mu > 0 else 0.0
 
 
+def group_epsilon(mu: float, rows: int, delta: float) -> float:
+    """The epsilon at ``delta`` that a mu-GDP run gives ``rows`` records together (a person's
+    rows under a per-row guarantee): their sensitivity is ``rows`` times one record's, so the
+    run is (``rows`` x mu)-GDP for them (group privacy, exact for Gaussian mechanisms)."""
+    return epsilon_of_mu(rows * mu, delta)
+
+
 def composed_mu(releases: Iterable[tuple[float, float]]) -> float:
     """The GDP mu of Gaussian releases composed: ``sqrt(sum (sensitivity / sigma)^2)``.
 
@@ -122,20 +132,24 @@ def composed_mu(releases: Iterable[tuple[float, float]]) -> float:
     return math.sqrt(math.fsum((sensitivity / sigma) ** 2 for sensitivity, sigma in releases))
 
 
-def count_sensitivity(neighbouring: Neighbouring) -> float:
-    """L2 sensitivity of a release to which one record adds a non-negative vector of L2 norm
+def count_sensitivity(neighbouring: Neighbouring, rows_per_unit: int = 1) -> float:
+    """L2 sensitivity of a release to which one row adds a non-negative vector of L2 norm
     at most 1: the class count (1 in its class's cell) and the nearest-neighbour histogram
     (k votes of 1/sqrt(k), or their sums over bins, inside its class).
 
-    Adding or removing the record moves the release by that vector: 1. Replacing it by another
+    Adding or removing the row moves the release by that vector: 1. Replacing it by another
     moves it by ``w - v``, with ``|w - v|^2 = |v|^2 + |w|^2 - 2 <v, w> <= 2`` since both are
-    non-negative: sqrt(2), reached when the two records share no cell.
+    non-negative: sqrt(2), reached when the two rows share no cell. A privacy unit of at most
+    ``rows_per_unit`` rows adds the sum of their vectors, of norm at most ``rows_per_unit``
+    (all in one cell), so both bounds grow by that factor (the same argument holds for the sums).
     """
-    return 1.0 if neighbouring == "add_remove" else math.sqrt(2.0)
+    return (1.0 if neighbouring == "add_remove" else math.sqrt(2.0)) * rows_per_unit
 
 
-def statistics_sensitivity_factor(neighbouring: Neighbouring) -> float:
-    """How much a generator statistic's add/remove sensitivity D grows under the relation.
+def statistics_sensitivity_factor(neighbouring: Neighbouring, rows_per_unit: int = 1) -> float:
+    """How much a generator statistic's add/remove sensitivity D of one row grows under the
+    relation, for a privacy unit of at most ``rows_per_unit`` rows (triangle inequality over its
+    rows: ``rows_per_unit`` x D for its addition or removal).
 
     A replacement is a removal and an addition, so any release moves by at most 2 D
     (triangle inequality). That bound is reached by the L1 statistics (the tabular generator's
@@ -143,7 +157,7 @@ def statistics_sensitivity_factor(neighbouring: Neighbouring) -> float:
     one above it, 1 + 1), so it is applied to every statistic: the generator does not say which
     of its releases are plain counts (those would need only sqrt(2) D).
     """
-    return 1.0 if neighbouring == "add_remove" else 2.0
+    return (1.0 if neighbouring == "add_remove" else 2.0) * rows_per_unit
 
 
 @contextmanager
@@ -201,6 +215,10 @@ class GaussianPrivacyPlan:
         statistics_sensitivity: L2 sensitivity of that release under ``neighbouring`` (0 when
             there is none).
         neighbouring: The neighbouring relation every sensitivity is stated for.
+        rows_per_unit: The most rows of one privacy unit the data holds; every sensitivity is
+            stated for a whole unit.
+        privacy_unit: The column naming each record's person (user-level DP), or ``None``: a
+            unit is a row, and a person with k rows is protected as ``group_epsilon`` says.
     """
 
     epsilon: float
@@ -212,11 +230,25 @@ class GaussianPrivacyPlan:
     statistics_sigma: float = math.inf
     statistics_sensitivity: float = 0.0
     neighbouring: Neighbouring = "add_remove"
+    rows_per_unit: int = 1
+    privacy_unit: str | None = None
 
     @property
     def count_sensitivity(self) -> float:
-        """L2 sensitivity of the class count and of each histogram under ``neighbouring``."""
-        return count_sensitivity(self.neighbouring)
+        """L2 sensitivity of the class count and of each histogram under ``neighbouring``, for
+        a whole privacy unit."""
+        return count_sensitivity(self.neighbouring, self.rows_per_unit)
+
+    @property
+    def neighbours(self) -> str:
+        """The neighbouring relation in words, with the privacy unit and its bound if declared."""
+        relation = NEIGHBOURING_RELATIONS[self.neighbouring]
+        if self.privacy_unit is None:
+            return f"{relation} (a row; not a person's rows together)"
+        return (
+            f"{relation.replace('record', 'person')}: all rows of one {self.privacy_unit!r}, at most "
+            f"{self.rows_per_unit} read per person"
+        )
 
     @property
     def statistics_mu_squared(self) -> float:
@@ -246,6 +278,11 @@ class GaussianPrivacyPlan:
             return 0.0
         return gdp_epsilon_for(math.sqrt(mu_squared), self.delta)
 
+    def group_epsilon(self, rows: int) -> float:
+        """The epsilon (at this plan's delta) that protects ``rows`` records together
+        (``group_epsilon``)."""
+        return group_epsilon(self.mu, rows, self.delta)
+
     def noise_generator(self, *stream: int) -> np.random.Generator:
         """Return the generator of one noise stream.
 
@@ -273,6 +310,8 @@ def calibrate(
     statistics_sensitivity: float = 0.0,
     statistics_share: float = 0.0,
     neighbouring: Neighbouring = "add_remove",
+    rows_per_unit: int = 1,
+    privacy_unit: str | None = None,
 ) -> GaussianPrivacyPlan:
     """Calibrate the noise so the whole run is exactly (epsilon, delta)-DP.
 
@@ -288,6 +327,9 @@ def calibrate(
         statistics_share: Share of mu squared spent on that release, in [0, 1); 0 when there is none.
         neighbouring: The neighbouring relation; under ``replace_one`` every sensitivity grows
             (``count_sensitivity``, ``statistics_sensitivity_factor``) and the noise with it.
+        rows_per_unit: The most rows of one privacy unit (``pe.contribution``); every
+            sensitivity, and the noise, grows by this factor.
+        privacy_unit: The column naming each record's person, if declared.
 
     Returns:
         The calibrated plan.
@@ -304,9 +346,13 @@ def calibrate(
         )
     releases = iterations + preliminary_releases
     mu = gdp_mu_for(epsilon, delta)
-    statistics_sensitivity *= statistics_sensitivity_factor(neighbouring)
+    if not isinstance(rows_per_unit, int) or rows_per_unit < 1:
+        raise PrivacyConfigError(f"the most rows per privacy unit must be an integer >= 1, got {rows_per_unit!r}")
+    statistics_sensitivity *= statistics_sensitivity_factor(neighbouring, rows_per_unit)
     statistics_sigma = statistics_sensitivity / (math.sqrt(statistics_share) * mu) if statistics_share > 0 else math.inf
-    sigma = count_sensitivity(neighbouring) * math.sqrt(releases) / (math.sqrt(1.0 - statistics_share) * mu)
+    sigma = (
+        count_sensitivity(neighbouring, rows_per_unit) * math.sqrt(releases) / (math.sqrt(1.0 - statistics_share) * mu)
+    )
     scale = AUDIT_NOISE_SCALE if _NOISE_OFF.get() else 1.0
     return GaussianPrivacyPlan(
         epsilon=float(epsilon),
@@ -318,4 +364,6 @@ def calibrate(
         statistics_sigma=statistics_sigma * scale,
         statistics_sensitivity=float(statistics_sensitivity),
         neighbouring=neighbouring,
+        rows_per_unit=rows_per_unit,
+        privacy_unit=privacy_unit,
     )

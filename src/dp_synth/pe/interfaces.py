@@ -28,12 +28,14 @@ class PublicFacts(Protocol):
         classes: The public list of classes.
         public_row_count: The private row count, if declared public (for the default delta).
         public_class_proportions: Class proportions, if declared public.
+        privacy_unit: The private file's column naming each record's person, if declared.
     """
 
     label_column: str
     classes: tuple[str, ...]
     public_row_count: int | None
     public_class_proportions: Mapping[str, float] | None
+    privacy_unit: str | None
 
 
 class Generator(Protocol):
@@ -123,3 +125,8 @@ class PublicSchemaFacts:
     def public_class_proportions(self) -> Mapping[str, float] | None:
         """Class proportions, if the schema declares them public."""
         return self.schema.class_proportions
+
+    @property
+    def privacy_unit(self) -> str | None:
+        """The private file's column naming each record's person, if the schema declares one."""
+        return self.schema.privacy_unit

@@ -588,7 +588,7 @@ class PrivacyLedger:
                     admission.job,
                     _now(),
                     int(plan.seed is not None),
-                    plan.neighbouring,
+                    plan.neighbours,
                     plan.epsilon,
                     plan.delta,
                     plan.sigma,

@@ -4,12 +4,14 @@ public quantities only, so it may travel with the synthetic data."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from dp_synth.pe.accounting import NEIGHBOURING_RELATIONS, GaussianPrivacyPlan, composed_mu, epsilon_of_mu
+from dp_synth.pe.accounting import GaussianPrivacyPlan, composed_mu, epsilon_of_mu, group_epsilon
 from dp_synth.pe.ledger import Entry, LifetimeSpend
 
+PERSON_ROWS = (2, 5, 10, 30)
+"""Rows of one person for which a per-row report states the person's epsilon."""
 ACCOUNTANT = "Gaussian DP, exact composition of Gaussian mechanisms (Dong, Roth and Su, 2019)"
 
 
@@ -46,6 +48,9 @@ class PrivacyReport:
         accountant: How the releases compose.
         run_id: The run's id in the privacy ledger.
         lifetime: The dataset's spend over all its runs.
+        person_epsilons: Without a privacy unit (a per-row guarantee), the epsilon that protects
+            a person's k rows together, for a few k (``GaussianPrivacyPlan.group_epsilon``);
+            empty when the schema declares a privacy unit.
     """
 
     epsilon: float
@@ -57,6 +62,7 @@ class PrivacyReport:
     accountant: str
     run_id: str
     lifetime: LifetimeSpend
+    person_epsilons: Mapping[str, float] = field(default_factory=dict)
 
     @property
     def private(self) -> bool:
@@ -91,6 +97,11 @@ class PrivacyReport:
             f"dataset {lifetime.dataset_id!r}: lifetime epsilon {lifetime.epsilon:.4g} at delta {lifetime.delta:.3g} "
             f"over {lifetime.runs} run(s) ({budget}); ledger run {self.run_id}",
         ]
+        if self.person_epsilons:
+            lines.append(
+                "per row: a person with k rows gets "
+                + ", ".join(f"epsilon {epsilon:.3g} at k = {rows}" for rows, epsilon in self.person_epsilons.items())
+            )
         lines += [
             f"  {release.count} x {release.name}: sensitivity {release.sensitivity:.4g}, sigma {release.sigma:.4g}"
             for release in self.releases
@@ -126,8 +137,11 @@ def privacy_report(
         mu=mu,
         seeded=plan.seed is not None,
         releases=grouped_releases(entries),
-        neighbouring=NEIGHBOURING_RELATIONS[plan.neighbouring],
+        neighbouring=plan.neighbours,
         accountant=ACCOUNTANT,
         run_id=run_id,
         lifetime=lifetime,
+        person_epsilons={}
+        if plan.privacy_unit
+        else {str(rows): group_epsilon(mu, rows, plan.delta) for rows in PERSON_ROWS},
     )

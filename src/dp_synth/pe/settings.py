@@ -67,6 +67,10 @@ class PrivacySettings(Section):
             statistics; 0 for a generator that uses none.
         neighbouring: ``"add_remove"``: neighbouring datasets differ by one record added or
             removed; ``"replace_one"``: by one record replaced (larger sensitivities, more noise).
+            With a privacy unit declared in the schema, a record is one unit's rows.
+        max_rows_per_unit: With a privacy unit declared in the schema, the most rows of one unit
+            the run reads (more are dropped at random): every sensitivity, and the noise, grows
+            by this factor. Ignored without a privacy unit.
         lifetime_epsilon: The most epsilon the dataset may ever spend, all runs composed (the
             privacy ledger); a run that would pass it stops before reading a private row. The
             budget belongs to the dataset: stored in the ledger when first set, lowered by a
@@ -95,6 +99,7 @@ class PrivacySettings(Section):
     class_proportions: Literal["dp", "public"] = "dp"
     generator_share: Probability = 0.0
     neighbouring: Literal["add_remove", "replace_one"] = "add_remove"
+    max_rows_per_unit: PositiveInt = 1
     lifetime_epsilon: Annotated[float, Field(gt=0.0, allow_inf_nan=False)] | None = None
     lifetime_delta: Annotated[float, Field(gt=0.0, lt=1.0)] | Literal["auto"] = "auto"
     ledger: Annotated[str, Field(min_length=1)] = "privacy_ledger.db"

@@ -52,6 +52,7 @@ class ImageSchema:
         channels: 1 (grayscale) or 3 (RGB).
         public_row_count: The private image count, if declared public.
         class_proportions: Class proportions, if declared public.
+        privacy_unit: The column naming each record's person, if declared (user-level DP).
         descriptions: A public description of some classes (what a text-to-image prompt says
             of the class), e.g. ``"a handwritten digit seven"``.
     """
@@ -63,6 +64,7 @@ class ImageSchema:
     channels: int
     public_row_count: int | None = None
     class_proportions: Mapping[str, float] | None = None
+    privacy_unit: str | None = None
     descriptions: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -99,6 +101,7 @@ def parse_image_schema(raw: Mapping[str, Any]) -> ImageSchema:
         channels=raw["channels"],
         public_row_count=declared.public_row_count,
         class_proportions=declared.class_proportions,
+        privacy_unit=declared.privacy_unit,
         descriptions={str(label): str(text) for label, text in descriptions.items()},
     )
 

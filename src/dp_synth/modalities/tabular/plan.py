@@ -80,15 +80,26 @@ class GeneratorPlan:
     warnings: tuple[str, ...]
 
 
-def rows_per_class(schema: TableSchema) -> float | None:
-    """The smallest class's expected rows from the declared row count and proportions
-    (equal shares when none are declared), or ``None`` without a declared row count."""
-    if schema.public_row_count is None:
+def read_rows(schema: TableSchema, rows_per_unit: int = 1) -> int | None:
+    """The rows a run reads, from public quantities: the declared row count, at most the declared
+    persons times the rows read per person (``dp.max_rows_per_unit``) when the schema has a
+    privacy unit; ``None`` without a declared row count."""
+    if schema.public_row_count is None or schema.public_unit_count is None:
+        return schema.public_row_count
+    return min(schema.public_row_count, schema.public_unit_count * rows_per_unit)
+
+
+def rows_per_class(schema: TableSchema, rows_per_unit: int = 1) -> float | None:
+    """The smallest class's expected rows from the rows a run reads (``read_rows``) and the
+    declared proportions (equal shares when none are declared), or ``None`` without a declared
+    row count."""
+    rows = read_rows(schema, rows_per_unit)
+    if rows is None:
         return None
     if schema.class_proportions:
         total = sum(schema.class_proportions.values())
-        return schema.public_row_count * min(schema.class_proportions.values()) / total
-    return schema.public_row_count / len(schema.classes)
+        return rows * min(schema.class_proportions.values()) / total
+    return rows / len(schema.classes)
 
 
 def _largest(choices: tuple[int, ...], rows: float, cells: Callable[[int], int], sigma: float) -> int | None:
@@ -109,6 +120,7 @@ def plan_generator(
     generator_share: float,
     candidates_per_bin: int,
     neighbouring: Neighbouring = "add_remove",
+    rows_per_unit: int = 1,
     locate_bounds: bool | None = None,
 ) -> GeneratorPlan | None:
     """Choose the generator's cells, structure and N from public quantities (module docstring).
@@ -122,16 +134,17 @@ def plan_generator(
         generator_share: The statistics' share of mu squared.
         candidates_per_bin: Candidates per histogram bin.
         neighbouring: The neighbouring relation the noise is calibrated for.
+        rows_per_unit: The most rows of one privacy unit (the noise grows with it).
         locate_bounds: Whether bounds are located, if set; ``None``: the plan decides.
 
     Returns:
         The plan, or ``None`` when the schema declares no row count (nothing public to plan from).
     """
-    rows = rows_per_class(schema)
+    rows = rows_per_class(schema, rows_per_unit)
     if rows is None or generator_share <= 0:
         return None
-    n = schema.public_row_count
-    delta = default_delta(n) if delta == "auto" else delta
+    n = read_rows(schema, rows_per_unit)
+    delta = default_delta(schema.public_row_count) if delta == "auto" else delta
     features = len(schema.features)
     plan = calibrate(
         epsilon=epsilon,
@@ -141,6 +154,7 @@ def plan_generator(
         statistics_sensitivity=math.sqrt(features),
         statistics_share=generator_share,
         neighbouring=neighbouring,
+        rows_per_unit=rows_per_unit,
     )
     grids = [CellGrid(column, BIN_CHOICES[0]) for column in schema.features]
     binned = sum(grid.binned for grid in grids)

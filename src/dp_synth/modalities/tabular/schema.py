@@ -69,12 +69,24 @@ class Column:
 
 @dataclass(frozen=True)
 class TableSchema:
-    """The public domain of a labelled table."""
+    """The public domain of a labelled table.
+
+    Attributes:
+        columns: Every released column, the label included.
+        label_column: The label's name.
+        public_row_count: The private row count, if declared public.
+        class_proportions: Class proportions, if declared public.
+        privacy_unit: The private file's column naming each row's person (``parse_privacy_unit``).
+        public_unit_count: With a privacy unit, the number of persons, if declared public (the
+            adaptive plan sizes the generator for the rows a run reads).
+    """
 
     columns: tuple[Column, ...]
     label_column: str
     public_row_count: int | None = None
     class_proportions: Mapping[str, float] | None = None
+    privacy_unit: str | None = None
+    public_unit_count: int | None = None
 
     @property
     def names(self) -> list[str]:
@@ -138,6 +150,8 @@ def parse_schema(raw: Mapping[str, Any]) -> TableSchema:
         label_column=label_column,
         public_row_count=raw.get("public_row_count"),
         class_proportions=raw.get("class_proportions"),
+        privacy_unit=parse_privacy_unit(raw, "schema", tuple(columns_spec)),
+        public_unit_count=raw.get("public_unit_count"),
     )
     if label_column not in schema.names:
         raise SchemaError(f"label_column {label_column!r} is not one of the schema's columns")
@@ -147,6 +161,12 @@ def parse_schema(raw: Mapping[str, Any]) -> TableSchema:
         not isinstance(schema.public_row_count, int) or schema.public_row_count < 1
     ):
         raise SchemaError(f"public_row_count must be a positive integer, got {schema.public_row_count!r}")
+    if schema.public_unit_count is not None and (
+        schema.privacy_unit is None or not isinstance(schema.public_unit_count, int) or schema.public_unit_count < 1
+    ):
+        raise SchemaError(
+            f"public_unit_count must be a positive integer, with a privacy_unit, got {schema.public_unit_count!r}"
+        )
     if schema.class_proportions is not None:
         _check_class_proportions(schema)
     return schema
@@ -329,11 +349,13 @@ class DeclaredClasses:
         classes: Each class name with its public note (a description, a glyph), in order.
         public_row_count: The private record count, if declared public.
         class_proportions: Class proportions, if declared public.
+        privacy_unit: The column naming each record's person, if declared (``parse_privacy_unit``).
     """
 
     classes: Mapping[str, str]
     public_row_count: int | None
     class_proportions: Mapping[str, float] | None
+    privacy_unit: str | None = None
 
 
 def parse_declared_classes(raw: Mapping[str, Any], what: str, required: Sequence[str], note: str) -> DeclaredClasses:
@@ -360,4 +382,26 @@ def parse_declared_classes(raw: Mapping[str, Any], what: str, required: Sequence
     proportions = raw.get("class_proportions")
     if proportions is not None and set(proportions) != set(classes):
         raise SchemaError(f"{what}: 'class_proportions' must name exactly the declared classes")
-    return DeclaredClasses({str(name): str(value) for name, value in classes.items()}, count, proportions)
+    unit = parse_privacy_unit(raw, what, tuple(str(raw[key]) for key in required if isinstance(raw[key], str)))
+    return DeclaredClasses({str(name): str(value) for name, value in classes.items()}, count, proportions, unit)
+
+
+def parse_privacy_unit(raw: Mapping[str, Any], what: str, columns: Sequence[str]) -> str | None:
+    """The schema's ``privacy_unit``: the column of the private file that names the person (or
+    household, account...) behind each record, for user-level DP (``pe.contribution``); ``None``
+    when the schema declares none (one record, one person).
+
+    Raises:
+        SchemaError: if it is not a non-empty string, or names a column the release holds.
+    """
+    unit = raw.get("privacy_unit")
+    if unit is None:
+        return None
+    if not isinstance(unit, str) or not unit.strip():
+        raise SchemaError(f"{what}: 'privacy_unit' must name the column that identifies each record's person")
+    if unit in columns:
+        raise SchemaError(
+            f"{what}: the privacy unit {unit!r} is also a declared column; it must not be released: declare it "
+            "only as 'privacy_unit'"
+        )
+    return unit

@@ -171,6 +171,7 @@ def plan_settings(settings: TabularSettings, schema_json: Mapping[str, Any]) -> 
         generator_share=settings.dp.generator_share,
         candidates_per_bin=settings.pe.candidates_per_bin,
         neighbouring=settings.dp.neighbouring,
+        rows_per_unit=settings.dp.max_rows_per_unit if schema.privacy_unit else 1,
         locate_bounds=None if settings.generator.locate_bounds == "auto" else settings.generator.locate_bounds,
     )
     if plan is None:

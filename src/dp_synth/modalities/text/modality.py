@@ -63,6 +63,7 @@ class CorpusSchema:
         domain: What the texts are (e.g. "news articles"), for prompts.
         public_row_count: The private row count, if declared public.
         class_proportions: Class proportions, if declared public.
+        privacy_unit: The column naming each record's person, if declared (user-level DP).
     """
 
     label_column: str
@@ -72,6 +73,7 @@ class CorpusSchema:
     domain: str
     public_row_count: int | None = None
     class_proportions: Mapping[str, float] | None = None
+    privacy_unit: str | None = None
 
 
 def parse_corpus_schema(raw: Mapping[str, Any]) -> CorpusSchema:
@@ -96,6 +98,7 @@ def parse_corpus_schema(raw: Mapping[str, Any]) -> CorpusSchema:
         domain=str(raw["domain"]),
         public_row_count=declared.public_row_count,
         class_proportions=declared.class_proportions,
+        privacy_unit=declared.privacy_unit,
     )
 
 

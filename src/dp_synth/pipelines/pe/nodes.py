@@ -33,6 +33,7 @@ from dp_synth.pe.accounting import (
     default_delta,
     statistics_sensitivity_factor,
 )
+from dp_synth.pe.contribution import bounded_contributions
 from dp_synth.pe.engine import (
     EmbeddedRows,
     EmbeddingLayout,
@@ -56,7 +57,7 @@ from dp_synth.pe.ledger import (
     declared_dataset_id,
 )
 from dp_synth.pe.release import ReleaseBasis
-from dp_synth.pe.report import privacy_report
+from dp_synth.pe.report import PERSON_ROWS, privacy_report
 from dp_synth.pe.selection import allocate_class_sizes, sample_proportional, top_by_count
 from dp_synth.pe.settings import EvolutionSettings, JobSettings, ReleaseSettings, SettingsError
 
@@ -166,7 +167,10 @@ def calibrate_privacy(modality: Modality, settings: JobSettings) -> GaussianPriv
         statistics_sensitivity=modality.statistics_sensitivity if uses_statistics else 0.0,
         statistics_share=dp.generator_share,
         neighbouring=dp.neighbouring,
+        rows_per_unit=dp.max_rows_per_unit if modality.privacy_unit else 1,
+        privacy_unit=modality.privacy_unit,
     )
+    _log_privacy_unit(plan, dp.max_rows_per_unit)
     if dp.seed is not None:
         logger.warning(
             "dp.seed is set: this run's noise is reproducible, so the run is NOT differentially private "
@@ -207,7 +211,7 @@ def measure_generator_statistics(
     statistics = modality.measure_statistics(
         private_table, plan.statistics_sigma, plan.noise_source(0, Stream.STATISTICS_NOISE)
     )
-    factor = statistics_sensitivity_factor(plan.neighbouring)
+    factor = statistics_sensitivity_factor(plan.neighbouring, plan.rows_per_unit)
     made = [
         Entry(release.name, release.sensitivity * factor, release.sigma)
         for release in modality.with_statistics(statistics).statistics_releases()
@@ -227,6 +231,25 @@ def apply_generator_statistics(modality: Modality, generator_statistics: Any) ->
     if generator_statistics and isinstance(modality, UsesStatistics):
         return modality.with_statistics(generator_statistics)
     return modality
+
+
+def _log_privacy_unit(plan: GaussianPrivacyPlan, max_rows_per_unit: int) -> None:
+    """Say what one protected record is: a declared person's rows, or a row."""
+    if plan.privacy_unit is not None:
+        logger.info(
+            "Privacy unit %r: each unit's rows are read up to %d (drawn at random), and every release's "
+            "sensitivity is stated for a whole unit",
+            plan.privacy_unit,
+            plan.rows_per_unit,
+        )
+        return
+    if max_rows_per_unit != 1:
+        logger.warning("dp.max_rows_per_unit is ignored: the schema declares no privacy_unit")
+    logger.info(
+        "The guarantee is per row: a person with several rows is protected less (%s). Declare the schema's "
+        "privacy_unit to protect each person's rows together",
+        ", ".join(f"{rows} rows: epsilon {plan.group_epsilon(rows):.3g}" for rows in PERSON_ROWS),
+    )
 
 
 def check_resumed_plan(plan: GaussianPrivacyPlan, settings: JobSettings) -> None:
@@ -305,10 +328,25 @@ def admit_run(
     )
     ledger = PrivacyLedger(dp.ledger, dp.ledger_id)
     ledger.check_admission(admission)  # before the private data is even read
-    private_table = load(private_data, modality, dp.on_invalid)  # before anything is written
+    private_table = load(bounded_rows(private_data, plan), modality, dp.on_invalid)  # before anything is written
     run = ledger.open_run(admission, fingerprint=ledger.fingerprint(private_data))
     logger.info("Privacy ledger %s: run %s admitted on dataset %r", dp.ledger, run.run_id, run.dataset_id)
     return run, plan, private_table
+
+
+def bounded_rows(private_data: Any, plan: GaussianPrivacyPlan) -> Any:
+    """The private rows the run reads: with a privacy unit, at most ``plan.rows_per_unit`` rows
+    of each unit, drawn at random, and without the unit column (``contribution``)."""
+    if plan.privacy_unit is None:
+        return private_data
+    try:
+        return bounded_contributions(
+            private_data, plan.privacy_unit, plan.rows_per_unit, plan.noise_generator(0, Stream.CONTRIBUTION)
+        )
+    except KeyError:
+        raise SchemaError(
+            f"the schema's privacy_unit {plan.privacy_unit!r} is not a column of the private data"
+        ) from None
 
 
 def admit_resumed_run(
@@ -363,7 +401,7 @@ def admit_resumed_run(
     ledger.resume_run(ledger_run)
     if state.fingerprint != ledger.fingerprint(private_data):
         raise LedgerError(f"the private data is not the data run {ledger_run.run_id} released on; start a fresh run")
-    return load(private_data, modality, settings.dp.on_invalid)
+    return load(bounded_rows(private_data, plan), modality, settings.dp.on_invalid)
 
 
 def _backward_resume_message(run_id: str, resume_from: str, iteration: int, last: int) -> str:

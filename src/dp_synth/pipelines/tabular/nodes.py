@@ -87,7 +87,10 @@ def load_reference_data(
     reference_raw: pd.DataFrame, modality: TabularModality, settings: TabularSettings
 ) -> pd.DataFrame:
     """The held-out evaluation table fitted to the public schema as the private one is
-    (``dp.on_invalid``; its values are never shown either)."""
+    (``dp.on_invalid``; its values are never shown either), without the privacy unit's column
+    if it has one (the held-out rows are evaluated row by row)."""
+    if modality.privacy_unit in reference_raw.columns:
+        reference_raw = reference_raw.drop(columns=[modality.privacy_unit])
     return conform(reference_raw, modality.schema, on_invalid=settings.dp.on_invalid)
 
 
