@@ -165,6 +165,7 @@ class PointModality:
     classes: tuple[str, ...] = ("left", "right")
     public_row_count: int | None = 400
     public_class_proportions: dict | None = None
+    privacy_unit: str | None = None
 
     def random_population(self, class_sizes, rng):
         size = sum(class_sizes.values())
