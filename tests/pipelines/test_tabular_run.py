@@ -51,6 +51,14 @@ def test_kedro_run_releases_versioned_synthetic_data_and_tracks_epsilon(project)
     assert len(runs) == 2
     client = mlflow.MlflowClient()
     for run in runs:
+        # The runs table says what ran: job, epsilon and dataset in the name, the dataset in its
+        # column, the guarantee and the headline quality in the description.
+        assert run.info.run_name == "tabular eps=1 uci-adult-1994-train"
+        [dataset] = run.inputs.dataset_inputs
+        assert dataset.dataset.name == "uci-adult-1994-train" and dataset.dataset.source_type == "code"
+        note = run.data.tags["mlflow.note.content"]
+        assert note.startswith("ε=1, δ=") and "seeded noise" in note and "; accuracy 0." in note
+        assert note.endswith("; tabular on uci-adult-1994-train")
         assert run.data.params["dp_epsilon"] == "1.0"
         assert run.data.params["dp_iterations"] == "2"
         assert run.data.params["dp_releases"] == "3"  # class count + 2 histograms
@@ -124,6 +132,8 @@ def test_bad_input_stops_with_a_clear_error_and_writes_nothing(project, corrupt,
     result = kedro(project, "run", *args, iterations=1)
     assert result.returncode != 0
     assert message in result.stdout + result.stderr
+    mlflow.set_tracking_uri(f"sqlite:///{project / 'mlflow.db'}")
+    assert mlflow.search_runs(experiment_names=["dp-synth"], output_format="list") == []  # refused: no run
     # Calibration and the privacy ledger's admission may run (and save the plan and the run's id,
     # public quantities only) before the data is checked; nothing derived from the data is written.
     saved = {path.parent.parent for path in written_files(project)}
