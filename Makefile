@@ -119,9 +119,8 @@ audit: $(STAMP)  ## Empirical privacy audit: canary membership over 9,000 runs, 
 viz: $(STAMP)  ## kedro-viz on http://127.0.0.1:4141
 	$(KEDRO) viz run --no-browser
 
-mlflow-ui: $(STAMP)  ## MLflow UI on http://127.0.0.1:5000, opened on the dp-synth runs (prints the address)
-	@$(PYTHON) -m dp_synth.mlflow_ui --tracking-uri sqlite:///mlflow.db --port 5000
-	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///mlflow.db --port 5000
+mlflow-ui: $(STAMP)  ## MLflow UI on http://127.0.0.1:5000: prints the dp-synth runs' address once the server answers
+	@$(PYTHON) -m dp_synth.mlflow_ui --tracking-uri sqlite:///mlflow.db --port 5000 --serve
 
 clean-outputs:  ## Delete every run's outputs (populations, releases, reports, MLflow store and artifacts, logs)
 	rm -rf data/0[2-9]_*/* mlflow.db mlruns mlartifacts logs .viz

@@ -10,25 +10,46 @@ with an in-memory catalog) up to the release basis and the privacy report; every
 recorded in the project's privacy ledger (``dp.ledger``) as ``kedro run`` records it, and counts
 towards the dataset's lifetime budget. ``sample`` draws from the basis, which is
 post-processing: sampling again costs no budget.
+
+It behaves like a library: ``fit`` prints nothing (no Kedro or MLflow logging; ``verbose=True``
+shows Kedro's node-by-node log, and ``logging.basicConfig(level=logging.INFO)`` shows
+dp-synth's own), a progress bar appears on a terminal only when a fit lasts more than
+``PROGRESS_DELAY`` seconds, and a wrong setting, schema or privacy parameter stops it with the
+project's own exception and one message.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import logging
+import sys
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from kedro.framework.hooks import hook_impl
+from kedro.framework.hooks.manager import _create_hook_manager
 from kedro.io import DataCatalog, MemoryDataset
+from kedro.pipeline import Node
 from kedro.runner import SequentialRunner
+from tqdm import tqdm
 
+from dp_synth.modalities.tabular.schema import SchemaError
 from dp_synth.modalities.tabular.settings import TabularSettings
+from dp_synth.pe.accounting import PrivacyConfigError
 from dp_synth.pe.ledger import PrivacyLedger
 from dp_synth.pe.release import ReleaseBasis
 from dp_synth.pe.report import PrivacyReport
 from dp_synth.pe.settings import SettingsError
 from dp_synth.pipelines.tabular.pipeline import NAMESPACE, create_pipeline
+from dp_synth.quiet import fit_logging
+
+PROGRESS_DELAY = 5.0
+"""Seconds a fit runs before its progress bar appears (on a terminal only)."""
+USER_ERRORS = (SettingsError, SchemaError, PrivacyConfigError)
+"""What a user's settings, schema or privacy parameters can be refused with (``LedgerError`` is a
+``PrivacyConfigError``): ``fit`` raises them without the runner's frames."""
 
 
 class TabularSynthesizer:
@@ -41,6 +62,8 @@ class TabularSynthesizer:
             private against anyone who knows it: for experiments only.
         population_size: N candidate rows per iteration.
         iterations: T, the number of DP histograms.
+        verbose: Log Kedro's run node by node and dp-synth's INFO lines (on stderr unless
+            logging is configured), and keep the full traceback of a refused fit.
         **sections: Any other setting, by its section of ``TabularSettings``:
             ``generator={"structure": "independent"}``, ``pe={"candidates_per_bin": 1}``,
             ``dp={"class_proportions": "public"}``, ``release={"vary": True}``,
@@ -58,6 +81,7 @@ class TabularSynthesizer:
         seed: int | None = None,
         population_size: int | None = None,
         iterations: int | None = None,
+        verbose: bool = False,
         **sections: Mapping[str, Any],
     ) -> None:
         raw: dict[str, dict[str, Any]] = {name: dict(values) for name, values in sections.items()}
@@ -68,6 +92,7 @@ class TabularSynthesizer:
         if iterations is not None:
             pe["iterations"] = iterations
         self.settings = TabularSettings.parse(raw, NAMESPACE)
+        self.verbose = verbose
         self._fit: tuple[ReleaseBasis, PrivacyReport] | None = None
         self._draws = 0
 
@@ -84,11 +109,16 @@ class TabularSynthesizer:
             ``self``, ready to ``sample``.
 
         Raises:
+            SchemaError: for a schema that is not valid (or a file that is not JSON).
+            PrivacyConfigError: for privacy parameters the schema cannot support (``delta="auto"``
+                without ``public_row_count``).
             LedgerError: if the fit would take the dataset past its lifetime budget (before any
                 private row is read). A fit that fails gives back the budget it did not release.
+            SettingsError: for a setting the schema makes invalid.
         """
-        if not isinstance(schema, Mapping):
-            schema = json.loads(Path(schema).read_text())
+        if not isinstance(private, pd.DataFrame):
+            raise TypeError(f"private must be a pandas DataFrame, not {type(private).__name__}")
+        schema = _schema_mapping(schema)
         catalog = DataCatalog()
         catalog[f"params:{NAMESPACE}"] = self.settings.model_dump()
         catalog[f"{NAMESPACE}.schema"] = dict(schema)
@@ -98,11 +128,14 @@ class TabularSynthesizer:
         ledger_run = catalog[f"{NAMESPACE}.ledger_run"] = _KeptDataset(copy_mode="assign")
         pipeline = create_pipeline(self.settings.pe.iterations).to_outputs(basis_name, report_name)
         try:
-            outputs = SequentialRunner().run(pipeline, catalog)
-        except BaseException:
+            with fit_logging(self.verbose), _Progress(pipeline.nodes) as progress:
+                outputs = _LibraryRunner().run(pipeline, catalog, progress.hook_manager)
+        except BaseException as error:
             if ledger_run.exists():  # admitted: give back what the failed fit did not release
                 run = ledger_run.load()
                 PrivacyLedger(run.path).give_back(run)
+            if isinstance(error, USER_ERRORS) and not self.verbose:
+                raise error.with_traceback(None) from None  # the message says it all: not Kedro's frames
             raise
         self._fit = catalog[basis_name].load(), PrivacyReport.from_dict(outputs[report_name].load())
         self._draws = 0
@@ -114,6 +147,10 @@ class TabularSynthesizer:
         Args:
             rows: Rows to draw; ``None``: ``release.rows``, whose ``auto`` is the schema's public
                 row count, else the DP class count's total.
+
+        Raises:
+            SettingsError: for fewer rows than classes.
+            RuntimeError: before ``fit``.
         """
         basis, _ = self._fitted()
         rows = basis.rows(self.settings.release.rows if rows is None else rows)
@@ -134,6 +171,61 @@ class TabularSynthesizer:
         if self._fit is None:
             raise RuntimeError("call fit(private, schema) first: nothing has been released yet")
         return self._fit
+
+
+def _schema_mapping(schema: Mapping[str, Any] | str | Path) -> Mapping[str, Any]:
+    """The schema itself, or read from its JSON file."""
+    if isinstance(schema, Mapping):
+        return schema
+    if not isinstance(schema, (str, Path)):
+        raise TypeError(f"schema must be a mapping or the path of its JSON file, not {type(schema).__name__}")
+    try:
+        return json.loads(Path(schema).read_text())
+    except json.JSONDecodeError as error:
+        raise SchemaError(f"the schema file {schema} is not JSON: {error}") from None
+
+
+class _LibraryRunner(SequentialRunner):
+    """Kedro's sequential runner without its advice, on failure, to resume with
+    ``kedro run --from-nodes``: a ``fit`` is not a command line, and resuming one would not
+    reuse its releases. It logs as Kedro's does (``kedro.runner``), not as ``dp_synth``."""
+
+    @property
+    def _logger(self) -> logging.Logger:
+        return logging.getLogger(SequentialRunner.__module__)
+
+    def _suggest_resume_scenario(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+
+class _Progress:
+    """A progress bar over the fit's nodes (one per DP histogram and per stage), shown on a
+    terminal only and only once the fit has lasted ``PROGRESS_DELAY`` seconds."""
+
+    def __init__(self, nodes: Iterable[Node]) -> None:
+        self.bar = tqdm(
+            total=len(list(nodes)),
+            desc="fit",
+            unit="step",
+            file=sys.stderr,
+            disable=None,
+            delay=PROGRESS_DELAY,
+            leave=False,
+        )
+        self.hook_manager = _create_hook_manager()
+        self.hook_manager.register(self)
+
+    def __enter__(self) -> _Progress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.close()
+
+    @hook_impl
+    def after_node_run(self, node: Node) -> None:
+        """One more node done."""
+        self.bar.set_postfix_str(node.name.removeprefix(f"{NAMESPACE}."), refresh=False)
+        self.bar.update()
 
 
 class _KeptDataset(MemoryDataset):

@@ -33,6 +33,8 @@ from kedro.framework.hooks import hook_impl
 from kedro.pipeline import Node
 from matplotlib.figure import Figure
 
+from dp_synth.api import USER_ERRORS
+from dp_synth.mlflow_runs import add_quality, describe_run
 from dp_synth.modalities.tabular.plan import GeneratorPlan
 from dp_synth.modalities.tabular.schema import readable_number
 from dp_synth.modalities.tabular.statistics import TabularStatistics, located_bounds
@@ -190,24 +192,38 @@ def setting_parameters(settings: JobSettings) -> dict[str, Any]:
 
 class PrivateEvolutionTrackingHook:
     """Logs the privacy plan, per-iteration metrics (with ``step=t``), the final report's
-    numbers (as ``final.<section>.<metric>``) and the report files (under ``reports/``)."""
+    numbers (as ``final.<section>.<metric>``) and the report files (under ``reports/``); names
+    the run after its job, dataset and epsilon and describes it (``dp_synth.mlflow_runs``); a
+    run refused by validation before any release leaves no MLflow run."""
 
     def __init__(self) -> None:
-        self._plan_logged = self._ledger_run_logged = self._diagnostics = False
+        self._plan_logged = self._ledger_run_logged = self._diagnostics = self._released = False
+        self._plan: GaussianPrivacyPlan | None = None
+        self._dataset_id: str | None = None
+        self._run_id: str | None = None
+        self._job = ""
 
     @hook_impl
     def before_pipeline_run(self) -> None:
         """A new run has not logged its privacy plan and ledger run yet, and sends no diagnostics
         until its settings allow them."""
-        self._plan_logged = self._ledger_run_logged = self._diagnostics = False
+        self._plan_logged = self._ledger_run_logged = self._diagnostics = self._released = False
+        self._plan = self._dataset_id = self._run_id = None
 
     def _log_plan(self, plan: GaussianPrivacyPlan, *, resumed: bool) -> None:
         if not self._plan_logged:
             mlflow.log_params({**plan_parameters(plan), "dp_resumed": resumed})
             mlflow.set_tag("dp_private", "false: seeded noise" if plan.seed is not None else "true")
-            self._plan_logged = True
+            self._plan_logged, self._plan = True, plan
+            self._describe()
 
-    def _log_ledger_run(self, run: LedgerRun) -> None:
+    def _describe(self) -> None:
+        """Name and describe the run once its plan and its dataset are known (in either order:
+        a resumed run loads both)."""
+        if self._plan is not None and self._dataset_id is not None:
+            describe_run(self._job, self._dataset_id, self._plan)
+
+    def _log_ledger_run(self, run: LedgerRun, name: str) -> None:
         if not self._ledger_run_logged:
             mlflow.log_params(
                 {
@@ -216,7 +232,8 @@ class PrivateEvolutionTrackingHook:
                     "dp_lifetime_budget": run.lifetime_epsilon,
                 }
             )
-            self._ledger_run_logged = True
+            self._ledger_run_logged, self._dataset_id, self._job = True, run.dataset_id, _job(name)
+            self._describe()
 
     def _log_diagnostics(self, name: str, value: Any) -> None:
         """Log a diagnostic output computed from private or held-out data, if allowed."""
@@ -225,6 +242,8 @@ class PrivateEvolutionTrackingHook:
         if name.endswith(".evaluation_report"):
             mlflow.log_metrics(numeric_leaves(value, prefix="final"))
             mlflow.log_dict(value, f"{REPORTS}/{_short(name)}.json")
+            if self._plan is not None and self._dataset_id is not None:
+                add_quality(self._job, self._dataset_id, self._plan, value)
         elif isinstance(value, Figure):
             mlflow.log_figure(value, f"{REPORTS}/{_short(name).removesuffix('_plot')}.png")
 
@@ -240,7 +259,7 @@ class PrivateEvolutionTrackingHook:
                 mlflow.log_params(setting_parameters(value))
                 self._diagnostics = diagnostics_to_tracking(value, *_stores())
             elif isinstance(value, LedgerRun):
-                self._log_ledger_run(value)
+                self._log_ledger_run(value, name)
             elif isinstance(value, GeneratorPlan):
                 mlflow.set_tags({"plan_warnings": tag_value(value.warnings, " | ")})
             elif isinstance(value, TabularStatistics):  # a DP release: where numeric data lies
@@ -272,7 +291,32 @@ class PrivateEvolutionTrackingHook:
         if _tracking() and isinstance(data, GaussianPrivacyPlan):
             self._log_plan(data, resumed=True)
         elif _tracking() and isinstance(data, LedgerRun):
-            self._log_ledger_run(data)
+            self._log_ledger_run(data, dataset_name)
+
+    @hook_impl
+    def after_dataset_saved(self, dataset_name: str) -> None:
+        """A saved release (a point a run can resume from) means the run has spent budget."""
+        self._released = self._released or resume_point_name(dataset_name) is not None
+
+    @hook_impl
+    def before_node_run(self) -> None:
+        """Note the run kedro-mlflow opened (a failure in the first node has logged nothing yet)."""
+        if _tracking():
+            self._run_id = mlflow.active_run().info.run_id
+
+    @hook_impl(trylast=True)
+    def on_pipeline_error(self, error: Exception) -> None:
+        """A run refused by validation (settings, schema, privacy parameters, lifetime budget)
+        before any release leaves no run in the runs table: its MLflow run is deleted, after
+        kedro-mlflow has closed it (the store keeps it as deleted until ``mlflow gc``)."""
+        if isinstance(error, USER_ERRORS) and not self._released and self._run_id is not None:
+            mlflow.MlflowClient().delete_run(self._run_id)
+            logger.info("MLflow run %s deleted: the run was refused before any release", self._run_id)
+
+
+def _job(dataset_name: str) -> str:
+    """``tabular.ledger_run`` -> ``tabular``."""
+    return dataset_name.partition(".")[0]
 
 
 def _is_released_texts(name: str, value: Any) -> bool:

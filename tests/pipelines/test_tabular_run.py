@@ -53,6 +53,14 @@ def test_kedro_run_releases_versioned_synthetic_data_and_tracks_epsilon(project)
     assert len(runs) == 2
     client = mlflow.MlflowClient()
     for run in runs:
+        # The runs table says what ran: job, epsilon and dataset in the name, the dataset in its
+        # column, the guarantee and the headline quality in the description.
+        assert run.info.run_name == "tabular eps=1 uci-adult-1994-train"
+        [dataset] = run.inputs.dataset_inputs
+        assert dataset.dataset.name == "uci-adult-1994-train" and dataset.dataset.source_type == "code"
+        note = run.data.tags["mlflow.note.content"]
+        assert note.startswith("ε=1, δ=") and "seeded noise" in note and "; accuracy 0." in note
+        assert note.endswith("; tabular on uci-adult-1994-train")
         assert run.data.params["dp_epsilon"] == "1.0"
         assert run.data.params["dp_iterations"] == "2"
         assert run.data.params["dp_releases"] == "3"  # class count + 2 histograms
@@ -121,6 +129,8 @@ def test_bad_input_stops_with_a_clear_error_and_writes_nothing(project, corrupt,
     assert message in result.stdout + result.stderr
     assert written_files(project) == []  # the data is checked before the run is admitted: no plan, no run
     assert ledger_run_count(project) == 0
+    mlflow.set_tracking_uri(f"sqlite:///{project / 'mlflow.db'}")
+    assert mlflow.search_runs(experiment_names=["dp-synth"], output_format="list") == []  # refused: no run
 
 
 DISTINCTIVE = ("4242424242", "Zyxwvut-Quokka")
