@@ -449,10 +449,14 @@ def measure_class_distribution(
     PrivacyLedger(ledger_run.path).record(ledger_run, [Entry(CLASS_COUNTS, plan.count_sensitivity, plan.sigma)])
     count_classes = partial(_class_counts, tuple(modality.classes), modality.label_column)
     counts = private_rows(private_table).total(count_classes).astype(np.float64)
-    noisy = counts + plan.noise_generator(_CLASS_COUNT_ITERATION, Stream.HISTOGRAM_NOISE).normal(
-        0.0, plan.sigma, size=len(counts)
-    )
+    noisy = noisy_class_counts(counts, plan.sigma, plan.noise_generator(_CLASS_COUNT_ITERATION, Stream.HISTOGRAM_NOISE))
     return dict(zip(modality.classes, noisy.tolist(), strict=True))
+
+
+def noisy_class_counts(counts: np.ndarray, sigma: float, rng: np.random.Generator) -> np.ndarray:
+    """The Gaussian mechanism of the DP class count: ``counts + N(0, sigma^2)`` per value
+    (``measure_class_distribution``; ``make audit`` measures it)."""
+    return counts + rng.normal(0.0, sigma, size=counts.shape)
 
 
 def allocate_population(class_weights: Mapping[str, float], settings: JobSettings) -> dict[str, int]:
