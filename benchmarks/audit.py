@@ -305,8 +305,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--precision", type=float, default=0.05, help="mechanisms: interval half-width as a share of the claimed mu"
     )
     parser.add_argument("--epsilon", type=float, action="append", help="whole run: epsilon (repeatable)")
-    parser.add_argument("--trials", type=int, default=2000, help="whole run: runs with the noise on (0: skip)")
-    parser.add_argument("--trials-off", type=int, default=400, help="whole run: runs with the noise off")
+    parser.add_argument("--trials", type=int, default=1000, help="whole run: runs with the noise on (0: skip)")
+    parser.add_argument("--trials-off", type=int, default=200, help="whole run: runs with the noise off")
     parser.add_argument("--workers", type=int, default=2)
     arguments = parser.parse_args(argv)
     start = time.perf_counter()

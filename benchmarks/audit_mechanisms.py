@@ -162,9 +162,8 @@ class Mechanism:
 
 def flat(arrays: Arrays, trials: int | None = None) -> np.ndarray:
     """Arrays as one vector (or, with ``trials``, one row per trial)."""
-    if trials is None:
-        return np.concatenate([np.ravel(array) for array in arrays])
-    return np.concatenate([np.reshape(array, (trials, -1)) for array in arrays], axis=1)
+    parts = [np.ravel(array) for array in arrays] if trials is None else [np.reshape(a, (trials, -1)) for a in arrays]
+    return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=-1)
 
 
 def release_statistics(name: str, counts: Arrays, release: Any, rng: np.random.Generator) -> Arrays:
@@ -423,7 +422,7 @@ def canary_statistics(
     projection on the canary's direction, measured from D's noiseless output."""
     change = mechanism.change
     direction = change / np.linalg.norm(change)
-    origin = flat(mechanism.without_canary)
+    origin = flat(mechanism.without_canary) @ direction
     counts = mechanism.with_canary if member else mechanism.without_canary
     batch = max(1, BATCH_VALUES // len(direction))
     statistics = []
@@ -431,7 +430,7 @@ def canary_statistics(
         size = min(batch, trials - start)
         stacked = tuple(np.broadcast_to(array, (size, *np.shape(array))) for array in counts)
         noisy = flat(mechanism.release(stacked, release, rng), size)
-        statistics.append((noisy - origin) @ direction)
+        statistics.append(noisy @ direction - origin)
     return np.concatenate(statistics) if statistics else np.zeros(0)
 
 
