@@ -30,7 +30,6 @@ first disjoint triples; the histogram's candidates are a random population of th
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import math
@@ -593,8 +592,3 @@ def table_lines(audits: Sequence[MechanismAudit], noise_factor: float) -> list[s
             f"{audit.trials:>9,} {audit.seconds:>4.0f}  {'pass' if audit.passed else 'FAIL'}"
         )
     return lines
-
-
-def as_dict(audit: MechanismAudit) -> dict[str, Any]:
-    """An audit as plain data."""
-    return dataclasses.asdict(audit)
