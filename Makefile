@@ -113,7 +113,7 @@ bench-gpu: $(TEST_STAMP)  ## Stable Diffusion and LLM generator throughput, SD-1
 bench-compare: $(BENCH_STAMP)  ## dp-synth vs MST and AIM on Adult and XOR tables (about 20 min)
 	OMP_NUM_THREADS=1 $(PYTHON) benchmarks/compare.py --competitors mst,aim
 
-audit: $(STAMP)  ## Empirical privacy audit: canary membership over 9,000 runs, lower bound on epsilon vs the claim (about 7 min on 2 cores)
+audit: $(STAMP)  ## Empirical privacy audit: each release mechanism of the default Adult plan (mu estimate vs claim; noise halved must fail), then a whole-run membership audit (about 8 min on 2 cores)
 	$(PYTHON) benchmarks/audit.py --workers 2
 
 viz: $(STAMP)  ## kedro-viz on http://127.0.0.1:4141

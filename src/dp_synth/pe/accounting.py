@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from enum import IntEnum
@@ -45,7 +45,7 @@ NEIGHBOURING_RELATIONS: dict[str, str] = {"add_remove": "add/remove one record",
 
 AUDIT_NOISE_SCALE = 1e-6
 """The factor ``noise_off_for_audit`` multiplies every sigma by: no noise, in effect."""
-_NOISE_OFF: ContextVar[bool] = ContextVar("dp_synth_noise_off", default=False)
+_NOISE_SCALE: ContextVar[float] = ContextVar("dp_synth_audit_noise_scale", default=1.0)
 
 
 class Stream(IntEnum):
@@ -161,18 +161,30 @@ def statistics_sensitivity_factor(neighbouring: Neighbouring, rows_per_unit: int
 
 
 @contextmanager
-def noise_off_for_audit() -> Iterator[None]:
-    """TEST ONLY: plans calibrated inside this block add (in effect) no noise.
+def noise_scaled_for_audit(factor: float) -> Iterator[None]:
+    """TEST ONLY: plans calibrated inside this block multiply every sigma by ``factor``.
 
-    Every sigma is multiplied by ``AUDIT_NOISE_SCALE``, so the ledger and the privacy report
-    state the true, enormous, epsilon of such a run. It exists to show that the empirical
-    audit (``make audit``) detects a release that is not private; no setting reaches it.
+    The ledger and the privacy report state the true epsilon of such a plan. It exists to show
+    that the empirical audit (``make audit``) detects a release with less noise than its
+    budget claims (``factor`` 0.5: every mechanism's mu doubled); no setting reaches it.
     """
-    token = _NOISE_OFF.set(True)
+    if not factor > 0:
+        raise ValueError(f"the audit's noise factor must be > 0, got {factor!r}")
+    token = _NOISE_SCALE.set(float(factor))
     try:
         yield
     finally:
-        _NOISE_OFF.reset(token)
+        _NOISE_SCALE.reset(token)
+
+
+def noise_off_for_audit() -> AbstractContextManager[None]:
+    """TEST ONLY: plans calibrated inside this block add (in effect) no noise.
+
+    Every sigma is multiplied by ``AUDIT_NOISE_SCALE`` (``noise_scaled_for_audit``), so the
+    ledger and the privacy report state the true, enormous, epsilon of such a run. It exists to
+    show that the whole-run audit (``make audit``) detects a release that is not private.
+    """
+    return noise_scaled_for_audit(AUDIT_NOISE_SCALE)
 
 
 def validate_budget(epsilon: float, delta: float) -> None:
@@ -353,7 +365,7 @@ def calibrate(
     sigma = (
         count_sensitivity(neighbouring, rows_per_unit) * math.sqrt(releases) / (math.sqrt(1.0 - statistics_share) * mu)
     )
-    scale = AUDIT_NOISE_SCALE if _NOISE_OFF.get() else 1.0
+    scale = _NOISE_SCALE.get()
     return GaussianPrivacyPlan(
         epsilon=float(epsilon),
         delta=float(delta),

@@ -56,6 +56,7 @@ from dp_synth.pe.ledger import (
     PrivacyLedger,
     declared_dataset_id,
 )
+from dp_synth.pe.noise import Noise, as_source
 from dp_synth.pe.release import ReleaseBasis
 from dp_synth.pe.report import PERSON_ROWS, privacy_report
 from dp_synth.pe.selection import allocate_class_sizes, sample_proportional, top_by_count
@@ -555,8 +556,15 @@ def measure_class_distribution(
     count_classes = partial(_class_counts, tuple(modality.classes), modality.label_column)
     counts = private_rows(private_table).total(count_classes).astype(np.float64)
     noise = plan.noise_source(_CLASS_COUNT_ITERATION, Stream.HISTOGRAM_NOISE)
-    noisy = noise.add(counts, plan.sigma, plan.count_sensitivity)
+    noisy = noisy_class_counts(counts, plan.sigma, plan.count_sensitivity, noise)
     return dict(zip(modality.classes, noisy.tolist(), strict=True))
+
+
+def noisy_class_counts(counts: np.ndarray, sigma: float, sensitivity: float, noise: Noise) -> np.ndarray:
+    """The Gaussian mechanism of the DP class count: ``counts`` plus Gaussian noise of ``sigma``
+    per value, secure unless ``noise`` is a bare numpy generator (``measure_class_distribution``;
+    ``make audit`` measures it)."""
+    return as_source(noise).add(counts, sigma, sensitivity)
 
 
 def allocate_population(class_weights: Mapping[str, float], settings: JobSettings) -> dict[str, int]:
