@@ -1,7 +1,8 @@
 """Benchmark of a job: wall time of ``kedro run`` and time per stage, per iteration.
 
 Runs the real command (``kedro run --pipelines=<job>``) in the project, then reads the
-per-stage times and the evaluation metrics that the run logged to MLflow. Usage::
+evaluation metrics that the run logged to MLflow and the per-stage times that it wrote to the
+project's log (``logs/dp-synth.log``; MLflow's are used where the run logged them). Usage::
 
     python benchmarks/bench.py [--pipeline tabular|text|image] [--repeats 3] [--params ...]
 
@@ -13,6 +14,7 @@ figures then time the machinery (prompting, generation loop, embedding, votes), 
 from __future__ import annotations
 
 import argparse
+import re
 import statistics
 import subprocess
 import sys
@@ -25,6 +27,8 @@ import mlflow
 from dp_synth.pipeline_registry import pe_iterations
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
+LOG = PROJECT_ROOT / "logs" / "dp-synth.log"
+STAGE_LINE = re.compile(r"^(\S+)\s+([0-9.]+) s$")
 PE_STAGES = (
     "embed_private_data",
     "dp_generator_statistics",
@@ -39,6 +43,8 @@ PE_STAGES = (
 )
 """The PE part of the run: everything between loading the data and evaluating the release."""
 LOOP_STAGES = ("embed", "dp_histogram", "resample", "vary")
+DIAGNOSTIC_STAGES = ("evaluate", "plot_reports")
+"""The diagnostics of the release: its evaluation report and figures (``evaluation.level``)."""
 """The stages every iteration runs (the last one releases instead of varying)."""
 
 
@@ -74,8 +80,23 @@ def tiny_text_model_params(directory: Path) -> str:
     return f"text.generator.backend=huggingface,text.generator.huggingface.model={model},text.generator.min_words=1"
 
 
+def logged_stage_times(log: str) -> dict[str, float]:
+    """The last "Wall time per stage" table of a log (``hooks.StageTimingHook``), as MLflow names
+    its metrics: ``time_<job>.<stage>_s``."""
+    _, _, table = log.rpartition("Wall time per stage")
+    times = {}
+    for line in table.splitlines()[1:]:
+        match = STAGE_LINE.match(line.strip())
+        if match is None:
+            break
+        times[f"time_{match.group(1)}_s"] = float(match.group(2))
+    return times
+
+
 def run_once(pipeline: str, params: str | None) -> tuple[float, dict[str, float]]:
-    """Run the job once; return its wall time and the metrics of the MLflow run it created."""
+    """Run the job once; return its wall time, and the metrics of the MLflow run it created with
+    the stage times of its log."""
+    logged = LOG.stat().st_size if LOG.exists() else 0
     command = [str(Path(sys.executable).with_name("kedro")), "run", f"--pipelines={pipeline}"]
     if params:
         command += ["--params", params]
@@ -86,7 +107,10 @@ def run_once(pipeline: str, params: str | None) -> tuple[float, dict[str, float]
     (latest,) = mlflow.search_runs(
         experiment_names=["dp-synth"], order_by=["attributes.start_time DESC"], max_results=1, output_format="list"
     )
-    return wall, latest.data.metrics
+    with LOG.open(encoding="utf-8", errors="replace") as log:
+        log.seek(logged)
+        stage_times = logged_stage_times(log.read())
+    return wall, {**stage_times, **latest.data.metrics}
 
 
 def main() -> None:
@@ -114,6 +138,8 @@ def main() -> None:
         print(f"  {stage.removeprefix('time_').removesuffix('_s'):<43} {seconds:8.2f} s")
     pe_part = statistics.median(pe_seconds(pipeline, metrics) for _, metrics in results)
     print(f"{'PE part (' + str(len(PE_STAGES)) + ' stages, from embedding to release)':<45} {pe_part:8.2f} s")
+    diagnostics = statistics.median(pe_seconds(pipeline, metrics, DIAGNOSTIC_STAGES) for _, metrics in results)
+    print(f"{'diagnostics (evaluate, plot_reports)':<45} {diagnostics:8.2f} s")
     loop = statistics.median(pe_seconds(pipeline, metrics, LOOP_STAGES) for _, metrics in results)
     print(f"{'one iteration (embed, histogram, resample, vary)':<45} {loop / iterations:8.2f} s")
     for label, metric in QUALITY[pipeline]:

@@ -110,3 +110,22 @@ def test_dp_finetune_noise_multiplier_spends_the_budget_by_pld_and_rdp(epsilon):
     # An independent accountant: RDP's bound is looser (about 1.5x at epsilon 1, 1.25x at 4), never tighter.
     rdp = rdp_privacy_accountant.RdpAccountant(neighboring_relation=add_or_remove).compose(step, steps)
     assert epsilon <= rdp.get_epsilon(delta) <= 1.6 * epsilon
+
+
+def test_bench_reads_the_stage_times_of_the_runs_log():
+    """``make bench`` times each stage from the log's last table (MLflow may lack them)."""
+    sys.path.insert(0, str(PROJECT_ROOT / "benchmarks"))
+    try:
+        bench = importlib.import_module("bench")
+    finally:
+        sys.path.remove(str(PROJECT_ROOT / "benchmarks"))
+    log = (
+        "2026-12-07 11:00:00,000 INFO dp_synth.hooks: Wall time per stage (nodes only, 9.00 s in all):\n"
+        "tabular.evaluate                                 80.00 s\n"
+        "2026-12-07 11:01:00,000 INFO dp_synth.hooks: Wall time per stage (nodes only, 3.50 s in all):\n"
+        "tabular.dp_histogram                              3.00 s\n"
+        "tabular.evaluate                                  0.50 s\n"
+        "2026-12-07 11:01:00,100 INFO kedro.runner: Pipeline execution completed successfully.\n"
+    )
+    assert bench.logged_stage_times(log) == {"time_tabular.dp_histogram_s": 3.0, "time_tabular.evaluate_s": 0.5}
+    assert bench.pe_seconds("tabular", bench.logged_stage_times(log), bench.DIAGNOSTIC_STAGES) == 0.5

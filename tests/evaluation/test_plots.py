@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dp_synth.evaluation.plots import plot_iteration_metrics
+from dp_synth.evaluation.plots import cramers_v_matrix, plot_iteration_metrics
 from dp_synth.modalities.tabular.schema import readable_number
 from dp_synth.pe.histogram import NoisyHistogram, spread_over_groups
 
@@ -36,3 +36,20 @@ def test_a_single_iteration_shows_what_its_histogram_did_not_one_dot_panels():
         pd.DataFrame({"iteration": [1, 2], "epsilon_spent": [0.5, 1.0]}), released, 2.0, 1.0
     )
     assert several.axes[0].lines
+
+
+def test_cramers_v_counts_only_the_values_each_pair_shows():
+    """The same numbers as the contingency tables of ``pd.crosstab`` (absent values dropped)."""
+    codes = np.random.default_rng(0).integers(0, 6, size=(400, 4))
+    codes[:, 2] = np.where(codes[:, 2] == 3, 5, codes[:, 2])  # a value never seen in one column
+    codes[:, 3] = 2  # a constant column: no association
+    expected = np.eye(4)
+    for i in range(4):
+        for j in range(i + 1, 4):
+            table = pd.crosstab(codes[:, i], codes[:, j]).to_numpy(dtype=float)
+            if min(table.shape) < 2:
+                continue
+            outer = table.sum(axis=1, keepdims=True) * table.sum(axis=0, keepdims=True) / table.sum()
+            chi_squared = ((table - outer) ** 2 / outer).sum()
+            expected[i, j] = expected[j, i] = np.sqrt(chi_squared / table.sum() / (min(table.shape) - 1))
+    np.testing.assert_allclose(cramers_v_matrix(codes), expected, rtol=1e-12)

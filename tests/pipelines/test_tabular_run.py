@@ -92,7 +92,8 @@ def test_kedro_run_releases_versioned_synthetic_data_and_tracks_epsilon(project)
     assert len(report_paths) == 2
     for report_path in report_paths:
         report = json.loads(report_path.read_text())
-        assert set(report) == {"rows", "fidelity", "utility", "privacy", "warnings"}
+        assert set(report) == {"rows", "evaluation", "fidelity", "utility", "privacy", "warnings"}
+        assert report["evaluation"]["level"] == "quick" and report["evaluation"]["rows"]["synthetic"] == 500
         assert report["warnings"][0].startswith("declare tighter bounds for column ")  # Adult's loose bounds
         assert set(report["utility"]) == {"synthetic", "real_train", "uniform_random"}
     iterations = pd.read_csv(next((project / "data/08_reporting/tabular/iteration_metrics.csv").glob("*/*.csv")))

@@ -130,12 +130,18 @@ def plot_marginals(
 
 
 def cramers_v_matrix(codes: np.ndarray) -> np.ndarray:
-    """Cramér's V between every pair of discretised columns (1 on the diagonal)."""
+    """Cramér's V between every pair of discretised columns (1 on the diagonal), on the
+    contingency table of the values each pair shows (counted with ``np.bincount``)."""
     columns = codes.shape[1]
     association = np.eye(columns)
+    if len(codes) == 0:
+        return association
+    sizes = codes.max(axis=0) + 1
     for i in range(columns):
         for j in range(i + 1, columns):
-            table = pd.crosstab(codes[:, i], codes[:, j]).to_numpy(dtype=float)
+            counts = np.bincount(codes[:, i] * sizes[j] + codes[:, j], minlength=sizes[i] * sizes[j])
+            table = counts.reshape(sizes[i], sizes[j]).astype(float)
+            table = table[table.sum(axis=1) > 0][:, table.sum(axis=0) > 0]  # the values present
             if min(table.shape) < 2:
                 continue
             expected = table.sum(axis=1, keepdims=True) * table.sum(axis=0, keepdims=True) / table.sum()

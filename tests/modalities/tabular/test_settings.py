@@ -77,3 +77,9 @@ def test_the_plan_reads_no_private_row(adult_schema_json):
         catalog["tabular.private_data"] = pd.read_csv(ADULT_DIR / "adult_train.csv").iloc[rows]
         plans.append(SequentialRunner().run(pipeline, catalog)["tabular.generator_plan"].load())
     assert plans[0] == plans[1]
+
+
+def test_the_evaluation_level_is_quick_by_default_and_a_bad_one_is_named():
+    assert TabularSettings().evaluation.level == "quick"
+    with pytest.raises(SettingsError, match=re.escape("tabular.evaluation.level: Input should be 'quick' or 'full'")):
+        TabularSettings.parse({"evaluation": {"level": "fast"}}, "tabular")

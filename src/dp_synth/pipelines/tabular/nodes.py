@@ -11,6 +11,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from threadpoolctl import threadpool_limits
 
 from dp_synth.evaluation.plots import plot_association_difference, plot_marginals
 from dp_synth.evaluation.tabular import (
@@ -31,7 +32,7 @@ from dp_synth.modalities.tabular.schema import (
     problem_counts,
     spark_columns,
 )
-from dp_synth.modalities.tabular.settings import TabularSettings
+from dp_synth.modalities.tabular.settings import EvaluationScope, TabularSettings, evaluation_scope
 from dp_synth.modalities.tabular.statistics import TabularStatistics
 from dp_synth.pe.engine import OnInvalid, PrivateRows, seeded_sample
 from dp_synth.pe.schedule import VariationSchedule
@@ -94,8 +95,10 @@ def load_reference_data(
     return conform(reference_raw, modality.schema, on_invalid=settings.dp.on_invalid)
 
 
-def _utility(train: pd.DataFrame, test: pd.DataFrame, schema: TableSchema, seed: int) -> dict[str, dict[str, float]]:
-    return {model: classifier_utility(train, test, schema, model, seed) for model in MODELS}
+def _utility(
+    train: pd.DataFrame, test: pd.DataFrame, schema: TableSchema, seed: int, models: tuple[str, ...] = MODELS
+) -> dict[str, dict[str, float]]:
+    return {model: classifier_utility(train, test, schema, model, seed) for model in models}
 
 
 def _release_warnings(plan: GeneratorPlan, statistics: TabularStatistics | Mapping[str, Any]) -> list[str]:
@@ -127,56 +130,28 @@ def evaluate_synthetic_data(
     table. Only aggregates are returned. Each of the three tables is read through a seeded
     sample of at most ``evaluation.sample_rows`` rows (the private one drawn where the engine
     holds it), so the cost does not grow with the tables; ``rows`` is the whole release's.
+    ``evaluation.level`` bounds the rest (``evaluation_scope``): ``quick`` (the default) costs
+    less than the synthesis, ``full`` measures every learner on every sampled row. The report's
+    ``evaluation`` entry says which level ran, with which learners, on how many rows.
 
     - fidelity: k-way TVD (k = 1, 2, 3; numeric columns binned on public bounds) and k-way
       Wasserstein distance (exact transport on subsamples) against the private table;
-    - utility: accuracy and macro-F1 on the held-out table of gradient boosting and logistic
-      regression trained on the synthetic table, on the private table (upper bound) and on
-      uniformly random rows of the same size (lower bound), each beside the accuracy of
-      always predicting its training table's majority class;
+    - utility: accuracy and macro-F1 on the held-out table of the learners (gradient boosting
+      and logistic regression; at ``full`` a random forest too) trained on the synthetic table,
+      on the private table (upper bound) and on uniformly random rows of the same size (lower
+      bound), each beside the accuracy of always predicting its training table's majority class;
     - privacy: distance to the closest private record of synthetic rows (on a seeded subsample
       of ``dcr_rows``) against that of held-out real rows, and the share of exact copies;
     - warnings: ``_release_warnings``, public.
     """
-    schema = modality.schema
-    evaluation = settings.evaluation
-    seed = evaluation.seed
-    rng = np.random.default_rng(seed)
-    released_rows = len(synthetic_data)
-    synthetic_data, private_table, reference_table = (
-        seeded_sample(table, evaluation.sample_rows, seed) for table in (synthetic_data, private_table, reference_table)
-    )
-    uniform_rows = modality.random_population(
-        allocate_class_sizes(len(synthetic_data), dict.fromkeys(schema.classes, 1.0)), rng
-    )
-    sample_rows = evaluation.dcr_rows
-    report = {
-        "rows": released_rows,
-        "fidelity": {
-            **{f"tvd_{k}way": marginal_tvd(private_table, synthetic_data, schema, k) for k in (1, 2, 3)},
-            **{
-                f"wasserstein_{k}way": wasserstein_kway(
-                    private_table, synthetic_data, schema, k, evaluation.wasserstein_sample_size, rng=seed
-                )
-                for k in (1, 2, 3)
-            },
-        },
-        "utility": {
-            "synthetic": _utility(synthetic_data, reference_table, schema, seed),
-            "real_train": _utility(private_table, reference_table, schema, seed),
-            "uniform_random": _utility(uniform_rows, reference_table, schema, seed),
-        },
-        "privacy": distance_to_closest_record(
-            _subsample(synthetic_data, sample_rows, rng),
-            private_table,
-            _subsample(reference_table, sample_rows, rng),
-            schema,
-        ),
-        "warnings": _release_warnings(plan, statistics),
-    }
+    scope = evaluation_scope(settings.evaluation)
+    with threadpool_limits(limits=scope.threads):
+        report = _evaluate(synthetic_data, private_table, reference_table, modality, settings.evaluation.seed, scope)
+    report["warnings"] = _release_warnings(plan, statistics)
     logger.info(
-        "Evaluation of %d released rows: gradient boosting accuracy %.4f, macro-F1 %.4f (real %.4f, %.4f; "
+        "Evaluation (%s) of %d released rows: gradient boosting accuracy %.4f, macro-F1 %.4f (real %.4f, %.4f; "
         "random %.4f, %.4f; always the real majority class %.4f), TVD 1/2/3-way %.4f/%.4f/%.4f",
+        scope.level,
         report["rows"],
         *(
             report["utility"][table]["gbm"][metric]
@@ -186,7 +161,78 @@ def evaluate_synthetic_data(
         report["utility"]["real_train"]["gbm"]["majority_accuracy"],
         *(report["fidelity"][f"tvd_{k}way"] for k in (1, 2, 3)),
     )
+    if scope.level == "quick":
+        logger.info("Quick evaluation: tabular.evaluation.level=full trains every learner on every sampled row")
     return report
+
+
+def _evaluate(
+    synthetic_data: pd.DataFrame,
+    private_table: pd.DataFrame | PrivateRows,
+    reference_table: pd.DataFrame,
+    modality: TabularModality,
+    seed: int,
+    scope: EvaluationScope,
+) -> dict[str, Any]:
+    """``evaluate_synthetic_data``'s metrics within ``scope`` (the warnings aside)."""
+    schema = modality.schema
+    rng = np.random.default_rng(seed)
+    released_rows = len(synthetic_data)
+    synthetic_data, private_table, reference_table = (
+        seeded_sample(table, scope.sample_rows, seed) for table in (synthetic_data, private_table, reference_table)
+    )
+    if scope.learner_rows is None:  # full: every sampled row (today's draws, so its figures stay the same)
+        train_rows = len(synthetic_data)
+        synthetic_train, private_train, test = synthetic_data, private_table, reference_table
+    else:
+        train_rows = min(scope.learner_rows, len(synthetic_data))
+        synthetic_train, private_train, test = (
+            seeded_sample(table, scope.learner_rows, seed + 1)
+            for table in (synthetic_data, private_table, reference_table)
+        )
+    uniform_rows = modality.random_population(allocate_class_sizes(train_rows, dict.fromkeys(schema.classes, 1.0)), rng)
+    dcr_synthetic, dcr_reference = (
+        _subsample(table, scope.dcr_rows, rng) for table in (synthetic_data, reference_table)
+    )
+    return {
+        "rows": released_rows,
+        "evaluation": {
+            "level": scope.level,
+            "learners": list(scope.models),
+            "rows": {
+                "private": len(private_table),
+                "synthetic": len(synthetic_data),
+                "reference": len(reference_table),
+                "learner_train": len(synthetic_train),
+                "learner_test": len(test),
+                "dcr": len(dcr_synthetic),
+            },
+        },
+        "fidelity": {
+            **{
+                f"tvd_{k}way": marginal_tvd(private_table, synthetic_data, schema, k, max_subsets=scope.tvd_subsets)
+                for k in (1, 2, 3)
+            },
+            **{
+                f"wasserstein_{k}way": wasserstein_kway(
+                    private_table,
+                    synthetic_data,
+                    schema,
+                    k,
+                    scope.wasserstein_rows,
+                    max_subsets=scope.wasserstein_subsets,
+                    rng=seed,
+                )
+                for k in (1, 2, 3)
+            },
+        },
+        "utility": {
+            "synthetic": _utility(synthetic_train, test, schema, seed, scope.models),
+            "real_train": _utility(private_train, test, schema, seed, scope.models),
+            "uniform_random": _utility(uniform_rows, test, schema, seed, scope.models),
+        },
+        "privacy": distance_to_closest_record(dcr_synthetic, private_table, dcr_reference, schema),
+    }
 
 
 def _subsample(table: pd.DataFrame, rows: int, rng: np.random.Generator) -> pd.DataFrame:
