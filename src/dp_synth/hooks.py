@@ -453,9 +453,10 @@ class StageTimingHook:
         self.stage_seconds[stage_of(node.name)] += time.perf_counter() - self._started.pop(node.name)
         self._settings = next((value for value in outputs.values() if isinstance(value, JobSettings)), self._settings)
 
-    @hook_impl
+    @hook_impl(tryfirst=True)
     def after_pipeline_run(self) -> None:
-        """Log the time per stage, and to MLflow when a run is active and the settings allow."""
+        """Log the time per stage, and to MLflow when a run is active and the settings allow
+        (first: kedro-mlflow's own hook closes the run)."""
         total = sum(self.stage_seconds.values())
         lines = [f"{stage:<45} {seconds:8.2f} s" for stage, seconds in sorted(self.stage_seconds.items())]
         logger.info("Wall time per stage (nodes only, %.2f s in all):\n%s", total, "\n".join(lines))

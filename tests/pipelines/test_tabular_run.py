@@ -74,6 +74,7 @@ def test_kedro_run_releases_versioned_synthetic_data_and_tracks_epsilon(project)
         assert run.data.metrics["final.rows"] == 500
         assert {"tvd_1way", "distinct_survivors", "histogram_mass_above_threshold"} <= set(run.data.metrics)
         assert {"final.fidelity.tvd_2way", "final.privacy.exact_copy_share"} <= set(run.data.metrics)
+        assert "time_tabular.dp_histogram_s" in run.data.metrics  # stage timings, to a local store
         assert run.data.tags["bounds_warnings"].startswith("declare tighter bounds for column ")
         reports = {artifact.path for artifact in client.list_artifacts(run.info.run_id, "reports")}
         assert reports == {

@@ -283,6 +283,15 @@ def test_consistent_tree_counts_agree_with_every_table_and_the_class_totals():
     assert np.allclose(adjusted[1].sum(axis=2), coarse[1]) and np.allclose(adjusted[1].sum(axis=1), coarse[2])
 
 
+def test_consistent_tree_counts_stay_non_negative_for_a_class_whose_noisy_count_is_not():
+    rng = np.random.default_rng(10)
+    one_way, tables, totals = _noisy_chain(rng, sigma=20.0)
+    totals = np.array([totals[0], -7.0])  # a class with no rows: its DP count is noise
+    variance = [np.full(counts.shape[1], 400.0) for counts in one_way]
+    coarse, _ = consistent_tree_counts(one_way, variance, [(0, 1), (1, 2)], tables, 20.0, totals)
+    assert all((counts >= 0).all() for counts in coarse) and np.isclose(coarse[0][0].sum(), totals[0])
+
+
 def test_consistent_tree_counts_leave_consistent_noiseless_counts_unchanged():
     rng = np.random.default_rng(9)
     one_way, tables, totals = _noisy_chain(rng, sigma=0.0)

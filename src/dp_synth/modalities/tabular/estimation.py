@@ -179,7 +179,7 @@ def consistent_tree_counts(
     An edge table's sums over its partner are a second noisy measurement of each member's
     coarse marginal. Each feature's coarse counts become the inverse-variance weighted mean of
     its one-way estimate and of those sums (negative cells set to 0, each class scaled to its
-    released count), and every table gets the least-squares change that gives it exactly those
+    released count when that is positive), and every table gets the least-squares change that gives it exactly those
     margins (add each margin's gap spread evenly over the partner's cells: the consistency step
     of Hay et al. 2010 and Qardaji et al.'s PriView, 2014). The tree drawn from such tables
     implies the marginals the release is raked to, instead of a second, noisier one.
@@ -212,13 +212,13 @@ def consistent_tree_counts(
             variance = partner_cells * table_sigma**2
             weighted[member] = weighted[member] + sums / variance
             weights[member] = weights[member] + 1.0 / variance
+    target = class_totals[:, None]
     combined = []
     for numerator, denominator in zip(weighted, weights, strict=True):
         counts = np.maximum(numerator / denominator, 0.0)
         totals = counts.sum(axis=1, keepdims=True)
-        combined.append(
-            np.where(totals > 0, counts * class_totals[:, None] / np.where(totals > 0, totals, 1.0), counts)
-        )
+        scaled = (totals > 0) & (target > 0)  # a class whose noisy count is not positive keeps its estimate
+        combined.append(np.where(scaled, counts * target / np.where(scaled, totals, 1.0), counts))
     adjusted = []
     for (first, second), table in zip(edges, tables, strict=True):
         rows, columns = table.shape[1], table.shape[2]
