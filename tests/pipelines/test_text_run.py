@@ -107,6 +107,27 @@ def test_text_run_with_a_tiny_local_gpt2(project, tmp_path):
     }
 
 
+def test_a_text_run_with_a_privacy_unit_protects_each_author(project, tmp_path):
+    model = build_tiny_causal_lm(tmp_path / "tiny-gpt2")
+    configure(project, {"backend": "huggingface", "huggingface": {"model": str(model), "dtype": "float32"}})
+    private = project / "data/01_raw/agnews/agnews_train.csv"
+    corpus = pd.read_csv(private)
+    corpus.insert(0, "author", [f"a{index // 3}" for index in range(len(corpus))])  # three texts an author
+    corpus.to_csv(private, index=False)
+    schema_path = project / "data/01_raw/agnews/schema.json"
+    schema_path.write_text(json.dumps({**json.loads(schema_path.read_text()), "privacy_unit": "author"}))
+    result = kedro(project, "run", "--pipelines=text", "--params", "text.dp.max_rows_per_unit=2", iterations=1)
+    assert result.returncode == 0, result.stderr[-3000:]
+    [report] = (project / "data/07_model_output/text/privacy_report.json").glob("*/privacy_report.json")
+    report = json.loads(report.read_text())
+    assert "all rows of one 'author', at most 2 read per person" in report["neighbouring"]
+    assert {release["name"]: release["sensitivity"] for release in report["releases"]}[
+        "nearest-neighbour histogram"
+    ] == 2
+    synthetic = pd.read_csv(next((project / "data/07_model_output/text/synthetic_texts.csv").glob("*/*.csv")))
+    assert list(synthetic.columns) == ["label", "text"]
+
+
 def test_http_run_keeps_the_key_secret_and_resumes_after_a_failure_without_spending_twice(
     project, llm_server: FakeServer
 ):
