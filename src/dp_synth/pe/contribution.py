@@ -42,9 +42,9 @@ def bounded_contributions(private: Any, unit: str, max_rows: int, rng: np.random
     Raises:
         KeyError: when the rows have no column ``unit``.
     """
+    if unit not in private.columns:  # a pandas or a Spark DataFrame's column names
+        raise KeyError(unit)
     if isinstance(private, pd.DataFrame):
-        if unit not in private.columns:
-            raise KeyError(unit)
         keyed = private.assign(**{_KEY: rng.random(len(private))})
         kept = keyed.sort_values(_KEY, kind="stable").groupby(unit, sort=False, dropna=False).head(max_rows)
         return kept.sort_index().drop(columns=[unit, _KEY])
@@ -56,8 +56,6 @@ def _bounded_spark(private: Any, unit: str, max_rows: int, seed: int) -> Any:
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
-    if unit not in private.columns:
-        raise KeyError(unit)
     order = Window.partitionBy(unit).orderBy(F.col(_KEY))
     return (
         private.withColumn(_KEY, F.rand(seed))

@@ -462,8 +462,7 @@ class PrivacyLedger:
     def identity(self) -> str:
         """The ledger's id (``dp.ledger_id`` pins it)."""
         with self._transaction() as connection:
-            (found,) = connection.execute("SELECT value FROM meta WHERE name = 'ledger_id'").fetchone()
-        return found
+            return _meta(connection, "ledger_id")
 
     def fingerprint(self, data: Any) -> str:
         """The keyed fingerprint of a table's content (``engine.content_fingerprint``); the

@@ -382,7 +382,7 @@ def parse_declared_classes(raw: Mapping[str, Any], what: str, required: Sequence
     proportions = raw.get("class_proportions")
     if proportions is not None and set(proportions) != set(classes):
         raise SchemaError(f"{what}: 'class_proportions' must name exactly the declared classes")
-    unit = parse_privacy_unit(raw, what, tuple(str(raw[key]) for key in required if isinstance(raw[key], str)))
+    unit = parse_privacy_unit(raw, what, [str(raw["label_column"])] if "label_column" in raw else [])
     return DeclaredClasses({str(name): str(value) for name, value in classes.items()}, count, proportions, unit)
 
 
