@@ -17,8 +17,8 @@ import pandas as pd
 import pytest
 
 from dp_synth import TabularSynthesizer
-from dp_synth.modalities.tabular.schema import SchemaError
 from dp_synth.pe.accounting import PrivacyConfigError
+from dp_synth.pe.schema import SchemaError
 from dp_synth.pe.settings import SettingsError
 from tests.conftest import ADULT_DIR, PROJECT_ROOT
 from tests.release_fingerprint import PINNED, fingerprint

@@ -35,12 +35,12 @@ from kedro.pipeline import Node
 from kedro.runner import SequentialRunner
 from tqdm import tqdm
 
-from dp_synth.modalities.tabular.schema import SchemaError
 from dp_synth.modalities.tabular.settings import TabularSettings
 from dp_synth.pe.accounting import PrivacyConfigError
 from dp_synth.pe.ledger import PrivacyLedger
 from dp_synth.pe.release import ReleaseBasis
 from dp_synth.pe.report import PrivacyReport
+from dp_synth.pe.schema import SchemaError
 from dp_synth.pe.settings import SettingsError
 from dp_synth.pipelines.tabular.pipeline import NAMESPACE, create_pipeline
 from dp_synth.quiet import fit_logging

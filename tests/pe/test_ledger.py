@@ -24,7 +24,6 @@ from dp_accounting.pld import privacy_loss_distribution
 
 from dp_synth import TabularSynthesizer, ledger_command
 from dp_synth.hooks import LedgerReservationHook
-from dp_synth.modalities.tabular.schema import SchemaError
 from dp_synth.modalities.tabular.settings import TabularSettings, plan_settings
 from dp_synth.pe.accounting import GaussianPrivacyPlan, calibrate, gdp_epsilon_for, gdp_mu_for
 from dp_synth.pe.engine import content_fingerprint
@@ -40,6 +39,7 @@ from dp_synth.pe.ledger import (
     declared_dataset_id,
 )
 from dp_synth.pe.report import PrivacyReport
+from dp_synth.pe.schema import SchemaError
 from dp_synth.pipelines.pe import nodes as pe_nodes
 from dp_synth.pipelines.tabular.nodes import build_modality, load_private_data
 from tests.conftest import ADULT_DIR, PROJECT_ROOT

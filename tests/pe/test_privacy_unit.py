@@ -12,12 +12,13 @@ import pytest
 
 from dp_synth import TabularSynthesizer
 from dp_synth.modalities.tabular.plan import read_rows
-from dp_synth.modalities.tabular.schema import SchemaError, parse_schema
+from dp_synth.modalities.tabular.schema import parse_schema
 from dp_synth.modalities.tabular.statistics import marginal_counts
 from dp_synth.modalities.text.modality import parse_corpus_schema
 from dp_synth.pe import histogram as dp_hist
 from dp_synth.pe.accounting import calibrate, count_sensitivity, statistics_sensitivity_factor
 from dp_synth.pe.contribution import bounded_contributions
+from dp_synth.pe.schema import SchemaError
 from tests.conftest import ADULT_DIR
 from tests.pe.test_neighbouring import DELTA, plan_releases, pld_epsilon
 

@@ -9,13 +9,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dp_synth.modalities.tabular.schema import SchemaError
 from dp_synth.modalities.tabular.settings import TabularSettings, plan_settings
 from dp_synth.modalities.text.settings import TextSettings
 from dp_synth.pe import histogram as dp_hist
 from dp_synth.pe.accounting import noise_off_for_audit
 from dp_synth.pe.contribution import bounded_contributions
 from dp_synth.pe.engine import EmbeddedRows, EmbeddingLayout, LocalRows, content_fingerprint, private_rows
+from dp_synth.pe.schema import SchemaError
 from dp_synth.pe.spark_engine import SparkTaskError, spark_session
 from dp_synth.pipelines.pe import nodes as pe_nodes
 from dp_synth.pipelines.tabular.nodes import build_modality, load_private_data

@@ -24,9 +24,9 @@ from dp_synth.modalities.image.modality import (
     parse_image_schema,
     pixel_embedding,
 )
-from dp_synth.modalities.tabular.schema import SchemaError
 from dp_synth.pe import histogram as dp_hist
 from dp_synth.pe.schedule import VariationSchedule
+from dp_synth.pe.schema import SchemaError
 from tests.conftest import PROJECT_ROOT
 from tests.tiny_diffusion import build_tiny_diffusion_model
 from tests.tiny_models import build_tiny_image_encoder

@@ -16,8 +16,8 @@ from dp_synth.datasets import PublicImageFolderDataset
 from dp_synth.modalities.image.modality import ImageModality, embed_images, images_of, parse_image_schema
 from dp_synth.modalities.image.public_glyphs import write_glyph_folder
 from dp_synth.modalities.image.retrieval import PUBLIC_INDEX, RetrievalSimulator
-from dp_synth.modalities.tabular.schema import SchemaError
 from dp_synth.pe.schedule import VariationSchedule
+from dp_synth.pe.schema import SchemaError
 from tests.conftest import PROJECT_ROOT
 
 SCHEMA = parse_image_schema({"classes": {"dark": "d", "light": "l"}, "image_size": [2, 2], "channels": 1})

@@ -10,8 +10,9 @@ import pytest
 
 from dp_synth.modalities.tabular.modality import TabularModality
 from dp_synth.modalities.tabular.relations import parse_relations
-from dp_synth.modalities.tabular.schema import SchemaError, parse_schema
+from dp_synth.modalities.tabular.schema import parse_schema
 from dp_synth.pe.schedule import VariationSchedule
+from dp_synth.pe.schema import SchemaError
 
 SCHEMA = {
     "label_column": "label",

@@ -7,14 +7,8 @@ import io
 import pandas as pd
 import pytest
 
-from dp_synth.modalities.tabular.schema import (
-    SchemaError,
-    category_codes,
-    conform,
-    describe_problems,
-    parse_schema,
-    problem_counts,
-)
+from dp_synth.modalities.tabular.schema import category_codes, conform, describe_problems, parse_schema, problem_counts
+from dp_synth.pe.schema import SchemaError
 from tests.conftest import ADULT_DIR, TINY_SCHEMA
 
 

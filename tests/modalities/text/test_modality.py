@@ -10,7 +10,6 @@ import pytest
 
 from dp_synth.datasets import ApiKeyDataset
 from dp_synth.evaluation.embeddings import GaussianFit, classifier_accuracy, frechet_distance, precision_recall
-from dp_synth.modalities.tabular.schema import SchemaError
 from dp_synth.modalities.text.llm import GeneratorConfigError, Secret, build_generator
 from dp_synth.modalities.text.modality import (
     MASK,
@@ -23,6 +22,7 @@ from dp_synth.modalities.text.modality import (
 )
 from dp_synth.pe.interfaces import UsesStatistics
 from dp_synth.pe.schedule import VariationSchedule
+from dp_synth.pe.schema import SchemaError
 from tests.conftest import PROJECT_ROOT
 
 AGNEWS_SCHEMA = json.loads((PROJECT_ROOT / "data/01_raw/agnews/schema.json").read_text())

@@ -28,10 +28,10 @@ from dp_synth.modalities.image.glyphs import (
     random_parameters,
     render,
 )
-from dp_synth.modalities.tabular.schema import SchemaError, parse_declared_classes
 from dp_synth.pe.engine import OnInvalid
 from dp_synth.pe.interfaces import PublicSchemaFacts
 from dp_synth.pe.schedule import VariationSchedule
+from dp_synth.pe.schema import SchemaError, parse_declared_classes
 
 logger = logging.getLogger(__name__)
 

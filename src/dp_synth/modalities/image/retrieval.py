@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from dp_synth.modalities.image.modality import IMAGE, LABEL, ImageSchema, image_column
-from dp_synth.modalities.tabular.schema import SchemaError
+from dp_synth.pe.schema import SchemaError
 
 PUBLIC_INDEX = "public_index"
 """The population column holding each candidate's row in the public image set."""

@@ -24,12 +24,12 @@ import numpy as np
 import pandas as pd
 
 from dp_synth.evaluation.embeddings import EmbeddedReference, GaussianFit, frechet_distance
-from dp_synth.modalities.tabular.schema import SchemaError, parse_declared_classes
 from dp_synth.modalities.text.cleaning import clean_completion, prompt_ngrams, text_problem
 from dp_synth.modalities.text.llm import GeneratorConfigError, TextGenerator
 from dp_synth.pe.engine import OnInvalid
 from dp_synth.pe.interfaces import PublicSchemaFacts
 from dp_synth.pe.schedule import VariationSchedule
+from dp_synth.pe.schema import SchemaError, parse_declared_classes
 
 logger = logging.getLogger(__name__)
 

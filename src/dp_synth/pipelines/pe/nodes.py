@@ -22,7 +22,6 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from dp_synth.evaluation.plots import plot_iteration_metrics
-from dp_synth.modalities.tabular.schema import SchemaError
 from dp_synth.pe import histogram as dp_hist
 from dp_synth.pe.accounting import (
     GaussianPrivacyPlan,
@@ -59,6 +58,7 @@ from dp_synth.pe.ledger import (
 from dp_synth.pe.noise import Noise, as_source
 from dp_synth.pe.release import ReleaseBasis
 from dp_synth.pe.report import PERSON_ROWS, privacy_report
+from dp_synth.pe.schema import SchemaError
 from dp_synth.pe.selection import allocate_class_sizes, sample_proportional, top_by_count
 from dp_synth.pe.settings import EvolutionSettings, JobSettings, ReleaseSettings, SettingsError
 
