@@ -25,6 +25,7 @@ Usage::
 
     python benchmarks/suite.py [--tables wine,titanic,...] [--methods dp-synth,tab-pe,mst,aim,uniform]
                                [--seeds 0,1,2] [--epsilon 1] [--timeout 900] [--generous-bounds]
+    python benchmarks/suite.py --summarise data/08_reporting/bench_suite/<start time>.csv ...
 
 ``--generous-bounds`` declares dp-synth's numeric columns as a new user would (``generous_bounds``:
 from 0 to ten times the documented maximum) while MST, AIM and uniform keep the documented ones.
@@ -279,11 +280,18 @@ def judge(
     return scores
 
 
+SPREAD_METRICS = ("gbm_acc", "tvd2")
+"""Metrics whose spread over seeds the summary shows beside their mean (a small table's MST
+swings from chance to far above it between seeds)."""
+
+
 def summary(results: pd.DataFrame) -> pd.DataFrame:
-    """Mean over seeds per table and method (with the number of seeds that finished)."""
+    """Mean over seeds per table and method, the spread (max - min) of ``SPREAD_METRICS`` over
+    them, and the number of seeds that finished."""
     metrics = [column for column in results.columns if column not in ("table", "method", "seed")]
     grouped = results.groupby(["table", "method"], sort=False)
-    return grouped[metrics].mean().round(4).assign(runs=grouped.size())
+    spread = grouped[list(SPREAD_METRICS)].agg(lambda values: values.max() - values.min())
+    return grouped[metrics].mean().join(spread.add_suffix("_spread")).round(4).assign(runs=grouped.size())
 
 
 def main() -> None:
@@ -299,7 +307,14 @@ def main() -> None:
         action="store_true",
         help="dp-synth's methods see numeric columns declared from 0 to 10 x their maximum; peers the documented bounds",
     )
+    parser.add_argument(
+        "--summarise", nargs="+", metavar="CSV", help="print the summary of saved result files instead of running"
+    )
     arguments = parser.parse_args()
+    if arguments.summarise:
+        with pd.option_context("display.width", 250, "display.max_columns", 30):
+            print(summary(pd.concat([pd.read_csv(path) for path in arguments.summarise], ignore_index=True)))
+        return
     RESULTS.mkdir(parents=True, exist_ok=True)
     output = RESULTS / f"{datetime.now(UTC):%Y%m%dT%H%M%S}.csv"
     print(f"epsilon = {arguments.epsilon}, delta = 1/(n ln n); rows appended to {output.relative_to(PROJECT_ROOT)}")
