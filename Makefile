@@ -116,8 +116,9 @@ bench-compare: $(BENCH_STAMP)  ## dp-synth vs MST and AIM on Adult and XOR table
 audit: $(STAMP)  ## Empirical privacy audit: each release mechanism of the default Adult plan (mu estimate vs claim; noise halved must fail), then a whole-run membership audit (about 8 min on 2 cores)
 	$(PYTHON) benchmarks/audit.py --workers 2
 
-viz: $(STAMP)  ## kedro-viz on http://127.0.0.1:4141
-	$(KEDRO) viz run --no-browser
+viz: $(STAMP)  ## kedro-viz: prints the address that opens a job on its stages (prepare, statistics, iterations, release, report)
+	@echo "Once kedro-viz runs, open http://127.0.0.1:4141/?pid=tabular (or pid=text, pid=image): a click on a stage opens it"
+	$(KEDRO) viz run --no-browser --port 4141
 
 mlflow-ui: $(STAMP)  ## MLflow UI on http://127.0.0.1:5000: prints the dp-synth runs' address once the server answers
 	@$(PYTHON) -m dp_synth.mlflow_ui --tracking-uri sqlite:///mlflow.db --port 5000 --serve

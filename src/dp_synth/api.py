@@ -224,7 +224,7 @@ class _Progress:
     @hook_impl
     def after_node_run(self, node: Node) -> None:
         """One more node done."""
-        self.bar.set_postfix_str(node.name.removeprefix(f"{NAMESPACE}."), refresh=False)
+        self.bar.set_postfix_str(node.name, refresh=False)
         self.bar.update()
 
 

@@ -54,7 +54,6 @@ MAX_TAG_LENGTH = 5000
 """Longest MLflow tag value every tracking store accepts (older servers store 5,000 characters)."""
 MAX_LOGGED_TEXTS = 10_000
 """Largest text release also kept as an MLflow artifact (``release/synthetic_data.csv``)."""
-_ITERATION_NAMESPACE = re.compile(r"\.iter_\d+")
 
 
 def _tracking() -> bool:
@@ -418,13 +417,16 @@ class ResumeHintHook:
         )
 
 
-def stage_of(node_name: str) -> str:
-    """Group a node under its stage: ``tabular.iter_007.dp_histogram`` -> ``tabular.dp_histogram``."""
-    return _ITERATION_NAMESPACE.sub("", node_name)
+def stage_of(node: Node) -> str:
+    """The timed stage of a node: its job (whose datasets it writes) and its name without its
+    namespaces, so that the iterations add up: ``iterations.iter_007.dp_histogram``, writing
+    ``tabular.iter_007.histogram`` -> ``tabular.dp_histogram``."""
+    return f"{_job(node.outputs[0])}.{node.name.rpartition('.')[2]}"
 
 
 class StageTimingHook:
-    """Measures wall time per stage (iterations summed) and reports it after the run.
+    """Measures wall time per stage (``stage_of``: a node of the job, iterations summed) and
+    reports it after the run.
 
     A stage's time grows with the private row count, so it is a diagnostic of the private data:
     it goes to MLflow only as ``dp.tracking_diagnostics`` allows, rounded to whole seconds when
@@ -450,7 +452,7 @@ class StageTimingHook:
     @hook_impl
     def after_node_run(self, node: Node, outputs: dict[str, Any]) -> None:
         """Add a finished node's time to its stage (and note the job's settings)."""
-        self.stage_seconds[stage_of(node.name)] += time.perf_counter() - self._started.pop(node.name)
+        self.stage_seconds[stage_of(node)] += time.perf_counter() - self._started.pop(node.name)
         self._settings = next((value for value in outputs.values() if isinstance(value, JobSettings)), self._settings)
 
     @hook_impl(tryfirst=True)

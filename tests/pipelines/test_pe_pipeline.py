@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from dp_synth.pe.settings import JobSettings, SettingsError
 from dp_synth.pipeline_registry import ITERATIONS_VARIABLE, RESUME_VARIABLE, pe_iterations, resume_point
 from dp_synth.pipelines.pe import nodes as pe_nodes
 from dp_synth.pipelines.pe.pipeline import (
+    STAGES,
     ResumePoint,
     parse_resume_point,
     private_evolution_pipeline,
@@ -60,31 +62,45 @@ def test_tabular_dag_has_one_namespaced_iteration_per_t():
     order = [node.name for node in pipeline.nodes]
     # The held-out table is fitted to the schema before the run is admitted, so that a refused
     # run (dp.on_invalid: stop) leaves no run in the ledger.
-    assert order.index("tabular.load_reference_data") < order.index("tabular.admit_run")
+    assert order.index("prepare.load_reference_data") < order.index("prepare.admit_run")
     names = set(order)
     for t in (1, 2, 3):
-        for stage in ("embed", "dp_histogram", "resample", "evaluate_iteration"):
-            assert f"tabular.iter_{t:03d}.{stage}" in names
-    assert {"tabular.iter_001.vary", "tabular.iter_002.vary"} <= names
-    assert "tabular.iter_003.vary" not in names  # the last survivors are the release
-    assert "tabular.iter_003.release_synthetic_data" in names
-    assert not any(name.startswith("tabular.iter_004") for name in names)
-    for stage in (
-        "admit_run",
-        "embed_private_data",
-        "fit_generator",
-        "generate_initial_population",
-        "evaluate",
-        "plot_reports",
-        "plot_iterations",
-        "collect_iteration_metrics",
+        for step in ("embed", "dp_histogram", "resample", "evaluate_iteration"):
+            assert f"iterations.iter_{t:03d}.{step}" in names
+    assert {"iterations.iter_001.vary", "iterations.iter_002.vary"} <= names
+    assert "iterations.iter_003.vary" not in names  # the release draws from the last candidates
+    assert not any(name.startswith("iterations.iter_004") for name in names)
+    for name in (
+        "prepare.admit_run",
+        "prepare.embed_private_data",
+        "statistics.fit_generator",
+        "statistics.generate_initial_population",
+        "iterations.collect_iteration_metrics",
+        "release.release_synthetic_data",
+        "report.report_privacy",
+        "report.evaluate",
+        "report.plot_reports",
+        "report.plot_iterations",
     ):
-        assert f"tabular.{stage}" in names
-    assert {n.namespace for n in pipeline.nodes if ".iter_" in n.name} == {
-        "tabular.iter_001",
-        "tabular.iter_002",
-        "tabular.iter_003",
+        assert name in names
+
+
+@pytest.mark.parametrize(("job", "create_job"), [("tabular", create_pipeline), ("text", text_pipeline.create_pipeline)])
+def test_a_job_opens_in_kedro_viz_on_its_stages_each_iteration_in_its_own(job, create_job):
+    """Every node is in one of five top-level namespaces, whatever T (kedro-viz draws each as a
+    box), each iteration in its own inside ``iterations``; the datasets keep the job's name."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        pipeline = create_job(3)
+    assert not [warning for warning in caught if "interrupted" in str(warning.message)]  # each stage is contiguous
+    assert {node.namespace.partition(".")[0] for node in pipeline.nodes} == set(STAGES)
+    assert {node.namespace for node in pipeline.nodes if node.namespace.startswith("iterations.")} == {
+        "iterations.iter_001",
+        "iterations.iter_002",
+        "iterations.iter_003",
     }
+    datasets = {name for node in pipeline.nodes for name in (*node.inputs, *node.outputs)}
+    assert {name for name in datasets if not name.startswith(f"{job}.")} == {f"params:{job}"}
 
 
 def test_dag_inputs_and_outputs():
@@ -105,7 +121,7 @@ def test_dag_inputs_and_outputs():
             "privacy_report",
         )
     }
-    (plot,) = [node for node in pipeline.nodes if node.name == "tabular.plot_iterations"]
+    (plot,) = [node for node in pipeline.nodes if node.name == "report.plot_iterations"]
     assert "tabular.iter_002.histogram" in plot.inputs  # the last histogram, drawn when it is the only one
     assert "tabular.synthetic_data" in pipeline.all_outputs() and "tabular.release_basis" in pipeline.all_outputs()
     assert "tabular.iter_001.population" in pipeline.all_outputs()
@@ -114,7 +130,7 @@ def test_dag_inputs_and_outputs():
 
 def test_calibration_pays_for_exactly_the_iterations_in_the_dag():
     for iterations in (1, 4, 30):
-        (settings,) = [n for n in create_pipeline(iterations).nodes if n.name == "tabular.parse_settings"]
+        (settings,) = [n for n in create_pipeline(iterations).nodes if n.name == "prepare.parse_settings"]
         assert settings.func.keywords["iterations"] == iterations
         assert sum(n.name.endswith(".dp_histogram") for n in create_pipeline(iterations).nodes) == iterations
 
@@ -409,7 +425,7 @@ def test_a_resumed_run_releases_only_the_missing_histograms_and_matches_an_unint
     SequentialRunner().run(full_pipeline, full)
     resumed_pipeline = Pipeline(private_evolution_pipeline(3, point), namespace="points")
     histograms = sorted(node.name for node in resumed_pipeline.nodes if node.name.endswith("dp_histogram"))
-    assert histograms == [f"points.iter_{t:03d}.dp_histogram" for t in range(point.iteration + 1, 4)]
+    assert histograms == [f"points.iterations.iter_{t:03d}.dp_histogram" for t in range(point.iteration + 1, 4)]
     released = point.stage in ("histogram", "survivors")  # iteration t's histogram is saved
     last = released and point.iteration == 3  # only the post-processing of the last histogram runs again
     stages = {node.name.rsplit(".", 1)[-1] for node in resumed_pipeline.nodes}

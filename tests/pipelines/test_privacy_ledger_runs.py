@@ -122,7 +122,7 @@ def test_a_run_past_the_lifetime_budget_stops_before_reading_a_private_row(proje
     # Two runs at epsilon 1 compose (exactly, in Gaussian DP) to 1.486, not 2; 0.882 is left.
     assert "spent or reserved by other runs 1, this run requests 1, together 1.486; remaining 0.8825" in console
     # Admission checks the budget before the rows (tests/pe/test_ledger.py): nothing after it ran.
-    assert "run failed in node 'tabular.admit_run': LedgerError" in console
+    assert "run failed in node 'prepare.admit_run': LedgerError" in console
     assert "Running node: embed_private_data" not in console
     assert ledger_rows(project, "SELECT COUNT(*) FROM runs") == [(1,)]
 

@@ -43,7 +43,7 @@ def test_a_failed_run_ends_with_one_line_and_marks_one_mlflow_run_failed(project
     assert "DP_SYNTH_ITERATIONS=2 kedro run --pipelines=tabular" in result.stdout  # the resume hint
     *_, pointer, summary = result.stderr.strip().splitlines()
     assert pointer == "dp-synth: full traceback in logs/dp-synth.log (DP_SYNTH_VERBOSE=1 prints it here too)"
-    assert summary.startswith("dp-synth: run failed in node 'tabular.evaluate': DatasetError: ")
+    assert summary.startswith("dp-synth: run failed in node 'report.evaluate': DatasetError: ")
     assert "evaluation_report" in summary
     log = (project / "logs/dp-synth.log").read_text()
     assert "Traceback (most recent call last)" in log and "Running node: evaluate" in log
@@ -60,7 +60,7 @@ def test_verbose_failed_run_prints_the_traceback_before_its_summary_and_leaves_n
     assert result.returncode != 0
     traceback, summary = result.stderr.rsplit("\ndp-synth: ", 1)
     assert "Traceback (most recent call last)" in traceback
-    assert summary.startswith("run failed in node 'tabular.admit_run': SchemaError: ")
+    assert summary.startswith("run failed in node 'prepare.admit_run': SchemaError: ")
     assert summary.rstrip().endswith("extra ['zip_code']")
     assert mlflow_runs(project) == []  # refused by validation before any release
 

@@ -169,7 +169,7 @@ def test_stop_refuses_invalid_private_values_before_admission_naming_columns_and
     result = kedro(project, "run", "--params", "tabular.dp.on_invalid=stop", iterations=1)
     assert result.returncode != 0
     console = result.stdout + result.stderr
-    assert "run failed in node 'tabular.admit_run': SchemaError: the private data does not fit" in console
+    assert "run failed in node 'prepare.admit_run': SchemaError: the private data does not fit" in console
     for problem in (
         "column 'age' has 1 values outside the declared domain [17, 90]",
         "column 'education' has 1 missing values",
@@ -224,14 +224,17 @@ def test_project_declines_telemetry_without_any_environment_variable(monkeypatch
     assert _check_for_telemetry_consent(PROJECT_ROOT) is False
 
 
-def test_kedro_viz_shows_each_iteration_as_a_modular_pipeline(project):
+def test_kedro_viz_shows_a_job_as_its_stages_and_each_iteration_as_a_modular_pipeline(project):
     result = kedro(project, "viz", "build", iterations=3)
     assert result.returncode == 0, result.stderr[-3000:]
-    for job in ("tabular", "text", "image"):  # every job reuses the one iteration template
+    stages = {"prepare", "statistics", "iterations", "release", "report"}
+    for job in ("tabular", "text", "image"):  # every job reuses the one template
         graph = json.loads((project / "build" / "api" / "pipelines" / job).read_text())
-        modular = set(graph["modular_pipelines"])
-        assert {job, f"{job}.iter_001", f"{job}.iter_002", f"{job}.iter_003"} <= modular
-        assert f"{job}.iter_004" not in modular
+        root = graph["modular_pipelines"]["__root__"]["children"]
+        assert {child["id"] for child in root if child["type"] == "modularPipeline"} == stages
+        assert not [child for child in root if child["type"] == "task"]  # every node is in a stage
+        iterations = {"iterations.iter_001", "iterations.iter_002", "iterations.iter_003"}
+        assert set(graph["modular_pipelines"]) == {"__root__", *stages, *iterations}
 
 
 def test_comparison_notebook_runs_against_a_tracking_store(project, monkeypatch):

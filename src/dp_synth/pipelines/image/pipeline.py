@@ -15,7 +15,7 @@ NAMESPACE = "image"
 def create_pipeline(
     iterations: int, resume: ResumePoint | None = None, iterations_from_environment: bool = False
 ) -> Pipeline:
-    """The image job under the ``image`` namespace.
+    """The image job, its datasets named ``image.*``.
 
     Catalog inputs: ``image.schema`` (public classes, glyphs, image size), ``image.private_data``
     (private), ``image.reference_data`` (held-out, diagnostics only) and ``image.public_images``

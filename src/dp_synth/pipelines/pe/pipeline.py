@@ -14,8 +14,17 @@ and the parameters ``params:dp``, ``params:pe`` and ``params:release``. It produ
 ``generator_statistics``, ``class_weights``, ``class_sizes`` (saved: a resumed
 run loads them), ``initial_population``, for each iteration ``iter_NNN.histogram``,
 ``iter_NNN.survivors``, ``iter_NNN.metrics`` and (but the last) ``iter_NNN.population``, then
-``synthetic_data`` and ``iteration_metrics`` (one row per iteration run). The caller wraps it in
-the modality's namespace.
+``synthetic_data`` and ``iteration_metrics`` (one row per iteration run). ``job_pipeline`` puts
+the job's name before every dataset name (``tabular.iter_001.histogram``).
+
+Every node belongs to one stage, a namespace that groups nodes without renaming their datasets,
+so that kedro-viz draws a job as five boxes, whatever its T: ``prepare`` (settings, the
+modality's inputs, the privacy plan and the run's admission), ``statistics`` (the DP generator
+statistics and class counts, and the initial population drawn from them), ``iterations`` (one
+namespace per iteration, ``iterations.iter_001``, ..., whose datasets are ``iter_001.*``, and
+the table of their metrics), ``release`` (the synthetic data) and ``report`` (the privacy
+report, which ends the run in the ledger, and the diagnostics). Node names are ``<stage>.<node>`` (``iterations.iter_001.embed``):
+the stage is also the job's top-level namespace.
 """
 
 from __future__ import annotations
@@ -57,6 +66,18 @@ def _reading_sibling_namespaces() -> Iterator[None]:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="One or more dataset names contain '.'", category=UserWarning)
         yield
+
+
+STAGES = ("prepare", "statistics", "iterations", "release", "report")
+"""The stages of a job, in the order they run: its top-level namespaces."""
+PREPARE, STATISTICS, ITERATIONS, RELEASE, REPORT = STAGES
+
+
+def stage(name: str, nodes: list[Node | Pipeline]) -> Pipeline:
+    """``nodes`` grouped under the stage ``name``: their names gain the prefix ``name.``, the
+    names of their datasets do not."""
+    with _reading_sibling_namespaces():
+        return Pipeline(nodes, namespace=name, prefix_datasets_with_namespace=False)
 
 
 def iteration_namespace(iteration: int) -> str:
@@ -138,15 +159,16 @@ def _vary_node(iteration: int) -> Node:
     )
 
 
-def _namespaced(nodes: list[Node], iteration: int, inputs: dict[str, str], final: bool) -> Pipeline:
-    """Wrap one iteration's nodes in its namespace; shared inputs keep their names."""
+def _namespaced(nodes: list[Node], iteration: int) -> Pipeline:
+    """Wrap one iteration's nodes in its namespace: its ``candidates`` are the population it
+    votes on; shared inputs keep their names."""
     used = {name for node in nodes for name in node.inputs}
+    candidates = {"candidates": _previous_population(iteration)} if "candidates" in used else {}
     with _reading_sibling_namespaces():
         return Pipeline(
             nodes,
             namespace=iteration_namespace(iteration),
-            inputs={**inputs, **{name: name for name in SHARED_INPUTS & used}},
-            outputs={"synthetic_data": "synthetic_data", "release_basis": "release_basis"} if final else None,
+            inputs={**candidates, **{name: name for name in SHARED_INPUTS & used}},
         )
 
 
@@ -157,32 +179,40 @@ def _previous_population(iteration: int) -> str:
 
 def _after_histogram(iteration: int, final: bool) -> list[Node]:
     """What follows an iteration's released histogram: its metrics, then the variation of its
-    survivors or, in the last iteration, the release."""
-    nodes = [
-        Node(
-            _bind(pe_nodes.summarise_iteration, iteration=iteration),
-            ["modality", "survivors", "histogram", "reference_summary", "privacy_plan"],
-            "metrics",
-            name="evaluate_iteration",
-        )
-    ]
-    if not final:
-        return [*nodes, _vary_node(iteration)]
-    return [
-        *nodes,
-        Node(
-            pe_nodes.prepare_release,
-            ["modality", "candidates", "histogram", "class_weights", "privacy_plan"],
-            "release_basis",
-            name="prepare_release",
-        ),
-        Node(
-            pe_nodes.release_synthetic_data,
-            ["release_basis", "settings"],
-            "synthetic_data",
-            name="release_synthetic_data",
-        ),
-    ]
+    survivors, but in the last iteration (the release draws from its candidates instead)."""
+    metrics = Node(
+        _bind(pe_nodes.summarise_iteration, iteration=iteration),
+        ["modality", "survivors", "histogram", "reference_summary", "privacy_plan"],
+        "metrics",
+        name="evaluate_iteration",
+    )
+    return [metrics] if final else [metrics, _vary_node(iteration)]
+
+
+def _release_nodes(iterations: int) -> list[Node]:
+    """The release: ``synthetic_data`` drawn from the last iteration's candidates by its
+    histogram."""
+    with _reading_sibling_namespaces():
+        return [
+            Node(
+                pe_nodes.prepare_release,
+                [
+                    "modality",
+                    _previous_population(iterations),
+                    f"{iteration_namespace(iterations)}.histogram",
+                    "class_weights",
+                    "privacy_plan",
+                ],
+                "release_basis",
+                name="prepare_release",
+            ),
+            Node(
+                pe_nodes.release_synthetic_data,
+                ["release_basis", "settings"],
+                "synthetic_data",
+                name="release_synthetic_data",
+            ),
+        ]
 
 
 def _resample_node(iteration: int) -> Node:
@@ -199,8 +229,8 @@ def iteration_template(iteration: int, *, final: bool) -> Pipeline:
 
     Args:
         iteration: t, from 1.
-        final: The last iteration releases ``synthetic_data`` (drawn from its candidates by its
-            histogram) instead of varying its survivors.
+        final: The last iteration does not vary its survivors: the release (``_release_nodes``)
+            draws from its candidates by its histogram.
     """
     nodes = [
         Node(pe_nodes.embed_population, ["modality", "candidates"], "candidate_embeddings", name="embed"),
@@ -221,7 +251,7 @@ def iteration_template(iteration: int, *, final: bool) -> Pipeline:
         _resample_node(iteration),
         *_after_histogram(iteration, final),
     ]
-    return _namespaced(nodes, iteration, {"candidates": _previous_population(iteration)}, final)
+    return _namespaced(nodes, iteration)
 
 
 def _initial_population_node() -> Node:
@@ -234,34 +264,31 @@ def _initial_population_node() -> Node:
 
 
 def _measured_setup() -> Pipeline:
-    """A fresh run's setup: calibrate, release the generator statistics and the class counts,
-    draw the initial population."""
-    return Pipeline(
-        [
-            Node(
-                pe_nodes.calibrate_privacy,
-                ["public_modality", "settings"],
-                "calibrated_plan",
-                name="calibrate_privacy",
-            ),
-            Node(
-                pe_nodes.measure_generator_statistics,
-                ["public_modality", "private_table", "privacy_plan", "ledger_run"],
-                "generator_statistics",
-                name="dp_generator_statistics",
-            ),
-            Node(
-                pe_nodes.measure_class_distribution,
-                ["public_modality", "private_table", "privacy_plan", "ledger_run"],
-                "class_weights",
-                name="dp_class_counts",
-            ),
-            Node(
-                pe_nodes.allocate_population, ["class_weights", "settings"], "class_sizes", name="allocate_population"
-            ),
-            _initial_population_node(),
-        ]
+    """A fresh run's setup: calibrate (a step of the preparation: the run's admission checks the
+    plan), release the generator statistics and the class counts, draw the initial population."""
+    calibrate = Node(
+        pe_nodes.calibrate_privacy,
+        ["public_modality", "settings"],
+        "calibrated_plan",
+        name="calibrate_privacy",
     )
+    statistics = [
+        Node(
+            pe_nodes.measure_generator_statistics,
+            ["public_modality", "private_table", "privacy_plan", "ledger_run"],
+            "generator_statistics",
+            name="dp_generator_statistics",
+        ),
+        Node(
+            pe_nodes.measure_class_distribution,
+            ["public_modality", "private_table", "privacy_plan", "ledger_run"],
+            "class_weights",
+            name="dp_class_counts",
+        ),
+        Node(pe_nodes.allocate_population, ["class_weights", "settings"], "class_sizes", name="allocate_population"),
+        _initial_population_node(),
+    ]
+    return Pipeline([stage(PREPARE, [calibrate]), stage(STATISTICS, statistics)])
 
 
 def _settings_node(
@@ -335,22 +362,22 @@ def _resumed_setup(resume: ResumePoint, iterations: int) -> tuple[Pipeline, int,
     public): it releases nothing."""
     t = resume.iteration
     if resume.stage == "setup":
-        return Pipeline([_initial_population_node()]), 1, 1
+        return stage(STATISTICS, [_initial_population_node()]), 1, 1
     if resume.stage == "survivors" and t < iterations:
-        return _namespaced([_vary_node(t)], t, {}, final=False), t + 1, t + 1
+        return stage(ITERATIONS, [_namespaced([_vary_node(t)], t)]), t + 1, t + 1
     if resume.stage == "population":
         return Pipeline([]), t + 1, t + 1
-    # The histogram of t is saved: its survivors (if not saved), metrics, and the variation or the
-    # release are post-processing.
-    final = t == iterations
-    after = _after_histogram(t, final)
+    # The histogram of t is saved: its survivors (if not saved), metrics and variation (but in the
+    # last iteration) are post-processing, as the release is.
+    after = _after_histogram(t, final=t == iterations)
     if resume.stage == "histogram":
         after = [_resample_node(t), *after]
-    return _namespaced(after, t, {"candidates": _previous_population(t)}, final), t + 1, t
+    return stage(ITERATIONS, [_namespaced(after, t)]), t + 1, t
 
 
 def private_evolution_pipeline(iterations: int, resume: ResumePoint | None = None) -> Pipeline:
-    """Calibration, class sizes, initial population, T iterations and the release.
+    """Calibration, class sizes, initial population, T iterations and their metrics, and the
+    release, each node in its stage.
 
     Args:
         iterations: T. It is bound into the calibration node, so the budget pays for exactly
@@ -379,7 +406,14 @@ def private_evolution_pipeline(iterations: int, resume: ResumePoint | None = Non
             "iteration_metrics",
             name="collect_iteration_metrics",
         )
-    return Pipeline([setup, generator, *loop, collect])
+    return Pipeline(
+        [
+            setup,
+            stage(STATISTICS, [generator]),
+            stage(ITERATIONS, [*loop, collect]),
+            stage(RELEASE, _release_nodes(iterations)),
+        ]
+    )
 
 
 def job_pipeline(
@@ -393,12 +427,13 @@ def job_pipeline(
     iterations_from_environment: bool,
     plan_settings: Callable[..., Any] | None = None,
 ) -> Pipeline:
-    """A whole job under its namespace: its settings, its preparation (``preparation_pipeline``),
-    the run's admission in the privacy ledger, the PE loop (``private_evolution_pipeline``), the
-    figure of its iterations (``iterations_plot``) and its evaluation.
+    """A whole job, its datasets named ``<job>.*``, in stages: its settings, its preparation
+    (``preparation_pipeline``) and the run's admission in the privacy ledger (``prepare``), the PE
+    loop and the release (``private_evolution_pipeline``), and the reports: its privacy report,
+    the figure of its iterations (``iterations_plot``) and its evaluation (``report``).
 
     Args:
-        job: The job's name and namespace (``tabular``, ``text``, ``image``).
+        job: The job's name, before its datasets' (``tabular``, ``text``, ``image``).
         model: The job's settings model.
         prepare: The modality's inputs of the loop.
         load_private_data: ``(private_data, public_modality, on_invalid) -> private_table``: fits
@@ -421,18 +456,26 @@ def job_pipeline(
                 Node(plan_settings, ["requested_settings", "schema"], ["settings", "generator_plan"], name="plan"),
             ]
         )
-    return Pipeline(
+    stages = Pipeline(
         [
-            settings,
-            prepare,
+            stage(PREPARE, [settings, prepare, _admission_node(job, resume, load_private_data)]),
             private_evolution_pipeline(iterations, resume),
-            _ledger_nodes(job, resume, load_private_data),
-            _iterations_plot_node(iterations),
-            evaluate,
-        ],
-        namespace=job,
-        parameters={f"params:{job}"},
+            stage(REPORT, [_privacy_report_node(), _iterations_plot_node(iterations), evaluate]),
+        ]
     )
+    return _datasets_under(job, stages)
+
+
+def _datasets_under(job: str, stages: Pipeline) -> Pipeline:
+    """``stages`` with ``job.`` before the name of every dataset (not of the parameters, which
+    already name the job). Unlike a namespace, it leaves the nodes' namespaces alone: the stages
+    stay the top-level namespaces, which kedro-viz opens on."""
+    with _reading_sibling_namespaces():
+        return Pipeline(
+            stages,
+            inputs={name: f"{job}.{name}" for name in stages.inputs() if not name.startswith("params:")},
+            outputs={name: f"{job}.{name}" for name in stages.all_outputs()},
+        )
 
 
 def _iterations_plot_node(iterations: int) -> Node:
@@ -447,34 +490,35 @@ def _iterations_plot_node(iterations: int) -> Node:
         )
 
 
-def _ledger_nodes(job: str, resume: ResumePoint | None, load_private_data: pe_nodes.LoadPrivateData) -> Pipeline:
-    """The run in the privacy ledger: its admission (a fresh run's, or a resumed run's), which
-    alone passes the private rows, checked, on to the job (``private_table``), and its privacy
-    report, saved beside the release, which ends it. A fresh run's plan is saved by its
-    admission: a refused run leaves none."""
+def _admission_node(job: str, resume: ResumePoint | None, load_private_data: pe_nodes.LoadPrivateData) -> Node:
+    """The run's admission in the privacy ledger (a fresh run's, or a resumed run's), which alone
+    passes the private rows, checked, on to the job (``private_table``). A fresh run's plan is
+    saved by its admission: a refused run leaves none."""
     if resume is None:
-        admit = Node(
+        return Node(
             _bind(pe_nodes.admit_run, job=job, load=load_private_data),
             ["schema", "private_data", "public_modality", "calibrated_plan", "settings"],
             ["ledger_run", "privacy_plan", "private_table"],
             name="admit_run",
         )
-    else:
-        admit = Node(
-            _bind(
-                pe_nodes.admit_resumed_run,
-                resume_from=resume.dataset,
-                iteration=resume.iteration,
-                load=load_private_data,
-            ),
-            ["ledger_run", "private_data", "public_modality", "privacy_plan", "settings"],
-            "private_table",
-            name="admit_resumed_run",
-        )
-    report = Node(
+    return Node(
+        _bind(
+            pe_nodes.admit_resumed_run,
+            resume_from=resume.dataset,
+            iteration=resume.iteration,
+            load=load_private_data,
+        ),
+        ["ledger_run", "private_data", "public_modality", "privacy_plan", "settings"],
+        "private_table",
+        name="admit_resumed_run",
+    )
+
+
+def _privacy_report_node() -> Node:
+    """The run's privacy report, saved beside the release, which ends the run in the ledger."""
+    return Node(
         pe_nodes.report_privacy,
         ["ledger_run", "privacy_plan", "synthetic_data"],
         "privacy_report",
         name="report_privacy",
     )
-    return Pipeline([admit, report])

@@ -14,7 +14,7 @@ NAMESPACE = "tabular"
 def create_pipeline(
     iterations: int, resume: ResumePoint | None = None, iterations_from_environment: bool = False
 ) -> Pipeline:
-    """The tabular job under the ``tabular`` namespace.
+    """The tabular job, its datasets named ``tabular.*``.
 
     Catalog inputs: ``tabular.schema`` (public), ``tabular.private_data`` (private) and
     ``tabular.reference_data`` (held-out, used only by diagnostics). Outputs besides the

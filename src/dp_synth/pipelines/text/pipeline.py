@@ -14,7 +14,7 @@ NAMESPACE = "text"
 def create_pipeline(
     iterations: int, resume: ResumePoint | None = None, iterations_from_environment: bool = False
 ) -> Pipeline:
-    """The text job under the ``text`` namespace.
+    """The text job, its datasets named ``text.*``.
 
     Catalog inputs: ``text.schema`` (public classes and their descriptions),
     ``text.private_data`` (private), ``text.reference_data`` (held-out, diagnostics only) and
