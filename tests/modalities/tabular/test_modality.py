@@ -10,6 +10,7 @@ from dp_synth.modalities.tabular.cells import CellGrid
 from dp_synth.modalities.tabular.estimation import (
     consistent_tree_counts,
     denoised_marginal,
+    groups_with_data,
     refined_within,
     rescaled_within_coarse,
 )
@@ -232,21 +233,23 @@ def test_denoised_marginal_keeps_empty_groups_empty_where_clipping_adds_mass():
     true = np.zeros(34)
     true[0], true[20] = 5000.0, 300.0  # a capital-gain-like column: a spike at 0, one large value
     sigma = 25.0
-    group = np.minimum(np.arange(34) * 8 // 34, 7)
-    far = ~np.isin(group, group[[0, 20]])  # the cells of the six groups without real mass
-    clipped_far, denoised_far, clipped_spurious, denoised_spurious, spike = [], [], [], [], []
+    group = np.minimum(np.arange(34) * 8 // 34, 7)  # the data lies in groups 0 and 4
+    beside, apart = np.isin(group, [1, 3, 5]), np.isin(group, [2, 6, 7])  # empty groups next to it, and not
+    clipped, denoised_sums, clipped_spurious, denoised_spurious, spike = [], [], [], [], []
     for _ in range(200):
         noisy = true + rng.normal(0.0, sigma, size=true.size)
         denoised = denoised_marginal(noisy, sigma, groups=8)
         assert (denoised >= 0).all()
-        clipped_far.append(np.maximum(noisy, 0.0)[far].sum())
-        denoised_far.append(denoised[far].sum())
+        clipped.append([np.maximum(noisy, 0.0)[cells].sum() for cells in (beside, apart)])
+        denoised_sums.append([denoised[cells].sum() for cells in (beside, apart)])
         clipped_spurious.append(np.maximum(noisy, 0.0)[true == 0].sum())
         denoised_spurious.append(denoised[true == 0].sum())
         spike.append(denoised[20])
-    assert np.mean(clipped_far) == pytest.approx(far.sum() * sigma / np.sqrt(2 * np.pi), rel=0.05)  # 0.4 sigma a cell
-    assert np.mean(denoised_far) < 0.1 * np.mean(clipped_far)  # a group passes 2 sigma by chance 2% of the time
-    assert np.mean(denoised_spurious) < 0.6 * np.mean(clipped_spurious)  # near a real value, shrunk but not zero
+    (clipped_beside, clipped_apart), (denoised_beside, denoised_apart) = np.mean(clipped, 0), np.mean(denoised_sums, 0)
+    assert clipped_apart == pytest.approx(apart.sum() * sigma / np.sqrt(2 * np.pi), rel=0.05)  # 0.4 sigma a cell
+    assert denoised_apart < 0.1 * clipped_apart  # an isolated group passes 2 sigma by chance 2% of the time
+    assert denoised_beside < 0.4 * clipped_beside  # one beside the data passes 1 sigma 16% of the time, shrunk
+    assert np.mean(denoised_spurious) < 0.7 * np.mean(clipped_spurious)  # all empty cells: a third less than clipping
     assert np.mean(spike) == pytest.approx(300.0, abs=sigma)  # a cell far above its noise keeps its count
 
 
@@ -259,6 +262,25 @@ def test_denoised_marginal_of_a_smooth_column_keeps_its_shape():
         for name, counts in (("denoise", denoised_marginal(noisy, 25.0, groups=8)), ("clip", np.maximum(noisy, 0.0))):
             errors[name].append(0.5 * np.abs(counts / counts.sum() - true / true.sum()).sum())
     assert np.mean(errors["denoise"]) <= np.mean(errors["clip"]) * 1.05  # no worse than clipping where nothing is empty
+
+
+def test_groups_with_data_keep_a_weak_run_next_to_data_and_drop_an_isolated_one():
+    noise = np.full(8, 20.0)
+    totals = np.array([0.0, 30.0, 100.0, 30.0, 15.0, 0.0, 30.0, 0.0])  # 1.5 sigma beside the bulk, and alone
+    assert groups_with_data(totals, noise).tolist() == [False, True, True, True, False, False, False, False]
+    assert not groups_with_data(np.array([30.0, 35.0, 0.0]), np.full(3, 20.0)).any()  # no run reaches 2 sigma
+
+
+def test_denoised_marginal_keeps_the_tails_of_a_normal_column():
+    rng = np.random.default_rng(7)
+    centres = np.arange(32) + 0.5
+    true = 600.0 * np.exp(-0.5 * ((centres - 16.0) / 4.0) ** 2)  # a class's calls per night over 32 bins
+    tails = (centres < 9) | (centres > 23)  # 1.7 sigma of the column and beyond: 8% of its rows
+    kept = []
+    for _ in range(200):
+        noisy = true + rng.normal(0.0, 28.0, size=true.size)
+        kept.append(denoised_marginal(noisy, 28.0, groups=8)[tails].sum() / true[tails].sum())
+    assert np.mean(kept) > 0.8  # when every group had to reach 2 sigma on its own: about half
 
 
 def _noisy_chain(rng: np.random.Generator, sigma: float) -> tuple[list[np.ndarray], list[np.ndarray], np.ndarray]:

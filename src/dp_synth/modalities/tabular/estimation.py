@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import Literal
 
 import numpy as np
+from scipy import ndimage
 
 from dp_synth.modalities.tabular.cells import CellGrid, TableLayout
 from dp_synth.modalities.tabular.dependency_tree import SUPPRESSED_NOISE_MULTIPLE, posterior_counts, suppressed
@@ -21,6 +22,13 @@ logger = logging.getLogger(__name__)
 MARGINAL_PRIOR_GROUPS = 8
 """Groups of contiguous cells in which a binned numeric column's noisy marginal is denoised
 (``denoised_marginal``)."""
+
+WEAK_NOISE_MULTIPLE = 1.0
+"""A group of a binned column's cells next to a group with data holds data too when its noisy
+total reaches this many times its noise (``groups_with_data``). Suite tables with binned
+columns, seeds 0-2, against 2 (every group on its own): churn's 2-way TVD 0.139 -> 0.128 and
+1-way 0.056 -> 0.047, gradient-boosting accuracy up on churn, spambase (0.865 -> 0.897), magic
+and ann_thyroid, Adult unchanged; at 0.5, alike (spambase 0.891)."""
 
 MarginalEstimate = Literal["denoise", "clip"]
 """How a binned numeric column's noisy marginal becomes counts: ``denoised_marginal``, or
@@ -33,17 +41,34 @@ def denoised_marginal(noisy: np.ndarray, sigma: float, groups: int) -> np.ndarra
     Clipping the noise at 0 leaves about 0.4 sigma in every empty cell: on Adult it gave the
     <=50K class 400 rows of capital gains above 8,000 (the real table has 14), which teaches a
     classifier that a large gain says little. Instead the cells are pooled into ``groups``
-    contiguous groups: a group whose noisy total is below ``SUPPRESSED_NOISE_MULTIPLE`` times
-    its noise (sigma sqrt(members)) is empty, and every cell of another group gets its
-    posterior mean under an exponential prior of the group's mean count (``posterior_counts``).
+    contiguous groups, and a group holds data when its noisy total clears its noise (sigma
+    sqrt(members)) by hysteresis (``groups_with_data``); every cell of a group with data gets its
+    posterior mean under an exponential prior of the group's mean count (``posterior_counts``),
+    the other groups are empty.
     """
     size = len(noisy)
     group = np.arange(size) * groups // size
     members = np.bincount(group, minlength=groups)
     totals = np.bincount(group, weights=noisy, minlength=groups)
-    kept = np.where(totals >= SUPPRESSED_NOISE_MULTIPLE * sigma * np.sqrt(np.maximum(members, 1)), totals, 0.0)
+    kept = np.where(groups_with_data(totals, sigma * np.sqrt(np.maximum(members, 1))), totals, 0.0)
     prior = (kept / np.maximum(members, 1))[group]
     return np.where(prior > 0, posterior_counts(noisy, prior, sigma), 0.0)
+
+
+def groups_with_data(totals: np.ndarray, noise: np.ndarray) -> np.ndarray:
+    """Which contiguous groups of a column's cells hold data, from their noisy ``totals`` and the
+    ``noise`` of each (post-processing): a run of neighbouring groups above
+    ``WEAK_NOISE_MULTIPLE`` x their noise holds data when one of them reaches
+    ``SUPPRESSED_NOISE_MULTIPLE`` x its noise (hysteresis, as in edge detection).
+
+    A column's tails are contiguous with its bulk: a tail group of a smooth column (a class's
+    calls per night, normally distributed) often holds fewer rows than 2 sigma and was emptied
+    when every group had to reach it, which cut the tails of the release; an isolated group of
+    noise beyond the data (a sparse column's empty range) still has to reach 2 sigma.
+    """
+    runs, _ = ndimage.label(totals >= WEAK_NOISE_MULTIPLE * noise)
+    strong = np.unique(runs[(totals >= SUPPRESSED_NOISE_MULTIPLE * noise) & (runs > 0)])
+    return np.isin(runs, strong)
 
 
 def refined_within(noisy: np.ndarray, cell_counts: np.ndarray, sigma: float) -> np.ndarray:
