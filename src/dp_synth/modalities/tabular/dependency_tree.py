@@ -42,6 +42,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
+from networkx.utils import UnionFind
 from scipy import special
 
 EXPECTED_ABS_GAUSSIAN = math.sqrt(2.0 / math.pi)
@@ -219,8 +220,9 @@ def maximum_spanning_forest(
     pairs: Sequence[tuple[int, int]] | None = None,
     merged: Sequence[tuple[int, ...]] = (),
 ) -> list[tuple[int, int]]:
-    """Kruskal's algorithm with these weights; pairs of weight <= 0 are never taken, so the
-    result may be a forest.
+    """Kruskal's algorithm with these weights, over networkx's union-find (its spanning-tree
+    functions order equal weights by the graph's adjacency, not by ``pairs``); pairs of weight
+    <= 0 are never taken, so the result may be a forest.
 
     Args:
         weights: One weight per pair.
@@ -232,25 +234,17 @@ def maximum_spanning_forest(
     Returns:
         The chosen pairs, heaviest first.
     """
-    component = list(range(features))
-
-    def root(node: int) -> int:
-        while component[node] != node:
-            component[node] = component[component[node]]
-            node = component[node]
-        return node
-
+    components = UnionFind(range(features))
     for group in merged:
-        for member in group[1:]:
-            component[root(member)] = root(group[0])
+        components.union(*group)
     chosen = []
     pairs = feature_pairs(features) if pairs is None else list(pairs)
     for index in np.argsort(-np.asarray(weights, dtype=np.float64), kind="stable"):
         if weights[index] <= 0:
             break
         first, second = pairs[index]
-        if root(first) != root(second):
-            component[root(first)] = root(second)
+        if components[first] != components[second]:
+            components.union(first, second)
             chosen.append((first, second))
     return chosen
 
