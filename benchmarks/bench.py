@@ -81,7 +81,7 @@ def tiny_text_model_params(directory: Path) -> str:
 
 
 def logged_stage_times(log: str) -> dict[str, float]:
-    """The last "Wall time per stage" table of a log (``hooks.StageTimingHook``), as MLflow names
+    """The last "Wall time per stage" table of a log (``hooks.stage_timing.StageTimingHook``), as MLflow names
     its metrics: ``time_<job>.<stage>_s``."""
     _, _, table = log.rpartition("Wall time per stage")
     times = {}

@@ -120,9 +120,9 @@ def test_bench_reads_the_stage_times_of_the_runs_log():
     finally:
         sys.path.remove(str(PROJECT_ROOT / "benchmarks"))
     log = (
-        "2026-12-07 11:00:00,000 INFO dp_synth.hooks: Wall time per stage (nodes only, 9.00 s in all):\n"
+        "2026-12-07 11:00:00,000 INFO dp_synth.hooks.stage_timing: Wall time per stage (nodes only, 9.00 s in all):\n"
         "tabular.evaluate                                 80.00 s\n"
-        "2026-12-07 11:01:00,000 INFO dp_synth.hooks: Wall time per stage (nodes only, 3.50 s in all):\n"
+        "2026-12-07 11:01:00,000 INFO dp_synth.hooks.stage_timing: Wall time per stage (nodes only, 3.50 s in all):\n"
         "tabular.dp_histogram                              3.00 s\n"
         "tabular.evaluate                                  0.50 s\n"
         "2026-12-07 11:01:00,100 INFO kedro.runner: Pipeline execution completed successfully.\n"

@@ -4,14 +4,12 @@ import warnings
 
 from kedro.config import OmegaConfigLoader
 
-from dp_synth.hooks import (
-    FailureReportHook,
-    LedgerReservationHook,
-    PrivateEvolutionTrackingHook,
-    ResumeHintHook,
-    SparkSessionHook,
-    StageTimingHook,
-)
+from dp_synth.hooks.failure_report import FailureReportHook
+from dp_synth.hooks.ledger_reservation import LedgerReservationHook
+from dp_synth.hooks.resume_hint import ResumeHintHook
+from dp_synth.hooks.spark_session import SparkSessionHook
+from dp_synth.hooks.stage_timing import StageTimingHook
+from dp_synth.hooks.tracking import PrivateEvolutionTrackingHook
 
 # Kedro and kedro-mlflow call OmegaConf's deprecated register_new_resolver on every run: a page of
 # warnings a user can do nothing about.

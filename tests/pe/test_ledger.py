@@ -23,7 +23,7 @@ import pytest
 from dp_accounting.pld import privacy_loss_distribution
 
 from dp_synth import TabularSynthesizer, ledger_command
-from dp_synth.hooks import LedgerReservationHook
+from dp_synth.hooks.ledger_reservation import LedgerReservationHook
 from dp_synth.modalities.tabular.settings import TabularSettings, plan_settings
 from dp_synth.pe.accounting import GaussianPrivacyPlan, calibrate, gdp_epsilon_for, gdp_mu_for
 from dp_synth.pe.engine import content_fingerprint

@@ -171,7 +171,7 @@ LOCAL_ARTIFACTS = "/home/owner/project/mlruns/1/0123/artifacts"
     ],
 )
 def test_diagnostics_go_to_mlflow_only_when_its_store_is_on_this_machine(uri, local):
-    from dp_synth.hooks import diagnostics_to_tracking, tracking_is_local
+    from dp_synth.hooks.stores import diagnostics_to_tracking, tracking_is_local
     from dp_synth.pe.settings import JobSettings
 
     assert tracking_is_local(uri) == local
@@ -202,7 +202,7 @@ def test_diagnostics_go_to_mlflow_only_when_its_store_is_on_this_machine(uri, lo
     ],
 )
 def test_diagnostics_go_to_mlflow_only_when_its_artifacts_stay_on_this_machine(tracking_uri, artifact_uri, local):
-    from dp_synth.hooks import diagnostics_to_tracking, stores_are_local
+    from dp_synth.hooks.stores import diagnostics_to_tracking, stores_are_local
     from dp_synth.pe.settings import JobSettings
 
     assert stores_are_local(tracking_uri, artifact_uri) == local
@@ -213,7 +213,7 @@ def test_diagnostics_go_to_mlflow_only_when_its_artifacts_stay_on_this_machine(t
 def test_the_artifact_location_checked_is_the_one_mlflow_resolves_for_the_run(tmp_path, monkeypatch):
     """A local SQLite store whose experiment keeps its artifacts in an object store: the hook reads
     the run's artifact URI from MLflow, and diagnostics stay home."""
-    from dp_synth.hooks import _stores, stores_are_local
+    from dp_synth.hooks.stores import stores, stores_are_local
 
     monkeypatch.chdir(tmp_path)
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
@@ -222,7 +222,7 @@ def test_the_artifact_location_checked_is_the_one_mlflow_resolves_for_the_run(tm
     try:
         for experiment, expected in ((local, True), (remote, False)):
             with mlflow.start_run(experiment_id=experiment):
-                tracking_uri, artifact_uri = _stores()
+                tracking_uri, artifact_uri = stores()
                 assert tracking_uri.startswith("sqlite:")
                 assert stores_are_local(tracking_uri, artifact_uri) == expected, artifact_uri
     finally:

@@ -10,7 +10,7 @@ import mlflow
 import pandas as pd
 import pytest
 
-from dp_synth.hooks import SparkSessionHook
+from dp_synth.hooks.spark_session import SparkSessionHook
 from dp_synth.modalities.tabular.schema import conform, parse_schema
 from tests.conftest import kedro
 

@@ -86,7 +86,7 @@ class PrivacySettings(Section):
         tracking_diagnostics: Whether diagnostics computed from private or held-out data (quality
             metrics, evaluation reports and figures, stage timings) go to MLflow: ``"local"``
             only when the tracking store and the run's artifact location are both on this
-            machine (``hooks.stores_are_local``), ``"always"`` or ``"never"``.
+            machine (``hooks.stores.stores_are_local``), ``"always"`` or ``"never"``.
         on_invalid: What a private value outside the declared schema does (``engine.ON_INVALID``):
             ``"clamp"`` (default) moves it into the domain or drops its row, ``"drop"`` drops its
             row, both inside the DP guarantee; ``"stop"`` stops the run before it is admitted,

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dp_synth.hooks import MAX_TAG_LENGTH, tag_value
+from dp_synth.hooks.tracking import MAX_TAG_LENGTH, tag_value
 from dp_synth.modalities.tabular.bounds import HALVINGS, geometric_edges, locate_counts, located_range, located_schema
 from dp_synth.modalities.tabular.modality import TabularModality
 from dp_synth.modalities.tabular.plan import plan_generator
