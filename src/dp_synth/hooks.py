@@ -40,7 +40,7 @@ from dp_synth.modalities.tabular.schema import readable_number
 from dp_synth.modalities.tabular.statistics import TabularStatistics, located_bounds
 from dp_synth.pe.accounting import GaussianPrivacyPlan
 from dp_synth.pe.ledger import LedgerError, LedgerRun, PrivacyLedger
-from dp_synth.pe.settings import JobSettings
+from dp_synth.pe.settings import PrivateJobSettings
 from dp_synth.pipeline_registry import DEFAULT_ITERATIONS, pe_iterations
 from dp_synth.pipelines.pe.nodes import PUBLIC_ITERATION_METRICS
 from dp_synth.pipelines.pe.pipeline import resume_point_name
@@ -122,7 +122,7 @@ def stores_are_local(tracking_uri: str, artifact_uri: str) -> bool:
     return location_is_local(tracking_uri) and location_is_local(artifact_uri, tracking_uri)
 
 
-def diagnostics_to_tracking(settings: JobSettings, tracking_uri: str, artifact_uri: str) -> bool:
+def diagnostics_to_tracking(settings: PrivateJobSettings, tracking_uri: str, artifact_uri: str) -> bool:
     """Whether diagnostics computed from private or held-out data may go to MLflow
     (``dp.tracking_diagnostics``: ``local``, the default, only when the tracking store at
     ``tracking_uri`` and the run's artifact location ``artifact_uri`` are both on this machine)."""
@@ -184,7 +184,7 @@ def tag_value(parts: Sequence[str], separator: str) -> str:
     return text if len(text) <= MAX_TAG_LENGTH else text[: MAX_TAG_LENGTH - 3] + "..."
 
 
-def setting_parameters(settings: JobSettings) -> dict[str, Any]:
+def setting_parameters(settings: PrivateJobSettings) -> dict[str, Any]:
     """Every setting in force, defaults included, as MLflow parameters ``settings.<section>.<key>``
     (the parameter files show only what users changed)."""
     return leaves(settings.model_dump(), "settings")
@@ -255,7 +255,7 @@ class PrivateEvolutionTrackingHook:
         for name, value in outputs.items():
             if isinstance(value, GaussianPrivacyPlan):
                 self._log_plan(value, resumed=False)
-            elif isinstance(value, JobSettings) and name.endswith(".settings"):  # in force, planned
+            elif isinstance(value, PrivateJobSettings) and name.endswith(".settings"):  # in force, planned
                 mlflow.log_params(setting_parameters(value))
                 self._diagnostics = diagnostics_to_tracking(value, *_stores())
             elif isinstance(value, LedgerRun):
@@ -434,7 +434,7 @@ class StageTimingHook:
     def __init__(self) -> None:
         self.stage_seconds: dict[str, float] = defaultdict(float)
         self._started: dict[str, float] = {}
-        self._settings: JobSettings | None = None
+        self._settings: PrivateJobSettings | None = None
 
     @hook_impl
     def before_pipeline_run(self) -> None:
@@ -451,7 +451,9 @@ class StageTimingHook:
     def after_node_run(self, node: Node, outputs: dict[str, Any]) -> None:
         """Add a finished node's time to its stage (and note the job's settings)."""
         self.stage_seconds[stage_of(node.name)] += time.perf_counter() - self._started.pop(node.name)
-        self._settings = next((value for value in outputs.values() if isinstance(value, JobSettings)), self._settings)
+        self._settings = next(
+            (value for value in outputs.values() if isinstance(value, PrivateJobSettings)), self._settings
+        )
 
     @hook_impl(tryfirst=True)
     def after_pipeline_run(self) -> None:

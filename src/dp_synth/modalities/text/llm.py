@@ -13,8 +13,9 @@ import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
+import numpy as np
 from tqdm import tqdm
 
 logger = logging.getLogger(__name__)
@@ -43,6 +44,58 @@ class TextGenerator(Protocol):
             seed: Seed of the sampling, so a seeded run can be reproduced where the backend allows.
         """
         ...
+
+
+class TokenDecoding(Protocol):
+    """Many prompts decoded together, one token at a time, each extended by a token the caller
+    chooses (``TokenLogprobModel.start_decoding``); each prompt is read once."""
+
+    def logprobs(self) -> np.ndarray:
+        """Natural-log probabilities of the next token of every row, shape (rows, vocabulary)."""
+        ...
+
+    def extend(self, tokens: np.ndarray) -> None:
+        """Append one token id to each row (shape (rows,))."""
+        ...
+
+
+@runtime_checkable
+class TokenLogprobModel(Protocol):
+    """A language model that exposes its next-token log-probabilities, read as raw text (no chat
+    template: few-shot prompts are completions). The DP few-shot job needs one
+    (``dp_synth.modalities.text.fewshot``)."""
+
+    description: str
+
+    def start_decoding(self, prompts: Sequence[str], max_new_tokens: int) -> TokenDecoding:
+        """Read ``prompts`` for a decoding of at most ``max_new_tokens`` tokens."""
+        ...
+
+    def decode_tokens(self, tokens: Sequence[int]) -> str:
+        """The text of token ids (special tokens left out)."""
+        ...
+
+    def stop_tokens(self) -> frozenset[int]:
+        """Token ids that end a line of text: the end-of-text token and every token holding a line break."""
+        ...
+
+    def continuation_logprobs(self, prefix: str, texts: Sequence[str], continuations: Sequence[str]) -> np.ndarray:
+        """The log-probability of each continuation after ``prefix + text``, shape (texts, continuations)."""
+        ...
+
+
+def require_token_logprobs(generator: TextGenerator) -> TokenLogprobModel:
+    """``generator`` if it exposes next-token log-probabilities.
+
+    Raises:
+        GeneratorConfigError: naming the backend that does.
+    """
+    if not isinstance(generator, TokenLogprobModel):
+        raise GeneratorConfigError(
+            f"{generator.description} does not expose next-token log-probabilities, which DP few-shot generation "
+            "votes on: use the huggingface backend (a local causal LM)"
+        )
+    return generator
 
 
 @dataclass(frozen=True)
