@@ -97,12 +97,14 @@ def test_icl_run_with_a_tiny_local_gpt2(project, tmp_path):
     assert artifacts == {"release/synthetic_data.csv"}
 
 
-def test_an_icl_run_with_a_model_without_log_probabilities_stops_before_reading_data(project):
+def test_an_icl_run_on_a_chat_endpoint_stops_before_reading_data(project):
     configure(
         project,
         {"backend": "openai_compatible", "openai_compatible": {"base_url": "http://127.0.0.1:9/v1", "model": "m"}},
     )
     result = kedro(project, "run", "--pipelines=icl", iterations=None)
     assert result.returncode != 0
-    assert "does not expose next-token log-probabilities" in result.stdout + result.stderr
+    assert "next-token log-probabilities need text.generator.openai_compatible.endpoint: completions" in (
+        result.stdout + result.stderr
+    )
     assert written_files(project) == []

@@ -52,8 +52,11 @@ class FakeModel:
     def decode_tokens(self, tokens: Sequence[int]) -> str:
         return " ".join(f"w{token}" for token in tokens)
 
-    def stop_tokens(self) -> frozenset[int]:
-        return frozenset({STOP})
+    def ends_line(self, token: int) -> bool:
+        return token == STOP
+
+    def check_token_logprobs(self, full_vocabulary: bool) -> None:
+        pass
 
     def continuation_logprobs(self, prefix: str, texts: Sequence[str], continuations: Sequence[str]) -> np.ndarray:
         return np.stack([[self._logprobs(prefix + text + c)[0] for c in continuations] for text in texts])

@@ -4,12 +4,16 @@ and padded reads agree with one plain forward pass per sequence."""
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
+from dp_synth.modalities.text import fewshot
 from dp_synth.modalities.text.llm import GeneratorConfigError, TokenLogprobModel, require_token_logprobs
 from dp_synth.modalities.text.llm_http import OpenAICompatibleGenerator
 from dp_synth.modalities.text.llm_local import HuggingFaceGenerator
+from dp_synth.modalities.text.modality import LABEL, TEXT, CorpusSchema
+from dp_synth.pe.noise import NoiseSource
 from tests.tiny_models import build_tiny_causal_lm
 
 
@@ -54,16 +58,60 @@ def test_continuation_logprobs_match_a_plain_forward_pass(generator):
             assert scores[row, column] == pytest.approx(expected, abs=1e-4)
 
 
-def test_stop_tokens_are_the_end_of_text_and_line_breaks(generator):
+def test_line_ends_are_the_end_of_text_and_line_breaks(generator):
     tokenizer = generator._load()[1]
-    stops = generator.stop_tokens()
-    assert tokenizer.eos_token_id in stops
-    assert all("\n" in tokenizer.decode([token]) for token in stops - {tokenizer.eos_token_id})
+    assert generator.ends_line(tokenizer.eos_token_id)
+    pieces = {token: tokenizer.decode([token]) for token in range(len(tokenizer))}
+    assert all(
+        generator.ends_line(token) == ("\n" in piece)
+        for token, piece in pieces.items()
+        if token != tokenizer.eos_token_id
+    )
     assert generator.decode_tokens(tokenizer("a fox")["input_ids"]) == "a fox"
 
 
-def test_a_backend_without_log_probabilities_is_refused_by_name():
-    http = OpenAICompatibleGenerator(base_url="http://127.0.0.1:9/v1", model="m")
-    assert not isinstance(http, TokenLogprobModel)
+def test_the_http_backend_decodes_and_scores_through_completions_log_probabilities(llm_server):
+    http = OpenAICompatibleGenerator(base_url=llm_server.url, model="m", endpoint="completions", top_logprobs=3)
+    assert isinstance(require_token_logprobs(http), TokenLogprobModel)
+    decoding = http.start_decoding(["Topic: World\nText:", "Text: one two"], max_new_tokens=4)
+    first = decoding.logprobs()
+    words = dict(zip(http._vocabulary.pieces, first[0], strict=True))
+    assert words == {" a": -0.3, " b": -1.5, "\n": -3.0}
+    assert np.exp(first[1]).sum() == pytest.approx(np.exp(-0.1) + np.exp(-3.0))  # unnamed tokens: probability 0
+    a = http._vocabulary.ids[" a"]
+    decoding.extend(np.array([a, a]))
+    assert {request.body["prompt"] for request in llm_server.requests[-2:]} == {
+        "Topic: World\nText: a",
+        "Text: one two a",
+    }
+    assert all(request.body["logprobs"] == 3 and request.body["max_tokens"] == 1 for request in llm_server.requests)
+    assert http.decode_tokens([a, a]) == " a a" and http.ends_line(http._vocabulary.ids["\n"])
+    scores = http.continuation_logprobs("Header.\n", ["Text: x\nTopic:"], [" Sports", " Sci/Tech"])
+    assert scores == pytest.approx(np.array([[-0.7, -0.9]]))  # one echoed token each, -0.1 a character
+    assert llm_server.requests[-1].body["echo"] is True
+
+
+def test_a_model_without_next_token_log_probabilities_is_refused_by_name():
+    chat = OpenAICompatibleGenerator(base_url="http://127.0.0.1:9/v1", model="m")
+    with pytest.raises(GeneratorConfigError, match="endpoint: completions"):
+        chat.check_token_logprobs(full_vocabulary=False)
+    completions = OpenAICompatibleGenerator(base_url="http://127.0.0.1:9/v1", model="m", endpoint="completions")
+    with pytest.raises(GeneratorConfigError, match="public_top_k"):
+        completions.check_token_logprobs(full_vocabulary=True)
+
+    class Writer:
+        description = "a model that only writes"
+
     with pytest.raises(GeneratorConfigError, match="does not expose next-token log-probabilities"):
-        require_token_logprobs(http)
+        require_token_logprobs(Writer())
+
+
+def test_dp_demonstrations_through_the_http_backend(llm_server):
+    http = OpenAICompatibleGenerator(base_url=llm_server.url, model="m", endpoint="completions", top_logprobs=3)
+    table = pd.DataFrame({LABEL: ["World"] * 6, TEXT: [f"private {index}" for index in range(6)]})
+    groups = fewshot.partition(table, ("World",), 1, 3, 2, np.random.default_rng(0))
+    schema = CorpusSchema("Class", ("Text",), ("World",), {"World": "world news"}, "news article", 6)
+    vote = fewshot.VoteSettings(max_new_tokens=5, top_k=2, sigma=1e-9, sensitivity=2**0.5)
+    noise = lambda t: NoiseSource(np.random.default_rng(t), secure=False)  # noqa: E731
+    released = fewshot.generate_demonstrations(http, groups, fewshot.FewShotPrompts(), schema, vote, noise)
+    assert released[TEXT].tolist() == ["a a"]  # the fake server's likeliest tokens, then a line break

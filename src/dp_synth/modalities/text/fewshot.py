@@ -229,7 +229,6 @@ def generate_demonstrations(
     row_slot = np.repeat(np.arange(len(slots)), [len(shot_groups) for shot_groups in groups.shots])
     public = [prompts.generation(schema, slot.label, ()) for slot in slots] if vote.top_k is not None else []
     decoding = model.start_decoding(texts + public, vote.max_new_tokens)
-    stops = model.stop_tokens()
     written: list[list[int]] = [[] for _ in slots]
     done = np.zeros(len(slots), dtype=bool)
     with tqdm(
@@ -252,7 +251,7 @@ def generate_demonstrations(
             if candidates is not None:
                 chosen = candidates[np.arange(len(slots)), chosen]
             for slot in np.flatnonzero(~done):
-                if int(chosen[slot]) in stops:
+                if model.ends_line(int(chosen[slot])):
                     done[slot] = True
                 else:
                     written[slot].append(int(chosen[slot]))

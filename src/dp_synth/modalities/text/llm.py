@@ -67,6 +67,11 @@ class TokenLogprobModel(Protocol):
 
     description: str
 
+    def check_token_logprobs(self, full_vocabulary: bool) -> None:
+        """Raise ``GeneratorConfigError`` if the model cannot give next-token log-probabilities,
+        or (``full_vocabulary``) cannot give them for every token."""
+        ...
+
     def start_decoding(self, prompts: Sequence[str], max_new_tokens: int) -> TokenDecoding:
         """Read ``prompts`` for a decoding of at most ``max_new_tokens`` tokens."""
         ...
@@ -75,8 +80,8 @@ class TokenLogprobModel(Protocol):
         """The text of token ids (special tokens left out)."""
         ...
 
-    def stop_tokens(self) -> frozenset[int]:
-        """Token ids that end a line of text: the end-of-text token and every token holding a line break."""
+    def ends_line(self, token: int) -> bool:
+        """Whether a token ends a line of text: an end of text, or a token holding a line break."""
         ...
 
     def continuation_logprobs(self, prefix: str, texts: Sequence[str], continuations: Sequence[str]) -> np.ndarray:
@@ -93,7 +98,8 @@ def require_token_logprobs(generator: TextGenerator) -> TokenLogprobModel:
     if not isinstance(generator, TokenLogprobModel):
         raise GeneratorConfigError(
             f"{generator.description} does not expose next-token log-probabilities, which DP few-shot generation "
-            "votes on: use the huggingface backend (a local causal LM)"
+            "votes on: use the huggingface backend (a local causal LM), or openai_compatible with endpoint: "
+            "completions"
         )
     return generator
 

@@ -139,9 +139,12 @@ class HuggingFaceGenerator:
         """The text of token ids, special tokens left out."""
         return self._load()[1].decode(list(tokens), skip_special_tokens=True)
 
-    def stop_tokens(self) -> frozenset[int]:
-        """The end-of-text token and every token whose text holds a line break."""
-        return self._stop_tokens
+    def check_token_logprobs(self, full_vocabulary: bool) -> None:
+        """Nothing to refuse: the model gives every token's log-probability."""
+
+    def ends_line(self, token: int) -> bool:
+        """Whether ``token`` is the end-of-text token or its text holds a line break."""
+        return token in self._stop_tokens
 
     @cached_property
     def _stop_tokens(self) -> frozenset[int]:

@@ -79,6 +79,7 @@ class OpenAICompatibleSettings(Section):
     backoff_seconds: Annotated[float, Field(ge=0.0)] = 1.0
     api_key_header: str = "Authorization"
     extra_headers: dict[str, str] = {}
+    top_logprobs: PositiveInt = 20
 
 
 class TextVariation(Section):

@@ -54,6 +54,7 @@ def build_task(schema_json: Mapping[str, Any], settings: FewShotSettings, api_ke
     log-probabilities, stops the run at once saying how to configure one."""
     generator = settings.generator
     model = require_token_logprobs(build_generator(generator.backend, backend_options(generator), api_key))
+    model.check_token_logprobs(full_vocabulary=settings.fewshot.vocabulary == "full")
     logger.info("DP few-shot model: %s", model.description)
     return FewShotTask(parse_corpus_schema(schema_json), model, fewshot.FewShotPrompts(**settings.prompts.model_dump()))
 
