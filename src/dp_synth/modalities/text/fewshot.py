@@ -14,15 +14,13 @@ docs/algorithm.md ("DP few-shot demonstrations") states the sensitivity and the 
 from __future__ import annotations
 
 import string
-import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
 
-from dp_synth.modalities.text.llm import TokenLogprobModel
+from dp_synth.modalities.text.llm import TokenLogprobModel, progress_bar
 from dp_synth.modalities.text.modality import LABEL, TEXT, CorpusSchema
 from dp_synth.pe.noise import NoiseSource
 
@@ -231,15 +229,7 @@ def generate_demonstrations(
     decoding = model.start_decoding(texts + public, vote.max_new_tokens)
     written: list[list[int]] = [[] for _ in slots]
     done = np.zeros(len(slots), dtype=bool)
-    with tqdm(
-        total=vote.max_new_tokens,
-        desc="DP token votes",
-        unit="token",
-        file=sys.stderr,
-        disable=None,
-        delay=2.0,
-        leave=False,
-    ) as bar:
+    with progress_bar(vote.max_new_tokens, "DP token votes", "token") as bar:
         for t in range(1, vote.max_new_tokens + 1):
             logprobs = decoding.logprobs()
             candidates = None

@@ -63,12 +63,18 @@ class FewShotEvaluation(Section):
 
 
 class FewShotSettings(PrivateJobSettings):
-    """Every setting of the DP few-shot job."""
+    """Every setting of the DP few-shot job.
+
+    Attributes:
+        fewshot: What is written and how the private examples vote.
+        generator: The language model, through the text job's backends (``text.generator``'s
+            settings); it must give next-token log-probabilities (``llm.TokenLogprobModel``).
+        prompts: The prompt templates.
+        evaluation: The held-out accuracy.
+    """
 
     fewshot: FewShotGeneration = FewShotGeneration()
     generator: ModelBackends = ModelBackends()
-    """The language model, through the text job's backends (``text.generator``'s settings); it
-    must expose next-token log-probabilities (the huggingface backend does)."""
     prompts: FewShotPromptSettings = FewShotPromptSettings()
     evaluation: FewShotEvaluation = FewShotEvaluation()
 

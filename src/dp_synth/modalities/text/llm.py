@@ -116,6 +116,12 @@ class Secret:
     __str__ = __repr__
 
 
+def progress_bar(total: int, description: str, unit: str) -> tqdm:
+    """A tqdm bar on stderr, only on a terminal and only once the work has lasted two seconds
+    (CI, tests and tiny runs stay quiet), cleared when done."""
+    return tqdm(total=total, desc=description, unit=unit, file=sys.stderr, disable=None, delay=2.0, leave=False)
+
+
 class GenerationProgress:
     """A tqdm progress bar over generated completions, with new tokens per second, that logs one
     summary line at the end.
@@ -133,9 +139,7 @@ class GenerationProgress:
         self.done = 0
         self.tokens = 0
         # On stderr; disable=None: only on a terminal; delay: only once it has run two seconds.
-        self._bar = tqdm(
-            total=total, desc="Generating", unit="text", file=sys.stderr, disable=None, delay=2.0, leave=False
-        )
+        self._bar = progress_bar(total, "Generating", "text")
         self._started = time.monotonic()
 
     def __enter__(self) -> GenerationProgress:

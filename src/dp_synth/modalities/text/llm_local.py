@@ -25,7 +25,7 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
-from dp_synth.modalities.text.llm import GenerationProgress, GeneratorConfigError
+from dp_synth.modalities.text.llm import GenerationProgress, GeneratorConfigError, progress_bar
 
 logger = logging.getLogger(__name__)
 
@@ -182,13 +182,15 @@ class HuggingFaceGenerator:
                 prefix_cache,
             )
         scores = np.empty((len(texts), len(continuations)))
-        for start in range(0, len(texts), self.batch_size):
-            batch = [
-                tokenizer(text, add_special_tokens=False)["input_ids"]
-                for text in texts[start : start + self.batch_size]
-            ]
-            _check_context(model, len(prefix_ids) + max(map(len, batch)), max(map(len, pieces)))
-            scores[start : start + len(batch)] = _score_batch(model, prefix_cache, len(prefix_ids), batch, pieces)
+        with progress_bar(len(texts), "Scoring", "text") as bar:
+            for start in range(0, len(texts), self.batch_size):
+                batch = [
+                    tokenizer(text, add_special_tokens=False)["input_ids"]
+                    for text in texts[start : start + self.batch_size]
+                ]
+                _check_context(model, len(prefix_ids) + max(map(len, batch)), max(map(len, pieces)))
+                scores[start : start + len(batch)] = _score_batch(model, prefix_cache, len(prefix_ids), batch, pieces)
+                bar.update(len(batch))
         return scores
 
     def _load(self) -> tuple[PreTrainedModel, PreTrainedTokenizerBase, bool]:
@@ -525,11 +527,13 @@ class PromptDecoding:
         self._model = model
         self._chunks: list[tuple[DynamicCache, torch.Tensor]] = []
         self._last: list[torch.Tensor] = []
-        for start in range(0, len(rows), batch_size):
-            ids, mask = _padded(rows[start : start + batch_size], tokenizer.pad_token_id, left=True)
-            cache = DynamicCache(config=model.config)
-            self._last.append(_forward(model, ids, mask, cache))
-            self._chunks.append((cache, mask))
+        with progress_bar(len(rows), "Reading prompts", "prompt") as bar:
+            for start in range(0, len(rows), batch_size):
+                ids, mask = _padded(rows[start : start + batch_size], tokenizer.pad_token_id, left=True)
+                cache = DynamicCache(config=model.config)
+                self._last.append(_forward(model, ids, mask, cache))
+                self._chunks.append((cache, mask))
+                bar.update(ids.shape[0])
 
     def logprobs(self) -> np.ndarray:
         """Natural-log probabilities of every row's next token, shape (rows, vocabulary)."""
