@@ -159,6 +159,25 @@ def test_generation_writes_one_line_per_demonstration_from_noisy_votes():
     assert released[TEXT][0].split()[0] == f"w{first}" or first == STOP
 
 
+def test_only_tokens_the_public_prompt_names_can_be_chosen():
+    """A server names its top tokens only: the candidates that the public (zero-shot) prompt did
+    not name are filled by ids that depend on the groups' answers, and are never chosen."""
+
+    class NamesOneToken(FakeModel):
+        def logprobs(self) -> np.ndarray:
+            table = super().logprobs()
+            public = np.array(["private text" not in prompt for prompt in self.prompts])
+            table[public] = -np.inf
+            table[public, 7] = 0.0
+            return table
+
+    groups = fewshot.partition(corpus(100), CLASSES, 1, 4, 2, np.random.default_rng(0))
+    vote = fewshot.VoteSettings(max_new_tokens=3, top_k=5, sigma=50.0, sensitivity=math.sqrt(2))
+    noise = lambda t: NoiseSource(np.random.default_rng(t), secure=False)  # noqa: E731
+    released = fewshot.generate_demonstrations(NamesOneToken(), groups, fewshot.FewShotPrompts(), SCHEMA, vote, noise)
+    assert released[TEXT].tolist() == ["w7 w7 w7", "w7 w7 w7"]
+
+
 def test_classification_picks_the_likeliest_label_continuation():
     held_out = corpus(20, seed=5)
     demonstrations = pd.DataFrame({LABEL: list(CLASSES), TEXT: ["a", "b"]})

@@ -237,6 +237,11 @@ def generate_demonstrations(
                 candidates = np.argsort(-logprobs[len(texts) :], axis=1, kind="stable")[:, : vote.top_k]
             votes = token_votes(logprobs[: len(texts)], row_slot, candidates)
             noisy = noise(t).add(votes, vote.sigma, vote.sensitivity)
+            if candidates is not None:
+                # A candidate the public prompt gave no probability (a server that named fewer
+                # than top_k tokens) is no candidate: which ids fill its place depends on the groups.
+                public_logprobs = np.take_along_axis(logprobs[len(texts) :], candidates, axis=1)
+                noisy = np.where(np.isfinite(public_logprobs), noisy, -np.inf)
             chosen = noisy.argmax(axis=1)
             if candidates is not None:
                 chosen = candidates[np.arange(len(slots)), chosen]
