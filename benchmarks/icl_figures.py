@@ -13,9 +13,13 @@ ledger, groups, token votes, privacy report) with the default ``icl.fewshot`` se
 benchmark run here). Seconds: wall time of the row (its generation and its classification; the
 model is loaded once, before the first row).
 
+Rows are measured baselines first, then seed by seed (every epsilon of a seed before the next
+seed), each saved to ``--out`` as soon as measured; ``--resume`` keeps the rows ``--out`` holds
+and measures the others only.
+
 Usage::
 
-    python benchmarks/icl_figures.py [--seeds 0,1,2] [--epsilons 1,4,8] [--rows 200] [--out FILE]
+    python benchmarks/icl_figures.py [--seeds 0,1,2] [--epsilons 1,4,8] [--rows 200] [--out FILE] [--resume]
 """
 
 from __future__ import annotations
@@ -96,6 +100,7 @@ def main() -> None:
     parser.add_argument("--epsilons", default="1,4,8")
     parser.add_argument("--rows", type=int, default=FewShotSettings().evaluation.reference_rows)
     parser.add_argument("--out", type=Path, default=OUTPUT)
+    parser.add_argument("--resume", action="store_true", help="keep the rows --out holds, measure the others")
     arguments = parser.parse_args()
     seeds = [int(seed) for seed in arguments.seeds.split(",")]
     epsilons = [float(epsilon) for epsilon in arguments.epsilons.split(",")]
@@ -110,10 +115,12 @@ def main() -> None:
     def classified(demonstrations: pd.DataFrame) -> Callable[[], tuple[float, dict]]:
         return lambda: (fewshot.accuracy(task.model, task.prompts, task.schema, demonstrations, judge), {})
 
-    rows: list[dict[str, Any]] = []
+    rows: list[dict[str, Any]] = json.loads(arguments.out.read_text())["rows"] if arguments.resume else []
 
     def measured(config: str, seed: int, measure: Callable[[], tuple[float, dict]]) -> None:
-        """Measure one row, print it and save every row so far (a stopped bench keeps its rows)."""
+        """Measure one row (unless resumed with it), print it and save every row so far."""
+        if any(row["config"] == config and row["seed"] == seed for row in rows):
+            return
         rows.append({"config": config, "seed": seed, **timed(measure)})
         print(f"{config}, seed {seed}: accuracy {rows[-1]['accuracy']:.4f}, {rows[-1]['seconds']:.1f} s", flush=True)
         record = {"judge_rows": len(judge), "settings": base.fewshot.model_dump(), "rows": rows}
@@ -124,8 +131,8 @@ def main() -> None:
     for seed in seeds:
         real = fewshot.real_demonstrations(private, task.schema.classes, 1, np.random.default_rng(seed))
         measured("real demonstrations (epsilon inf)", seed, classified(real))
-    for epsilon in epsilons:
-        for seed in seeds:
+    for seed in seeds:
+        for epsilon in epsilons:
             settings = settings_for(epsilon, seed, ledger_folder / "ledger.db", arguments.rows)
             measured(f"DP demonstrations, epsilon {epsilon:g}", seed, partial(dp_row, task, settings, judge))
     print(summary(rows).to_markdown(floatfmt=".3f"))
