@@ -11,7 +11,7 @@ export KEDRO_DISABLE_TELEMETRY := 1
 
 BENCH_STAMP := $(VENV)/.bench-installed
 
-.PHONY: install install-all run run-text run-image test bench bench-text bench-text-tiny bench-image bench-compare bench-suite bench-deps bench-scale bench-gpu viz mlflow-ui clean-outputs audit
+.PHONY: install install-all run run-text run-icl run-image test bench bench-text bench-text-tiny bench-icl bench-image bench-compare bench-suite bench-deps bench-scale bench-gpu viz mlflow-ui clean-outputs audit
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -47,6 +47,9 @@ text-model: $(TEXT_MODEL)  ## Write SmolLM2-135M-Instruct (packaged GGUF) as a l
 
 run-text: $(TEXT_STAMP) $(TEXT_MODEL)  ## Text PE (Aug-PE) on the bundled AG News with SmolLM2-135M-Instruct, offline (about 9-10 min on 2 cores)
 	$(KEDRO) run --pipelines=text --params text.generator.backend=huggingface,text.generator.huggingface.model=$(TEXT_MODEL)
+
+run-icl: $(TEXT_STAMP) $(TEXT_MODEL)  ## DP few-shot demonstrations for in-context learning on the bundled AG News with SmolLM2-135M-Instruct, offline (about 4 min on 2 cores)
+	$(KEDRO) run --pipelines=icl --params icl.generator.backend=huggingface,icl.generator.huggingface.model=$(TEXT_MODEL)
 
 run-image: $(TEST_STAMP)  ## Image PE on scikit-learn's digits with the glyph simulator (offline)
 	$(KEDRO) run --pipelines=image
@@ -86,6 +89,9 @@ bench-text-figures: $(TEXT_STAMP) $(TEXT_MODEL)
 bench-text-tiny: $(TEST_STAMP)  ## The text job's machinery on the tests' tiny GPT-2 (T=2, N=100, 500 reference texts)
 	DP_SYNTH_ITERATIONS=2 $(PYTHON) benchmarks/bench.py --pipeline text --tiny-text-model \
 		--params text.pe.population_size=100,text.release.rows=100,text.evaluation.reference_rows=500
+
+bench-icl: $(TEXT_STAMP) $(TEXT_MODEL)  ## In-context accuracy on AG News with SmolLM2: zero-shot, DP demonstrations (eps 1, 4, 8), real demonstrations; 3 seeds (90 min on 2 busy cores)
+	$(PYTHON) benchmarks/icl_figures.py $(ICL_ARGS)
 
 bench-image: $(TEST_STAMP)  ## The default image job (glyph simulator on the digits), 3 runs
 	$(PYTHON) benchmarks/bench.py --pipeline image --repeats 3

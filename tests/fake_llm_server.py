@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -97,10 +98,31 @@ class FakeServer:
         return float(prompt.split(":")[1]) if prompt.startswith("slow:") else 0.0
 
     def canned(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        if "logprobs" in body and "/chat/" not in path:
+            return self.logprobs(body["prompt"], echo=bool(body.get("echo")))
         text = f"completion of {self.prompt_of(body)}"
         chat = "/chat/completions" in path
         choice = {"message": {"role": "assistant", "content": text}} if chat else {"text": text}
         return {"choices": [{"index": 0, **choice}]}
+
+    @staticmethod
+    def logprobs(prompt: str, echo: bool) -> dict[str, Any]:
+        """A completion with log-probabilities. Echoed: the prompt's words (with their leading
+        spaces) as tokens, each of log-probability -0.1 per character (the first: none). Else the
+        next token's top log-probabilities: " a" likeliest until the text after the last "Text:"
+        holds two words, then a line break."""
+        if echo:
+            tokens = re.findall(r"\s*\S+", prompt)
+            offsets = [sum(map(len, tokens[:index])) for index in range(len(tokens))]
+            logprobs = [None, *(-0.1 * len(token) for token in tokens[1:])]
+            text, top = prompt + " x", None
+        else:
+            words = len(prompt.rsplit("Text:", 1)[-1].split())
+            top = [{"\n": -0.1, " a": -3.0} if words >= 2 else {" a": -0.3, " b": -1.5, "\n": -3.0}]
+            tokens, logprobs, offsets = [next(iter(top[0]))], [-0.1], [len(prompt)]
+            text = tokens[0]
+        choice = {"tokens": tokens, "token_logprobs": logprobs, "text_offset": offsets, "top_logprobs": top}
+        return {"choices": [{"index": 0, "text": text, "logprobs": choice}]}
 
 
 @pytest.fixture

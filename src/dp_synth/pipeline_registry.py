@@ -18,6 +18,7 @@ from dp_synth.modalities.image.settings import ImageSettings
 from dp_synth.modalities.tabular.settings import TabularSettings
 from dp_synth.modalities.text.settings import TextSettings
 from dp_synth.pe.settings import JobSettings
+from dp_synth.pipelines.icl import pipeline as icl_pipeline
 from dp_synth.pipelines.image import pipeline as image_pipeline
 from dp_synth.pipelines.pe.pipeline import ResumePoint, parse_resume_point
 from dp_synth.pipelines.tabular import pipeline as tabular_pipeline
@@ -83,6 +84,7 @@ def create_job_pipeline(job: str) -> Pipeline:
 
 
 def register_pipelines() -> dict[str, Pipeline]:
-    """Register the project's pipelines; ``__default__`` is the tabular job."""
+    """Register the project's pipelines: the PE jobs, the DP few-shot job (``icl``, no
+    iterations); ``__default__`` is the tabular job."""
     pipelines = {job: create_job_pipeline(job) for job in _BUILDERS}
-    return {**pipelines, "__default__": pipelines["tabular"]}
+    return {**pipelines, "icl": icl_pipeline.create_pipeline(), "__default__": pipelines["tabular"]}

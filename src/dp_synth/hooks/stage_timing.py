@@ -12,7 +12,7 @@ from kedro.framework.hooks import hook_impl
 from kedro.pipeline import Node
 
 from dp_synth.hooks.stores import diagnostics_to_tracking, job_of, stores, tracking_active, tracking_is_local
-from dp_synth.pe.settings import JobSettings
+from dp_synth.pe.settings import PrivateJobSettings
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ class StageTimingHook:
     def __init__(self) -> None:
         self.stage_seconds: dict[str, float] = defaultdict(float)
         self._started: dict[str, float] = {}
-        self._settings: JobSettings | None = None
+        self._settings: PrivateJobSettings | None = None
 
     @hook_impl
     def before_pipeline_run(self) -> None:
@@ -53,7 +53,9 @@ class StageTimingHook:
     def after_node_run(self, node: Node, outputs: dict[str, Any]) -> None:
         """Add a finished node's time to its stage (and note the job's settings)."""
         self.stage_seconds[stage_of(node)] += time.perf_counter() - self._started.pop(node.name)
-        self._settings = next((value for value in outputs.values() if isinstance(value, JobSettings)), self._settings)
+        self._settings = next(
+            (value for value in outputs.values() if isinstance(value, PrivateJobSettings)), self._settings
+        )
 
     @hook_impl(tryfirst=True)
     def after_pipeline_run(self) -> None:

@@ -9,7 +9,7 @@ from urllib.parse import urlparse
 
 import mlflow
 
-from dp_synth.pe.settings import JobSettings
+from dp_synth.pe.settings import PrivateJobSettings
 
 
 def tracking_active() -> bool:
@@ -78,7 +78,7 @@ def stores_are_local(tracking_uri: str, artifact_uri: str) -> bool:
     return location_is_local(tracking_uri) and location_is_local(artifact_uri, tracking_uri)
 
 
-def diagnostics_to_tracking(settings: JobSettings, tracking_uri: str, artifact_uri: str) -> bool:
+def diagnostics_to_tracking(settings: PrivateJobSettings, tracking_uri: str, artifact_uri: str) -> bool:
     """Whether diagnostics computed from private or held-out data may go to MLflow
     (``dp.tracking_diagnostics``: ``local``, the default, only when the tracking store at
     ``tracking_uri`` and the run's artifact location ``artifact_uri`` are both on this machine)."""

@@ -28,7 +28,7 @@ from dp_synth.modalities.tabular.schema import readable_number
 from dp_synth.modalities.tabular.statistics import TabularStatistics, located_bounds
 from dp_synth.pe.accounting import GaussianPrivacyPlan
 from dp_synth.pe.ledger import LedgerRun
-from dp_synth.pe.settings import JobSettings
+from dp_synth.pe.settings import PrivateJobSettings
 from dp_synth.pipelines.pe.nodes import PUBLIC_ITERATION_METRICS
 from dp_synth.pipelines.pe.pipeline import resume_point_name
 
@@ -91,7 +91,7 @@ def tag_value(parts: Sequence[str], separator: str) -> str:
     return text if len(text) <= MAX_TAG_LENGTH else text[: MAX_TAG_LENGTH - 3] + "..."
 
 
-def setting_parameters(settings: JobSettings) -> dict[str, Any]:
+def setting_parameters(settings: PrivateJobSettings) -> dict[str, Any]:
     """Every setting in force, defaults included, as MLflow parameters ``settings.<section>.<key>``
     (the parameter files show only what users changed)."""
     return leaves(settings.model_dump(), "settings")
@@ -162,7 +162,7 @@ class PrivateEvolutionTrackingHook:
         for name, value in outputs.items():
             if isinstance(value, GaussianPrivacyPlan):
                 self._log_plan(value, resumed=False)
-            elif isinstance(value, JobSettings) and name.endswith(".settings"):  # in force, planned
+            elif isinstance(value, PrivateJobSettings) and name.endswith(".settings"):  # in force, planned
                 mlflow.log_params(setting_parameters(value))
                 self._diagnostics = diagnostics_to_tracking(value, *stores())
             elif isinstance(value, LedgerRun):

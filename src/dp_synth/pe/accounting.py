@@ -57,6 +57,7 @@ class Stream(IntEnum):
     STATISTICS_NOISE = 3
     BINNING = 4
     CONTRIBUTION = 5
+    FEWSHOT_GROUPS = 6
 
 
 class PrivacyConfigError(ValueError):
@@ -160,6 +161,25 @@ def statistics_sensitivity_factor(neighbouring: Neighbouring, rows_per_unit: int
     return (1.0 if neighbouring == "add_remove" else 2.0) * rows_per_unit
 
 
+def vote_sensitivity(neighbouring: Neighbouring, rows_per_unit: int = 1) -> float:
+    """L2 sensitivity of a sum of probability vectors, one per group of a fixed, public set of
+    groups, where each record is drawn into one group independently of the others (the DP
+    few-shot vote: ``modalities.text.fewshot``).
+
+    A group's vector ``p`` (its prompt's next-token distribution, or that distribution restricted
+    to public candidate tokens) is non-negative with ``sum(p) <= 1``, so two such vectors differ
+    by ``|p - q|^2 = |p|^2 + |q|^2 - 2 <p, q> <= 2``: at most sqrt(2) per group whose prompt changes.
+    Adding or removing a record changes the prompt of its group only (the other records keep
+    their groups), and the changes of distinct groups are orthogonal blocks or add up inside one
+    sum: with ``g`` groups changed, ``|sum of changes| <= sqrt(2 g)`` by the triangle inequality
+    within a block and Pythagoras across blocks (the worst case, ``g`` blocks, is the bound). A
+    replaced record leaves its group and enters another (of its new class): ``g = 2``. A privacy
+    unit of at most ``rows_per_unit`` rows changes at most that many groups, twice that when replaced.
+    """
+    groups = rows_per_unit * (1 if neighbouring == "add_remove" else 2)
+    return math.sqrt(2.0 * groups)
+
+
 @contextmanager
 def noise_scaled_for_audit(factor: float) -> Iterator[None]:
     """TEST ONLY: plans calibrated inside this block multiply every sigma by ``factor``.
@@ -231,6 +251,9 @@ class GaussianPrivacyPlan:
             stated for a whole unit.
         privacy_unit: The column naming each record's person (user-level DP), or ``None``: a
             unit is a row, and a person with k rows is protected as ``group_epsilon`` says.
+        release_sensitivity: The L2 sensitivity of every release under ``neighbouring``, for a
+            mechanism that states its own (the DP few-shot vote, ``vote_sensitivity``); ``None``:
+            ``count_sensitivity``, a count's or a histogram's.
     """
 
     epsilon: float
@@ -244,11 +267,14 @@ class GaussianPrivacyPlan:
     neighbouring: Neighbouring = "add_remove"
     rows_per_unit: int = 1
     privacy_unit: str | None = None
+    release_sensitivity: float | None = None
 
     @property
     def count_sensitivity(self) -> float:
-        """L2 sensitivity of the class count and of each histogram under ``neighbouring``, for
-        a whole privacy unit."""
+        """L2 sensitivity of every release of sigma ``sigma`` under ``neighbouring``, for a whole
+        privacy unit: the class count's and each histogram's, or ``release_sensitivity``."""
+        if self.release_sensitivity is not None:
+            return self.release_sensitivity
         return count_sensitivity(self.neighbouring, self.rows_per_unit)
 
     @property
@@ -324,6 +350,7 @@ def calibrate(
     neighbouring: Neighbouring = "add_remove",
     rows_per_unit: int = 1,
     privacy_unit: str | None = None,
+    release_sensitivity: float | None = None,
 ) -> GaussianPrivacyPlan:
     """Calibrate the noise so the whole run is exactly (epsilon, delta)-DP.
 
@@ -342,6 +369,9 @@ def calibrate(
         rows_per_unit: The most rows of one privacy unit (``pe.contribution``); every
             sensitivity, and the noise, grows by this factor.
         privacy_unit: The column naming each record's person, if declared.
+        release_sensitivity: The L2 sensitivity of each release under ``neighbouring`` and for a
+            whole privacy unit, for a mechanism that is not a count (``vote_sensitivity``);
+            ``None``: ``count_sensitivity``.
 
     Returns:
         The calibrated plan.
@@ -362,9 +392,10 @@ def calibrate(
         raise PrivacyConfigError(f"the most rows per privacy unit must be an integer >= 1, got {rows_per_unit!r}")
     statistics_sensitivity *= statistics_sensitivity_factor(neighbouring, rows_per_unit)
     statistics_sigma = statistics_sensitivity / (math.sqrt(statistics_share) * mu) if statistics_share > 0 else math.inf
-    sigma = (
-        count_sensitivity(neighbouring, rows_per_unit) * math.sqrt(releases) / (math.sqrt(1.0 - statistics_share) * mu)
-    )
+    if release_sensitivity is not None and not release_sensitivity > 0:
+        raise PrivacyConfigError(f"a release's sensitivity must be > 0, got {release_sensitivity!r}")
+    sensitivity = count_sensitivity(neighbouring, rows_per_unit) if release_sensitivity is None else release_sensitivity
+    sigma = sensitivity * math.sqrt(releases) / (math.sqrt(1.0 - statistics_share) * mu)
     scale = _NOISE_SCALE.get()
     return GaussianPrivacyPlan(
         epsilon=float(epsilon),
@@ -378,4 +409,5 @@ def calibrate(
         neighbouring=neighbouring,
         rows_per_unit=rows_per_unit,
         privacy_unit=privacy_unit,
+        release_sensitivity=release_sensitivity,
     )

@@ -63,7 +63,9 @@ logger = logging.getLogger(__name__)
 HISTOGRAM = "nearest-neighbour histogram"
 CLASS_COUNTS = "class counts"
 STATISTICS = "generator statistics"
-"""Release names; a generator statistic is recorded as ``"generator statistics: <name>"``."""
+TOKEN_VOTE = "few-shot token vote"
+"""Release names; a generator statistic is recorded as ``"generator statistics: <name>"``, the
+DP few-shot job's vote on its t-th token as ``TOKEN_VOTE`` at iteration t."""
 
 SET_LIFETIME_COMMAND = "dp-synth ledger set-lifetime"
 """The data owner's command that sets, raises or lowers a dataset's lifetime budget."""

@@ -160,8 +160,10 @@ class ScheduleSettings(Section):
     gamma: Annotated[float, Field(gt=0.0)] = 0.2
 
 
-class JobSettings(Section):
-    """The settings every PE job shares; a job adds its own sections.
+class PrivateJobSettings(Section):
+    """The settings every job that reads private data shares: where its rows are read and its
+    privacy budget. The PE jobs add their loop (``JobSettings``); the DP few-shot job its own
+    sections.
 
     Attributes:
         engine: Where the private rows are read: ``"pandas"`` (in this process) or ``"spark"``
@@ -171,8 +173,6 @@ class JobSettings(Section):
 
     engine: Engine = "pandas"
     dp: PrivacySettings = PrivacySettings()
-    pe: EvolutionSettings = EvolutionSettings()
-    release: ReleaseSettings = ReleaseSettings()
 
     @classmethod
     def parse(cls, raw: Mapping[str, Any] | None, job: str) -> Self:
@@ -199,3 +199,10 @@ class JobSettings(Section):
                 problems.setdefault(where, []).append(problem["msg"].removeprefix("Value error, "))
             lines = [f"{where}: {' or '.join(dict.fromkeys(messages))}" for where, messages in problems.items()]
             raise SettingsError("invalid settings:\n  " + "\n  ".join(lines)) from None
+
+
+class JobSettings(PrivateJobSettings):
+    """The settings every PE job shares; a job adds its own sections."""
+
+    pe: EvolutionSettings = EvolutionSettings()
+    release: ReleaseSettings = ReleaseSettings()

@@ -13,8 +13,9 @@ import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
+import numpy as np
 from tqdm import tqdm
 
 logger = logging.getLogger(__name__)
@@ -45,6 +46,64 @@ class TextGenerator(Protocol):
         ...
 
 
+class TokenDecoding(Protocol):
+    """Many prompts decoded together, one token at a time, each extended by a token the caller
+    chooses (``TokenLogprobModel.start_decoding``); each prompt is read once."""
+
+    def logprobs(self) -> np.ndarray:
+        """Natural-log probabilities of the next token of every row, shape (rows, vocabulary)."""
+        ...
+
+    def extend(self, tokens: np.ndarray) -> None:
+        """Append one token id to each row (shape (rows,))."""
+        ...
+
+
+@runtime_checkable
+class TokenLogprobModel(Protocol):
+    """A language model that exposes its next-token log-probabilities, read as raw text (no chat
+    template: few-shot prompts are completions). The DP few-shot job needs one
+    (``dp_synth.modalities.text.fewshot``)."""
+
+    description: str
+
+    def check_token_logprobs(self, full_vocabulary: bool) -> None:
+        """Raise ``GeneratorConfigError`` if the model cannot give next-token log-probabilities,
+        or (``full_vocabulary``) cannot give them for every token."""
+        ...
+
+    def start_decoding(self, prompts: Sequence[str], max_new_tokens: int) -> TokenDecoding:
+        """Read ``prompts`` for a decoding of at most ``max_new_tokens`` tokens."""
+        ...
+
+    def decode_tokens(self, tokens: Sequence[int]) -> str:
+        """The text of token ids (special tokens left out)."""
+        ...
+
+    def ends_line(self, token: int) -> bool:
+        """Whether a token ends a line of text: an end of text, or a token holding a line break."""
+        ...
+
+    def continuation_logprobs(self, prefix: str, texts: Sequence[str], continuations: Sequence[str]) -> np.ndarray:
+        """The log-probability of each continuation after ``prefix + text``, shape (texts, continuations)."""
+        ...
+
+
+def require_token_logprobs(generator: TextGenerator) -> TokenLogprobModel:
+    """``generator`` if it exposes next-token log-probabilities.
+
+    Raises:
+        GeneratorConfigError: naming the backend that does.
+    """
+    if not isinstance(generator, TokenLogprobModel):
+        raise GeneratorConfigError(
+            f"{generator.description} does not expose next-token log-probabilities, which DP few-shot generation "
+            "votes on: use the huggingface backend (a local causal LM), or openai_compatible with endpoint: "
+            "completions"
+        )
+    return generator
+
+
 @dataclass(frozen=True)
 class Secret:
     """A credential that never shows itself in a repr, a log line or an exception message."""
@@ -55,6 +114,12 @@ class Secret:
         return "Secret(****)"
 
     __str__ = __repr__
+
+
+def progress_bar(total: int, description: str, unit: str) -> tqdm:
+    """A tqdm bar on stderr, only on a terminal and only once the work has lasted two seconds
+    (CI, tests and tiny runs stay quiet), cleared when done."""
+    return tqdm(total=total, desc=description, unit=unit, file=sys.stderr, disable=None, delay=2.0, leave=False)
 
 
 class GenerationProgress:
@@ -74,9 +139,7 @@ class GenerationProgress:
         self.done = 0
         self.tokens = 0
         # On stderr; disable=None: only on a terminal; delay: only once it has run two seconds.
-        self._bar = tqdm(
-            total=total, desc="Generating", unit="text", file=sys.stderr, disable=None, delay=2.0, leave=False
-        )
+        self._bar = progress_bar(total, "Generating", "text")
         self._started = time.monotonic()
 
     def __enter__(self) -> GenerationProgress:

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Literal
 
+import numpy as np
 import openai
 
 from dp_synth.modalities.text.llm import GenerationProgress, GeneratorConfigError, Secret
@@ -68,6 +69,9 @@ class OpenAICompatibleGenerator:
         api_key_header: Header carrying the key with ``base_url``: ``"Authorization"`` sends
             ``Bearer <key>``, any other name sends the bare key (not used with ``azure_endpoint``).
         extra_headers: More headers sent with every request.
+        top_logprobs: Top log-probabilities asked of each next token (the DP few-shot job's
+            candidates, ``next_token_logprobs``): OpenAI's legacy completions give at most 5,
+            vLLM 20 by default.
     """
 
     base_url: str | None = None
@@ -82,7 +86,9 @@ class OpenAICompatibleGenerator:
     backoff_seconds: float = 1.0
     api_key_header: str = "Authorization"
     extra_headers: Mapping[str, str] = field(default_factory=dict, repr=False)
+    top_logprobs: int = 20
     _client: openai.OpenAI = field(init=False, repr=False, compare=False)
+    _vocabulary: TokenVocabulary = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self._check_settings()
@@ -91,6 +97,7 @@ class OpenAICompatibleGenerator:
                 object.__setattr__(self, name, getattr(self, name).strip().rstrip("/"))
         object.__setattr__(self, "extra_headers", MappingProxyType(dict(self.extra_headers)))
         object.__setattr__(self, "_client", self._make_client())
+        object.__setattr__(self, "_vocabulary", TokenVocabulary())
 
     @property
     def description(self) -> str:
@@ -188,6 +195,10 @@ class OpenAICompatibleGenerator:
             f"backoff_seconds must be a number >= 0, got {self.backoff_seconds!r}",
         )
         _require(
+            isinstance(self.top_logprobs, int) and self.top_logprobs >= 1,
+            f"top_logprobs must be an integer >= 1, got {self.top_logprobs!r}",
+        )
+        _require(
             isinstance(self.api_key_header, str) and bool(self.api_key_header.strip()),
             "api_key_header must be a header name such as 'Authorization' or 'api-key'",
         )
@@ -241,10 +252,14 @@ class OpenAICompatibleGenerator:
     def _complete(self, prompt: str, *, temperature: float, max_new_tokens: int, seed: int) -> tuple[str, int]:
         """The completion of one prompt and its new tokens as the server counted them (0 when it
         does not say), retrying transient failures."""
+        response = self._respond(prompt, temperature=temperature, max_new_tokens=max_new_tokens, seed=seed)
+        return self._completion_text(response), _completion_tokens(response)
+
+    def _respond(self, prompt: str, **request: Any) -> Any:
+        """The response to one request (``_request``'s arguments), retrying transient failures."""
         for attempt in range(self.max_retries + 1):
             try:
-                response = self._request(prompt, temperature=temperature, max_new_tokens=max_new_tokens, seed=seed)
-                return self._completion_text(response), _completion_tokens(response)
+                return self._request(prompt, **request)
             except openai.APIStatusError as error:
                 failure, retry_after = self._retryable_status_failure(error)
             except openai.APIConnectionError as error:
@@ -256,8 +271,19 @@ class OpenAICompatibleGenerator:
             time.sleep(delay)
         raise GenerationError(f"{failure} from {self.url}, still failing after {self.max_retries + 1} attempts")
 
-    def _request(self, prompt: str, *, temperature: float, max_new_tokens: int, seed: int) -> Any:
-        """One attempt: the parsed response, or whatever the client made of a body that is not one."""
+    def _request(
+        self,
+        prompt: str,
+        *,
+        temperature: float,
+        max_new_tokens: int,
+        seed: int,
+        logprobs: int | None = None,
+        echo: bool = False,
+    ) -> Any:
+        """One attempt: the parsed response, or whatever the client made of a body that is not one.
+        ``logprobs``: ask for that many top log-probabilities of each token, and ``echo`` for the
+        prompt's own tokens too (completions only)."""
         options: dict[str, Any] = {
             "model": self.model,
             "temperature": temperature,
@@ -269,7 +295,107 @@ class OpenAICompatibleGenerator:
             options["extra_headers"] = {"Authorization": openai.Omit()}
         if self.endpoint == "chat":
             return self._client.chat.completions.create(messages=[{"role": "user", "content": prompt}], **options)
+        if logprobs is not None:
+            options["logprobs"] = logprobs
+        if echo:
+            options["echo"] = True
         return self._client.completions.create(prompt=prompt, **options)
+
+    def check_token_logprobs(self, full_vocabulary: bool) -> None:
+        """Refuse what a server cannot give (``llm.TokenLogprobModel``).
+
+        Raises:
+            GeneratorConfigError: unless ``endpoint`` is ``completions`` (a chat answer cannot
+                continue a text token by token), or for the whole vocabulary (a server names its
+                top tokens only).
+        """
+        if self.endpoint != "completions":
+            raise GeneratorConfigError(
+                "next-token log-probabilities need text.generator.openai_compatible.endpoint: completions (a prompt "
+                f"continued as raw text), not {self.endpoint!r}"
+            )
+        if full_vocabulary:
+            raise GeneratorConfigError(
+                "a server gives its top log-probabilities only: choose among public top-k candidates "
+                "(fewshot.vocabulary: public_top_k)"
+            )
+
+    def start_decoding(self, prompts: Sequence[str], max_new_tokens: int) -> CompletionDecoding:
+        """Decode ``prompts`` as raw text through the completions endpoint, each step asking the
+        server for the next token's ``top_logprobs`` most likely tokens (``llm.TokenLogprobModel``).
+
+        Raises:
+            GeneratorConfigError: as ``check_token_logprobs``.
+        """
+        del max_new_tokens  # the server checks its own context
+        self.check_token_logprobs(full_vocabulary=False)
+        return CompletionDecoding(self, prompts)
+
+    def decode_tokens(self, tokens: Sequence[int]) -> str:
+        """The text of token ids this backend handed out (``token_ids``)."""
+        return "".join(self._vocabulary.pieces[token] for token in tokens)
+
+    def ends_line(self, token: int) -> bool:
+        """Whether a token ends a line: its text holds a line break, is empty (a server's written
+        end of text) or is a special token written as ``<|...|>`` or ``</s>``."""
+        piece = self._vocabulary.pieces[token]
+        return "\n" in piece or not piece or (piece.startswith("<|") and piece.endswith("|>")) or piece == "</s>"
+
+    def continuation_logprobs(self, prefix: str, texts: Sequence[str], continuations: Sequence[str]) -> np.ndarray:
+        """The log-probability of each continuation after ``prefix + text``: one completions
+        request a pair, which echoes the prompt's tokens with their log-probabilities (vLLM,
+        llama.cpp server); the continuation's are those of the tokens that start inside it.
+
+        Raises:
+            GenerationError: for a request that fails for good, or an answer without them.
+        """
+        self.check_token_logprobs(full_vocabulary=False)
+        pairs = [(prefix + text, continuation) for text in texts for continuation in continuations]
+        with ThreadPoolExecutor(max_workers=self.max_concurrency, thread_name_prefix="llm-http") as pool:
+            scores = list(pool.map(lambda pair: self._echoed_logprob(*pair), pairs))
+        return np.asarray(scores, dtype=np.float64).reshape(len(texts), len(continuations))
+
+    def _echoed_logprob(self, context: str, continuation: str) -> float:
+        """The summed log-probability of the tokens of ``context + continuation`` that start at or
+        after the end of ``context``, as the server echoes them."""
+        response = self._respond(
+            context + continuation, temperature=1.0, max_new_tokens=1, seed=0, logprobs=0, echo=True
+        )
+        try:
+            logprobs = response.choices[0].logprobs
+            pairs = zip(logprobs.text_offset, logprobs.token_logprobs, strict=True)
+            inside = [logprob for offset, logprob in pairs if len(context) <= offset < len(context + continuation)]
+        except (AttributeError, IndexError, TypeError, ValueError):
+            inside = []
+        if not inside or any(logprob is None for logprob in inside):
+            raise GenerationError(
+                f"{self.url} did not echo the prompt's log-probabilities: scoring needs a server that does "
+                "(vLLM, llama.cpp server)"
+            )
+        return float(sum(inside))
+
+    def next_token_logprobs(self, prompts: Sequence[str]) -> list[dict[int, float]]:
+        """The top log-probabilities of each prompt's next token, by token id (``token_ids``),
+        ``max_concurrency`` requests at a time.
+
+        Raises:
+            GenerationError: for a request that fails for good, or an answer without log-probabilities.
+        """
+        with ThreadPoolExecutor(max_workers=self.max_concurrency, thread_name_prefix="llm-http") as pool:
+            answers = list(pool.map(self._top_logprobs, prompts))
+        return [self._vocabulary.ids_of(answer) for answer in answers]
+
+    def _top_logprobs(self, prompt: str) -> dict[str, float]:
+        """One request for the next token's top log-probabilities, by token text."""
+        response = self._respond(prompt, temperature=1.0, max_new_tokens=1, seed=0, logprobs=self.top_logprobs)
+        try:
+            top = response.choices[0].logprobs.top_logprobs[0]
+        except (AttributeError, IndexError, TypeError):
+            raise GenerationError(
+                f"{self.url} answered without top log-probabilities: the DP few-shot job needs a server that "
+                "returns them (vLLM, llama.cpp server, OpenAI's legacy completions)"
+            ) from None
+        return {str(piece): float(logprob) for piece, logprob in dict(top).items()}
 
     def _completion_text(self, response: Any) -> str:
         """The completion in a successful response.
@@ -327,6 +453,47 @@ class OpenAICompatibleGenerator:
         if self.api_key is not None:
             text = text.replace(self.api_key.value, "****")
         return text if len(text) <= _MAX_MESSAGE_CHARS else text[:_MAX_MESSAGE_CHARS] + "..."
+
+
+@dataclass
+class TokenVocabulary:
+    """Ids for the token texts a server answers with, handed out in the order first seen (a
+    server names tokens by their text, the vote needs ids)."""
+
+    pieces: list[str] = field(default_factory=list)
+    ids: dict[str, int] = field(default_factory=dict)
+
+    def ids_of(self, logprobs: Mapping[str, float]) -> dict[int, float]:
+        """``logprobs`` keyed by id, new texts given new ids."""
+        for piece in logprobs:
+            if piece not in self.ids:
+                self.ids[piece] = len(self.pieces)
+                self.pieces.append(piece)
+        return {self.ids[piece]: logprob for piece, logprob in logprobs.items()}
+
+
+class CompletionDecoding:
+    """``llm.TokenDecoding`` through a completions endpoint: each step asks for every row's next
+    token's top log-probabilities (the server reads the whole text again: it keeps no cache);
+    the tokens it did not name get probability 0 (log-probability minus infinity)."""
+
+    def __init__(self, generator: OpenAICompatibleGenerator, prompts: Sequence[str]) -> None:
+        self._generator = generator
+        self._texts = list(prompts)
+        self._answers = generator.next_token_logprobs(self._texts)
+
+    def logprobs(self) -> np.ndarray:
+        """Shape (rows, tokens seen so far): each row's top log-probabilities, minus infinity elsewhere."""
+        table = np.full((len(self._texts), len(self._generator._vocabulary.pieces)), -np.inf)
+        for row, answer in enumerate(self._answers):
+            table[row, list(answer)] = list(answer.values())
+        return table
+
+    def extend(self, tokens: np.ndarray) -> None:
+        """Append each row's token text and ask for the next token."""
+        pieces = self._generator._vocabulary.pieces
+        self._texts = [text + pieces[int(token)] for text, token in zip(self._texts, tokens, strict=True)]
+        self._answers = self._generator.next_token_logprobs(self._texts)
 
 
 def _completion_tokens(response: Any) -> int:

@@ -7,9 +7,11 @@ a local directory that does not exist is reported at construction. Nothing is do
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 from collections.abc import Sequence
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
@@ -23,7 +25,7 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
-from dp_synth.modalities.text.llm import GenerationProgress, GeneratorConfigError
+from dp_synth.modalities.text.llm import GenerationProgress, GeneratorConfigError, progress_bar
 
 logger = logging.getLogger(__name__)
 
@@ -121,6 +123,75 @@ class HuggingFaceGenerator:
                     completions[position] = completion
                 progress.advance(len(batch), tokens)
         return completions
+
+    def start_decoding(self, prompts: Sequence[str], max_new_tokens: int) -> PromptDecoding:
+        """Read ``prompts`` (raw text, no chat template) for a decoding of at most
+        ``max_new_tokens`` tokens chosen by the caller (``llm.TokenLogprobModel``).
+
+        Raises:
+            GeneratorConfigError: when the model cannot be loaded, or a prompt plus
+                ``max_new_tokens`` exceeds its context.
+        """
+        model, tokenizer, _ = self._load()
+        return PromptDecoding(model, tokenizer, prompts, max_new_tokens, self.batch_size)
+
+    def decode_tokens(self, tokens: Sequence[int]) -> str:
+        """The text of token ids, special tokens left out."""
+        return self._load()[1].decode(list(tokens), skip_special_tokens=True)
+
+    def check_token_logprobs(self, full_vocabulary: bool) -> None:
+        """Nothing to refuse: the model gives every token's log-probability."""
+
+    def ends_line(self, token: int) -> bool:
+        """Whether ``token`` is the end-of-text token or its text holds a line break."""
+        return token in self._stop_tokens
+
+    @cached_property
+    def _stop_tokens(self) -> frozenset[int]:
+        tokenizer = self._load()[1]
+        pieces = tokenizer.batch_decode([[token] for token in range(len(tokenizer))])
+        stops = {token for token, piece in enumerate(pieces) if "\n" in piece}
+        return frozenset(stops | {tokenizer.eos_token_id} - {None})
+
+    def continuation_logprobs(self, prefix: str, texts: Sequence[str], continuations: Sequence[str]) -> np.ndarray:
+        """The log-probability of each continuation after ``prefix + text``, for every text, as
+        raw text (no chat template), in batches of ``batch_size`` texts.
+
+        The prefix is read once, each text once after it, and each continuation after its text
+        (key-value caches). Each piece is tokenized on its own, so a piece should start at a
+        token boundary (a continuation such as ``" Sports"`` after ``"Topic:"``).
+
+        Returns:
+            Shape (texts, continuations): the sum of the log-probabilities of each
+            continuation's tokens.
+
+        Raises:
+            ValueError: for an empty continuation.
+        """
+        model, tokenizer, _ = self._load()
+        pieces = [tokenizer(piece, add_special_tokens=False)["input_ids"] for piece in continuations]
+        if not all(pieces):
+            raise ValueError("every continuation must hold at least one token")
+        prefix_ids = tokenizer(prefix)["input_ids"]
+        prefix_cache = DynamicCache(config=model.config)
+        if prefix_ids:
+            _forward(
+                model,
+                torch.tensor([prefix_ids], device=model.device),
+                torch.ones(1, len(prefix_ids), dtype=torch.long),
+                prefix_cache,
+            )
+        scores = np.empty((len(texts), len(continuations)))
+        with progress_bar(len(texts), "Scoring", "text") as bar:
+            for start in range(0, len(texts), self.batch_size):
+                batch = [
+                    tokenizer(text, add_special_tokens=False)["input_ids"]
+                    for text in texts[start : start + self.batch_size]
+                ]
+                _check_context(model, len(prefix_ids) + max(map(len, batch)), max(map(len, pieces)))
+                scores[start : start + len(batch)] = _score_batch(model, prefix_cache, len(prefix_ids), batch, pieces)
+                bar.update(len(batch))
+        return scores
 
     def _load(self) -> tuple[PreTrainedModel, PreTrainedTokenizerBase, bool]:
         """The model, its tokenizer and whether to use the chat template; loaded on first use."""
@@ -362,3 +433,119 @@ def _generate(
             pad_token_id=tokenizer.pad_token_id,
         )
     return _decoded(tokenizer, output[:, prompt_tokens:])
+
+
+def _padded(rows: Sequence[Sequence[int]], pad: int, *, left: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token rows padded to one length (on the left or the right) and their attention mask."""
+    width = max(map(len, rows))
+    ids = torch.full((len(rows), width), pad, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for index, row in enumerate(rows):
+        columns = slice(width - len(row), width) if left else slice(0, len(row))
+        ids[index, columns] = torch.tensor(row, dtype=torch.long)
+        mask[index, columns] = 1
+    return ids, mask
+
+
+def _forward(
+    model: PreTrainedModel, ids: torch.Tensor, mask: torch.Tensor, cache: DynamicCache, last_only: bool = True
+) -> torch.Tensor:
+    """Read ``ids`` after what ``cache`` holds (``mask`` covers both): the next-token
+    log-probabilities after the last token (rows, vocabulary), or after every token of ``ids``
+    (rows, tokens, vocabulary), as float32."""
+    mask = mask.to(model.device)
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)[:, -ids.shape[1] :]
+    with torch.inference_mode():
+        logits = model(
+            input_ids=ids.to(model.device),
+            attention_mask=mask,
+            position_ids=positions,
+            cache=cache,
+            use_cache=True,
+            logits_to_keep=1 if last_only else 0,
+        ).logits
+    logprobs = torch.log_softmax(logits.float(), dim=-1)
+    return logprobs[:, -1] if last_only else logprobs
+
+
+def _score_batch(
+    model: PreTrainedModel,
+    prefix_cache: DynamicCache,
+    prefix_tokens: int,
+    texts: list[list[int]],
+    continuations: list[list[int]],
+) -> np.ndarray:
+    """``HuggingFaceGenerator.continuation_logprobs`` of one batch of tokenized texts."""
+    cache = copy.deepcopy(prefix_cache)
+    if prefix_tokens:
+        cache.batch_repeat_interleave(len(texts))
+    ids, text_mask = _padded(texts, 0, left=True)
+    mask = torch.cat([torch.ones(len(texts), prefix_tokens, dtype=torch.long), text_mask], dim=1)
+    first = _forward(model, ids, mask, cache).cpu().numpy()
+    scores = first[:, [piece[0] for piece in continuations]]
+    rest = [piece[:-1] for piece in continuations]  # each token but the last predicts the next
+    if max(map(len, continuations)) == 1:
+        return scores
+    count = len(continuations)
+    cache.batch_repeat_interleave(count)
+    ids, piece_mask = _padded([rest[j] for _ in texts for j in range(count)], 0, left=False)
+    mask = torch.cat([mask.repeat_interleave(count, dim=0), piece_mask], dim=1)
+    following = _forward(model, ids, mask, cache, last_only=False).cpu().numpy()
+    for row in range(len(texts)):
+        for j, piece in enumerate(continuations):
+            steps = following[row * count + j]
+            scores[row, j] += sum(float(steps[k, token]) for k, token in enumerate(piece[1:]))
+    return scores
+
+
+class PromptDecoding:
+    """``llm.TokenDecoding`` on a local causal LM: the prompts are read once, in chunks of
+    ``batch_size`` rows each holding its own key-value cache, then every ``extend`` reads one
+    token a row.
+
+    Args:
+        model: The causal LM.
+        tokenizer: Its tokenizer (padding on the left).
+        prompts: The prompts, as raw text.
+        max_new_tokens: The most tokens that will be appended (checked against the context).
+        batch_size: Rows per chunk.
+
+    Raises:
+        GeneratorConfigError: when a prompt plus ``max_new_tokens`` exceeds the model's context.
+    """
+
+    def __init__(
+        self,
+        model: PreTrainedModel,
+        tokenizer: PreTrainedTokenizerBase,
+        prompts: Sequence[str],
+        max_new_tokens: int,
+        batch_size: int,
+    ) -> None:
+        rows = [tokenizer(prompt)["input_ids"] for prompt in prompts]
+        _check_context(model, max(map(len, rows), default=0), max_new_tokens)
+        self._model = model
+        self._chunks: list[tuple[DynamicCache, torch.Tensor]] = []
+        self._last: list[torch.Tensor] = []
+        with progress_bar(len(rows), "Reading prompts", "prompt") as bar:
+            for start in range(0, len(rows), batch_size):
+                ids, mask = _padded(rows[start : start + batch_size], tokenizer.pad_token_id, left=True)
+                cache = DynamicCache(config=model.config)
+                self._last.append(_forward(model, ids, mask, cache))
+                self._chunks.append((cache, mask))
+                bar.update(ids.shape[0])
+
+    def logprobs(self) -> np.ndarray:
+        """Natural-log probabilities of every row's next token, shape (rows, vocabulary)."""
+        return torch.cat(self._last).cpu().numpy()
+
+    def extend(self, tokens: np.ndarray) -> None:
+        """Append one token id to each row and read it."""
+        tokens = torch.as_tensor(np.asarray(tokens), dtype=torch.long)
+        start = 0
+        for index, (cache, mask) in enumerate(self._chunks):
+            rows = mask.shape[0]
+            mask = torch.cat([mask, torch.ones(rows, 1, dtype=torch.long)], dim=1)
+            self._last[index] = _forward(self._model, tokens[start : start + rows, None], mask, cache)
+            self._chunks[index] = (cache, mask)
+            start += rows

@@ -79,6 +79,7 @@ class OpenAICompatibleSettings(Section):
     backoff_seconds: Annotated[float, Field(ge=0.0)] = 1.0
     api_key_header: str = "Authorization"
     extra_headers: dict[str, str] = {}
+    top_logprobs: PositiveInt = 20
 
 
 class TextVariation(Section):
@@ -105,14 +106,25 @@ class TextPrompts(Section):
     fill_blanks: str = FILL_BLANKS_PROMPT
 
 
-class TextGenerator(Section):
-    """``text.generator``: the LLM and how it is asked.
+class ModelBackends(Section):
+    """The language model: its backend and each backend's settings (``llm.build_generator``).
 
     Attributes:
         backend: ``huggingface`` or ``openai_compatible``; ``None`` stops the run and says how
             to configure one (no model can be downloaded by default).
         huggingface: The local backend's settings.
         openai_compatible: The HTTP backend's settings.
+    """
+
+    backend: Literal["huggingface", "openai_compatible"] | None = None
+    huggingface: HuggingFaceSettings = HuggingFaceSettings()
+    openai_compatible: OpenAICompatibleSettings = OpenAICompatibleSettings()
+
+
+class TextGenerator(ModelBackends):
+    """``text.generator``: the LLM (``ModelBackends``) and how it is asked.
+
+    Attributes:
         max_new_tokens: Bound on each generated text, in tokens.
         max_attempts: Completions asked for each text before giving up on it (an unusable one,
             such as blanks left or the prompt echoed, is redrawn).
@@ -122,9 +134,6 @@ class TextGenerator(Section):
         prompts: The three prompt templates.
     """
 
-    backend: Literal["huggingface", "openai_compatible"] | None = None
-    huggingface: HuggingFaceSettings = HuggingFaceSettings()
-    openai_compatible: OpenAICompatibleSettings = OpenAICompatibleSettings()
     max_new_tokens: PositiveInt = 64
     max_attempts: PositiveInt = 3
     min_words: PositiveInt = 6
@@ -177,7 +186,7 @@ class TextSettings(JobSettings):
     evaluation: TextEvaluation = TextEvaluation()
 
 
-def backend_options(generator: TextGenerator) -> dict[str, dict[str, Any]]:
+def backend_options(generator: ModelBackends) -> dict[str, dict[str, Any]]:
     """Each backend's constructor settings, under its name (``llm.build_generator``)."""
     return {
         "huggingface": generator.huggingface.model_dump(),

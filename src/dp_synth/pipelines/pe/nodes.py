@@ -60,7 +60,14 @@ from dp_synth.pe.release import ReleaseBasis
 from dp_synth.pe.report import PERSON_ROWS, privacy_report
 from dp_synth.pe.schema import SchemaError
 from dp_synth.pe.selection import allocate_class_sizes, sample_proportional, top_by_count
-from dp_synth.pe.settings import EvolutionSettings, JobSettings, ReleaseSettings, SettingsError
+from dp_synth.pe.settings import (
+    EvolutionSettings,
+    JobSettings,
+    PrivacySettings,
+    PrivateJobSettings,
+    ReleaseSettings,
+    SettingsError,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -145,14 +152,7 @@ def calibrate_privacy(modality: Modality, settings: JobSettings) -> GaussianPriv
     """
     dp = settings.dp
     _check_population_settings(settings.pe, len(modality.classes))
-    delta = dp.delta
-    if delta == "auto":
-        if modality.public_row_count is None:
-            raise PrivacyConfigError(
-                "dp.delta is 'auto' (1/(n ln n)) but the schema declares no public_row_count; "
-                "declare the row count as public in the schema or set dp.delta to a number"
-            )
-        delta = default_delta(modality.public_row_count)
+    delta = resolve_delta(dp, modality.public_row_count)
     if dp.class_proportions == "public" and modality.public_class_proportions is None:
         raise PrivacyConfigError("dp.class_proportions is 'public' but the schema declares no class_proportions")
     _check_release_settings(modality, settings.release, dp.class_proportions)
@@ -171,13 +171,7 @@ def calibrate_privacy(modality: Modality, settings: JobSettings) -> GaussianPriv
         rows_per_unit=dp.max_rows_per_unit if modality.privacy_unit else 1,
         privacy_unit=modality.privacy_unit,
     )
-    _log_privacy_unit(plan, dp.max_rows_per_unit)
-    if dp.seed is not None:
-        logger.warning(
-            "dp.seed is set: this run's noise is reproducible, so the run is NOT differentially private "
-            "against anyone who knows the seed. Use seeds for experiments only; the privacy report, MLflow and "
-            "the privacy ledger mark the run as not private"
-        )
+    log_privacy_guarantee(plan, dp)
     logger.info(
         "Privacy plan: (epsilon=%.4g, delta=%.3g): %d histogram/count releases with sigma=%.4g%s; noise %s",
         plan.epsilon,
@@ -188,6 +182,33 @@ def calibrate_privacy(modality: Modality, settings: JobSettings) -> GaussianPriv
         "seeded" if dp.seed is not None else "secure (OpenDP's discrete Gaussian)",
     )
     return plan
+
+
+def resolve_delta(dp: PrivacySettings, public_row_count: int | None) -> float:
+    """``dp.delta``, or for ``"auto"`` 1/(n ln n) with the schema's public row count n.
+
+    Raises:
+        PrivacyConfigError: for ``"auto"`` without a public row count.
+    """
+    if dp.delta != "auto":
+        return dp.delta
+    if public_row_count is None:
+        raise PrivacyConfigError(
+            "dp.delta is 'auto' (1/(n ln n)) but the schema declares no public_row_count; "
+            "declare the row count as public in the schema or set dp.delta to a number"
+        )
+    return default_delta(public_row_count)
+
+
+def log_privacy_guarantee(plan: GaussianPrivacyPlan, dp: PrivacySettings) -> None:
+    """Say what one protected record is (``_log_privacy_unit``) and warn of a seeded run."""
+    _log_privacy_unit(plan, dp.max_rows_per_unit)
+    if dp.seed is not None:
+        logger.warning(
+            "dp.seed is set: this run's noise is reproducible, so the run is NOT differentially private "
+            "against anyone who knows the seed. Use seeds for experiments only; the privacy report, MLflow and "
+            "the privacy ledger mark the run as not private"
+        )
 
 
 def measure_generator_statistics(
@@ -278,9 +299,9 @@ def check_resumed_plan(plan: GaussianPrivacyPlan, settings: JobSettings) -> None
 def admit_run(
     schema: Mapping[str, Any],
     private_data: Any,
-    modality: Modality,
+    modality: Any,
     plan: GaussianPrivacyPlan,
-    settings: JobSettings,
+    settings: PrivateJobSettings,
     *,
     job: str,
     load: LoadPrivateData,
@@ -300,7 +321,7 @@ def admit_run(
     Args:
         schema: The public schema (its ``dataset_id``).
         private_data: The private data as the catalog read it (a pandas or Spark DataFrame).
-        modality: The public modality ``load`` fits the rows to.
+        modality: The public object ``load`` fits the rows to (a PE job's modality).
         plan: The calibrated privacy plan.
         settings: The job's settings (``engine``, ``dp``).
         job: The job's name.
@@ -534,8 +555,9 @@ def _conform_batch(conform: Callable[..., pd.DataFrame], on_invalid: OnInvalid, 
     return conform(batch, on_invalid=on_invalid)
 
 
-LoadPrivateData = Callable[[Any, Modality, OnInvalid], Any]
-"""A job's loader: ``(private_data, public_modality, on_invalid) -> private_table``."""
+LoadPrivateData = Callable[[Any, Any, OnInvalid], Any]
+"""A job's loader: ``(private_data, public_modality, on_invalid) -> private_table`` (the public
+object is a PE job's modality, or what another job fits its rows to)."""
 
 
 def measure_class_distribution(

@@ -54,7 +54,7 @@ SHARED_INPUTS = {
 }
 
 
-def _bind(function: Callable[..., Any], **bound: Any) -> Callable[..., Any]:
+def bind(function: Callable[..., Any], **bound: Any) -> Callable[..., Any]:
     """``partial`` that keeps the function's name and docstring (Kedro and kedro-viz show them)."""
     return update_wrapper(partial(function, **bound), function)
 
@@ -152,7 +152,7 @@ def parse_resume_point(text: str, iterations: int) -> ResumePoint:
 
 def _vary_node(iteration: int) -> Node:
     return Node(
-        _bind(pe_nodes.vary, iteration=iteration),
+        bind(pe_nodes.vary, iteration=iteration),
         ["modality", "survivors", "privacy_plan", "settings"],
         "population",
         name="vary",
@@ -181,7 +181,7 @@ def _after_histogram(iteration: int, final: bool) -> list[Node]:
     """What follows an iteration's released histogram: its metrics, then the variation of its
     survivors, but in the last iteration (the release draws from its candidates instead)."""
     metrics = Node(
-        _bind(pe_nodes.summarise_iteration, iteration=iteration),
+        bind(pe_nodes.summarise_iteration, iteration=iteration),
         ["modality", "survivors", "histogram", "reference_summary", "privacy_plan"],
         "metrics",
         name="evaluate_iteration",
@@ -217,7 +217,7 @@ def _release_nodes(iterations: int) -> list[Node]:
 
 def _resample_node(iteration: int) -> Node:
     return Node(
-        _bind(pe_nodes.resample, iteration=iteration),
+        bind(pe_nodes.resample, iteration=iteration),
         ["modality", "candidates", "histogram", "class_sizes", "privacy_plan", "settings"],
         "survivors",
         name="resample",
@@ -235,7 +235,7 @@ def iteration_template(iteration: int, *, final: bool) -> Pipeline:
     nodes = [
         Node(pe_nodes.embed_population, ["modality", "candidates"], "candidate_embeddings", name="embed"),
         Node(
-            _bind(pe_nodes.dp_histogram, iteration=iteration),
+            bind(pe_nodes.dp_histogram, iteration=iteration),
             [
                 "modality",
                 "candidates",
@@ -297,7 +297,7 @@ def _settings_node(
     """The job's first node: its parameters validated into typed settings (see
     ``pe_nodes.parse_settings``), with T bound from the DAG."""
     return Node(
-        _bind(
+        bind(
             pe_nodes.parse_settings,
             model=model,
             job=job,
@@ -496,13 +496,13 @@ def _admission_node(job: str, resume: ResumePoint | None, load_private_data: pe_
     saved by its admission: a refused run leaves none."""
     if resume is None:
         return Node(
-            _bind(pe_nodes.admit_run, job=job, load=load_private_data),
+            bind(pe_nodes.admit_run, job=job, load=load_private_data),
             ["schema", "private_data", "public_modality", "calibrated_plan", "settings"],
             ["ledger_run", "privacy_plan", "private_table"],
             name="admit_run",
         )
     return Node(
-        _bind(
+        bind(
             pe_nodes.admit_resumed_run,
             resume_from=resume.dataset,
             iteration=resume.iteration,

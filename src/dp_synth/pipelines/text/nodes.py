@@ -78,17 +78,20 @@ def _release_rows(settings: TextSettings, schema: CorpusSchema) -> int:
     return (schema.public_row_count or 0) if rows == "auto" else rows
 
 
-def load_private_corpus(private_raw: Any, modality: TextModality, on_invalid: OnInvalid) -> pd.DataFrame | PrivateRows:
-    """The private corpus fitted to the public schema, invalid rows handled as ``on_invalid``
-    says (``pe_nodes.load_private_rows``: a frame, or on Spark rows left in the executors)."""
-    schema = modality.schema
-    check = RowCheck(
+def corpus_row_check(schema: CorpusSchema) -> RowCheck:
+    """How a private corpus is fitted to its public schema (``pe_nodes.load_private_rows``)."""
+    return RowCheck(
         problems=partial(corpus_problems, schema=schema),
         describe=partial(describe_corpus_problems, schema=schema),
         conform=partial(load_corpus, schema=schema),
         columns=f"{LABEL} string, {TEXT} string",
     )
-    return load_private_rows(private_raw, check, on_invalid)
+
+
+def load_private_corpus(private_raw: Any, modality: TextModality, on_invalid: OnInvalid) -> pd.DataFrame | PrivateRows:
+    """The private corpus fitted to the public schema, invalid rows handled as ``on_invalid``
+    says (``pe_nodes.load_private_rows``: a frame, or on Spark rows left in the executors)."""
+    return load_private_rows(private_raw, corpus_row_check(modality.schema), on_invalid)
 
 
 def load_reference_corpus(reference_raw: pd.DataFrame, modality: TextModality, settings: TextSettings) -> pd.DataFrame:
