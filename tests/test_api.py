@@ -29,8 +29,9 @@ def adult() -> tuple[pd.DataFrame, dict]:
     return pd.read_csv(ADULT_DIR / "adult_train.csv"), json.loads((ADULT_DIR / "schema.json").read_text())
 
 
-def test_a_seeded_fit_releases_what_the_kedro_job_released_before_the_refactor(adult):
+def test_a_seeded_fit_releases_what_the_kedro_job_released_before_the_refactor(adult, tmp_path, monkeypatch):
     """The pinned release of ``kedro run --pipelines=tabular`` (seed 0, N = 3,000, T = 1, 2,000 rows)."""
+    monkeypatch.chdir(tmp_path)  # the fit's privacy ledger (dp.ledger, relative) is the test's
     private, schema = adult
     synthesizer = TabularSynthesizer(epsilon=1.0, seed=0, population_size=3000).fit(private, schema)
     first = synthesizer.sample(2000)
@@ -44,7 +45,8 @@ def schema_columns(schema: dict) -> list[str]:
     return list(schema["columns"])
 
 
-def test_the_privacy_report_lists_every_release_and_sampling_costs_nothing(adult):
+def test_the_privacy_report_lists_every_release_and_sampling_costs_nothing(adult, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the fit's privacy ledger (dp.ledger, relative) is the test's
     private, schema = adult
     synthesizer = TabularSynthesizer(epsilon=2.0, delta=1e-6, population_size=500, iterations=2).fit(private, schema)
     before = synthesizer.privacy_report

@@ -46,7 +46,8 @@ def test_binary_label_is_the_xor_of_three_columns(benchmarks):
     assert (xor == train["label"]).mean() == pytest.approx(1 - tables.LABEL_NOISE, abs=0.01)
 
 
-def test_compare_runs_the_python_api_in_process(benchmarks):
+def test_compare_runs_the_python_api_in_process(benchmarks, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the fit's privacy ledger (dp.ledger, relative) is the test's, not the project's
     tables, compare = benchmarks
     train, test, schema_json = tables.binary_table(n_train=2000, n_test=500, seed=3)
     variant = {"iterations": 2, "pe": {"population_size": 100}, "release": {"rows": 700}}
