@@ -7,9 +7,8 @@ from typing import Any
 
 from kedro.framework.hooks import hook_impl
 
-from dp_synth.hooks.stores import job_of
 from dp_synth.pipeline_registry import DEFAULT_ITERATIONS, pe_iterations
-from dp_synth.pipelines.pe.pipeline import resume_point_name
+from dp_synth.pipelines.pe.pipeline import job_of, resume_point_name
 
 logger = logging.getLogger(__name__)
 

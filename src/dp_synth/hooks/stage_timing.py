@@ -11,8 +11,9 @@ import mlflow
 from kedro.framework.hooks import hook_impl
 from kedro.pipeline import Node
 
-from dp_synth.hooks.stores import diagnostics_to_tracking, job_of, stores, tracking_active, tracking_is_local
+from dp_synth.hooks.stores import diagnostics_to_tracking, stores, tracking_active, tracking_is_local
 from dp_synth.pe.settings import PrivateJobSettings
+from dp_synth.pipelines.pe.pipeline import job_of
 
 logger = logging.getLogger(__name__)
 

@@ -90,8 +90,3 @@ def stores() -> tuple[str, str]:
     """The tracking URI and the active run's artifact location, as MLflow resolved it (from the
     experiment's ``artifact_location``, itself from the server's default artifact root)."""
     return mlflow.get_tracking_uri(), mlflow.get_artifact_uri()
-
-
-def job_of(dataset_name: str) -> str:
-    """The job whose dataset this is: ``tabular.ledger_run`` -> ``tabular``."""
-    return dataset_name.partition(".")[0]

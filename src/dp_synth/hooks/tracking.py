@@ -21,7 +21,7 @@ from kedro.pipeline import Node
 from matplotlib.figure import Figure
 
 from dp_synth.api import USER_ERRORS
-from dp_synth.hooks.stores import diagnostics_to_tracking, job_of, stores, tracking_active
+from dp_synth.hooks.stores import diagnostics_to_tracking, stores, tracking_active
 from dp_synth.mlflow_runs import add_quality, describe_run
 from dp_synth.modalities.tabular.plan import GeneratorPlan
 from dp_synth.modalities.tabular.schema import readable_number
@@ -30,7 +30,7 @@ from dp_synth.pe.accounting import GaussianPrivacyPlan
 from dp_synth.pe.ledger import LedgerRun
 from dp_synth.pe.settings import PrivateJobSettings
 from dp_synth.pipelines.pe.nodes import PUBLIC_ITERATION_METRICS
-from dp_synth.pipelines.pe.pipeline import resume_point_name
+from dp_synth.pipelines.pe.pipeline import job_of, resume_point_name
 
 logger = logging.getLogger(__name__)
 

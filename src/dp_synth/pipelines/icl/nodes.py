@@ -14,13 +14,13 @@ import pandas as pd
 from dp_synth.modalities.text import fewshot
 from dp_synth.modalities.text.fewshot_settings import FewShotSettings
 from dp_synth.modalities.text.llm import Secret, TokenLogprobModel, build_generator, require_token_logprobs
-from dp_synth.modalities.text.modality import CorpusSchema, load_corpus, parse_corpus_schema
+from dp_synth.modalities.text.modality import CorpusSchema, parse_corpus_schema
 from dp_synth.modalities.text.settings import backend_options
 from dp_synth.pe.accounting import GaussianPrivacyPlan, PrivacyConfigError, Stream, calibrate, vote_sensitivity
 from dp_synth.pe.engine import OnInvalid
 from dp_synth.pe.ledger import TOKEN_VOTE, Entry, LedgerRun, PrivacyLedger
 from dp_synth.pipelines.pe.nodes import load_private_rows, log_privacy_guarantee, resolve_delta
-from dp_synth.pipelines.text.nodes import corpus_row_check
+from dp_synth.pipelines.text.nodes import corpus_row_check, held_out_sample
 
 logger = logging.getLogger(__name__)
 
@@ -156,13 +156,12 @@ def generate_demonstrations(
 
 
 def load_reference_examples(reference_raw: pd.DataFrame, task: FewShotTask, settings: FewShotSettings) -> pd.DataFrame:
-    """The held-out texts the evaluation classifies: fitted to the schema as the private ones,
-    a seeded sample of ``evaluation.reference_rows`` (null: all)."""
-    reference = load_corpus(reference_raw, task.schema, on_invalid=settings.dp.on_invalid)
-    rows = settings.evaluation.reference_rows
-    if rows is None or rows >= len(reference):
-        return reference
-    return reference.sample(n=rows, random_state=settings.evaluation.seed).reset_index(drop=True)
+    """The held-out texts the evaluation classifies: the text job's ``held_out_sample`` of
+    ``evaluation.reference_rows`` (null: all)."""
+    evaluation = settings.evaluation
+    return held_out_sample(
+        reference_raw, task.schema, settings.dp.on_invalid, evaluation.reference_rows, evaluation.seed
+    )
 
 
 def evaluate_demonstrations(

@@ -7,7 +7,7 @@ from kedro.pipeline import Node, Pipeline
 
 from dp_synth.pipelines.icl import nodes as icl_nodes
 from dp_synth.pipelines.pe import nodes as pe_nodes
-from dp_synth.pipelines.pe.pipeline import bind
+from dp_synth.pipelines.pe.pipeline import bind, privacy_report_node
 
 NAMESPACE = "icl"
 
@@ -44,12 +44,7 @@ def create_pipeline() -> Pipeline:
                 "synthetic_data",
                 name="dp_token_votes",
             ),
-            Node(
-                pe_nodes.report_privacy,
-                ["ledger_run", "privacy_plan", "synthetic_data"],
-                "privacy_report",
-                name="report_privacy",
-            ),
+            privacy_report_node(),
             Node(
                 icl_nodes.load_reference_examples,
                 ["reference_data", "task", "settings"],

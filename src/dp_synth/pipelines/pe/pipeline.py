@@ -115,6 +115,12 @@ class ResumePoint:
 _RESUME_POINT = re.compile(r"^(?:(class_sizes)|(initial_population)|iter_(\d{3})\.(population|histogram|survivors))$")
 
 
+def job_of(dataset_name: str) -> str:
+    """The job whose dataset this is (``job_pipeline`` names them ``<job>.*``): ``tabular.ledger_run``
+    -> ``tabular``."""
+    return dataset_name.partition(".")[0]
+
+
 def resume_point_name(dataset_name: str) -> str | None:
     """The resume point that a saved dataset provides, with or without its job's namespace
     (``text.iter_002.survivors`` -> ``iter_002.survivors``), or ``None`` if there is none."""
@@ -460,7 +466,7 @@ def job_pipeline(
         [
             stage(PREPARE, [settings, prepare, _admission_node(job, resume, load_private_data)]),
             private_evolution_pipeline(iterations, resume),
-            stage(REPORT, [_privacy_report_node(), _iterations_plot_node(iterations), evaluate]),
+            stage(REPORT, [privacy_report_node(), _iterations_plot_node(iterations), evaluate]),
         ]
     )
     return _datasets_under(job, stages)
@@ -514,7 +520,7 @@ def _admission_node(job: str, resume: ResumePoint | None, load_private_data: pe_
     )
 
 
-def _privacy_report_node() -> Node:
+def privacy_report_node() -> Node:
     """The run's privacy report, saved beside the release, which ends the run in the ledger."""
     return Node(
         pe_nodes.report_privacy,

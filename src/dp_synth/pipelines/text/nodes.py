@@ -94,15 +94,24 @@ def load_private_corpus(private_raw: Any, modality: TextModality, on_invalid: On
     return load_private_rows(private_raw, corpus_row_check(modality.schema), on_invalid)
 
 
-def load_reference_corpus(reference_raw: pd.DataFrame, modality: TextModality, settings: TextSettings) -> pd.DataFrame:
-    """The held-out corpus fitted to the public schema as the private one is (``dp.on_invalid``);
-    keep a seeded sample of ``evaluation.reference_rows`` texts (null: all) for the diagnostics,
-    which embed them."""
-    reference = load_corpus(reference_raw, modality.schema, on_invalid=settings.dp.on_invalid)
-    rows = settings.evaluation.reference_rows
+def held_out_sample(
+    reference_raw: pd.DataFrame, schema: CorpusSchema, on_invalid: OnInvalid, rows: int | None, seed: int
+) -> pd.DataFrame:
+    """The held-out corpus fitted to the public schema as the private one is (``on_invalid``),
+    a seeded sample of ``rows`` texts (``None``: all)."""
+    reference = load_corpus(reference_raw, schema, on_invalid=on_invalid)
     if rows is None or rows >= len(reference):
         return reference
-    return reference.sample(n=rows, random_state=settings.evaluation.seed).reset_index(drop=True)
+    return reference.sample(n=rows, random_state=seed).reset_index(drop=True)
+
+
+def load_reference_corpus(reference_raw: pd.DataFrame, modality: TextModality, settings: TextSettings) -> pd.DataFrame:
+    """The held-out texts the diagnostics embed: ``held_out_sample`` of ``evaluation.reference_rows``
+    (null: all)."""
+    evaluation = settings.evaluation
+    return held_out_sample(
+        reference_raw, modality.schema, settings.dp.on_invalid, evaluation.reference_rows, evaluation.seed
+    )
 
 
 def _length_statistics(texts: pd.Series) -> dict[str, float]:
