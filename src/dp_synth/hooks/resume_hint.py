@@ -6,7 +6,9 @@ import logging
 from typing import Any
 
 from kedro.framework.hooks import hook_impl
+from kedro.io import CatalogProtocol
 
+from dp_synth.hooks.catalog_roles import tracked
 from dp_synth.pipeline_registry import DEFAULT_ITERATIONS, pe_iterations
 from dp_synth.pipelines.pe.pipeline import job_of, resume_point_name
 
@@ -27,6 +29,12 @@ class ResumeHintHook:
         self.finished = False
         self.job = "tabular"
         self.pipeline_names: list[str] = []
+        self._catalog: CatalogProtocol | None = None
+
+    @hook_impl
+    def after_catalog_created(self, catalog: CatalogProtocol) -> None:
+        """Keep the catalog: its entries say which dataset is the privacy report (``catalog_roles``)."""
+        self._catalog = catalog
 
     @hook_impl
     def before_pipeline_run(self, run_params: dict[str, Any]) -> None:
@@ -37,7 +45,8 @@ class ResumeHintHook:
     @hook_impl
     def after_dataset_saved(self, dataset_name: str) -> None:
         """Remember the latest saved dataset a run can resume from, and whether it finished."""
-        self.finished = self.finished or dataset_name.endswith(".privacy_report")
+        if not self.finished and (declared := tracked(self._catalog, dataset_name)) is not None:
+            self.finished = declared.log == "privacy_report"
         if point := resume_point_name(dataset_name):
             job = job_of(dataset_name)
             self.latest, self.job = point, job if job in DEFAULT_ITERATIONS else self.job

@@ -10,17 +10,16 @@ the evaluation report, figures) only as ``dp.tracking_diagnostics`` allows (``ho
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import mlflow
-import pandas as pd
 from kedro.framework.hooks import hook_impl
+from kedro.io import CatalogProtocol
 from kedro.pipeline import Node
-from matplotlib.figure import Figure
 
 from dp_synth.api import USER_ERRORS
+from dp_synth.hooks.catalog_roles import Tracked, tracked
 from dp_synth.hooks.stores import diagnostics_to_tracking, stores, tracking_active
 from dp_synth.mlflow_runs import add_quality, describe_run
 from dp_synth.modalities.tabular.plan import GeneratorPlan
@@ -34,18 +33,13 @@ from dp_synth.pipelines.pe.pipeline import job_of, resume_point_name
 
 logger = logging.getLogger(__name__)
 
-_ITERATION_METRICS = re.compile(r"\.iter_(\d+)\.metrics$")
-REPORTS = "reports"
-"""MLflow artifact folder of the reports."""
 MAX_TAG_LENGTH = 5000
 """Longest MLflow tag value every tracking store accepts (older servers store 5,000 characters)."""
+DIAGNOSTIC_ROLES = ("evaluation_report", "figure")
+"""Roles of outputs computed from private or held-out data: logged only as
+``dp.tracking_diagnostics`` allows (``hooks.stores``)."""
 MAX_LOGGED_TEXTS = 10_000
-"""Largest text release also kept as an MLflow artifact (``release/synthetic_data.csv``)."""
-
-
-def _short(dataset_name: str) -> str:
-    """``tabular.evaluation_report`` -> ``evaluation_report``."""
-    return dataset_name.rsplit(".", 1)[-1]
+"""Largest text release also kept as an MLflow artifact (``released_texts``)."""
 
 
 def plan_parameters(plan: GaussianPrivacyPlan) -> dict[str, Any]:
@@ -99,9 +93,16 @@ def setting_parameters(settings: PrivateJobSettings) -> dict[str, Any]:
 
 class PrivateEvolutionTrackingHook:
     """Logs the privacy plan, per-iteration metrics (with ``step=t``), the final report's
-    numbers (as ``final.<section>.<metric>``) and the report files (under ``reports/``); names
-    the run after its job, dataset and epsilon and describes it (``dp_synth.mlflow_runs``); a
-    run refused by validation before any release leaves no MLflow run."""
+    numbers (as ``final.<section>.<metric>``) and the report files; names the run after its job,
+    dataset and epsilon and describes it (``dp_synth.mlflow_runs``); a run refused by validation
+    before any release leaves no MLflow run.
+
+    Outputs are recognised by their type (the privacy plan, the ledger's run, the generator plan,
+    the DP statistics) or by what their catalog entry declares (``catalog_roles``): the roles
+    ``settings``, ``iteration_metrics``, ``privacy_report``, ``released_texts`` and
+    ``released_samples`` are public; ``evaluation_report`` and ``figure`` are diagnostics, logged
+    only as ``dp.tracking_diagnostics`` allows.
+    """
 
     def __init__(self) -> None:
         self._plan_logged = self._ledger_run_logged = self._diagnostics = self._released = False
@@ -109,6 +110,12 @@ class PrivateEvolutionTrackingHook:
         self._dataset_id: str | None = None
         self._run_id: str | None = None
         self._job = ""
+        self._catalog: CatalogProtocol | None = None
+
+    @hook_impl
+    def after_catalog_created(self, catalog: CatalogProtocol) -> None:
+        """Keep the catalog: its entries say what each output is (``catalog_roles``)."""
+        self._catalog = catalog
 
     @hook_impl
     def before_pipeline_run(self) -> None:
@@ -142,17 +149,54 @@ class PrivateEvolutionTrackingHook:
             self._ledger_run_logged, self._dataset_id, self._job = True, run.dataset_id, job_of(name)
             self._describe()
 
-    def _log_diagnostics(self, name: str, value: Any) -> None:
-        """Log a diagnostic output computed from private or held-out data, if allowed."""
-        if not self._diagnostics:
+    def _log_typed(self, name: str, value: Any) -> bool:
+        """Log an output recognised by its type; whether it was one."""
+        if isinstance(value, GaussianPrivacyPlan):
+            self._log_plan(value, resumed=False)
+        elif isinstance(value, LedgerRun):
+            self._log_ledger_run(value, name)
+        elif isinstance(value, GeneratorPlan):
+            mlflow.set_tags({"plan_warnings": tag_value(value.warnings, " | ")})
+        elif isinstance(value, TabularStatistics):  # a DP release: where numeric data lies
+            ranges = [
+                f"{column} {readable_number(low)} to {readable_number(high)}"
+                for column, (low, high) in located_bounds(value).items()
+            ]
+            mlflow.set_tags(
+                {"located_bounds": tag_value(ranges, "; "), "bounds_warnings": tag_value(value.warnings, " | ")}
+            )
+        else:
+            return False
+        return True
+
+    def _log_declared(self, declared: Tracked, value: Any) -> None:
+        """Log an output by the role its catalog entry declares (``catalog_roles``), and keep it
+        as the entry's artifact if it names one."""
+        role, artifact = declared.log, declared.artifact
+        if role in DIAGNOSTIC_ROLES and not self._diagnostics:
             return
-        if name.endswith(".evaluation_report"):
+        if role == "settings":  # in force, planned
+            mlflow.log_params(setting_parameters(value))
+            self._diagnostics = diagnostics_to_tracking(value, *stores())
+        elif role == "iteration_metrics":
+            shown = {k: v for k, v in value.items() if self._diagnostics or k in PUBLIC_ITERATION_METRICS}
+            mlflow.log_metrics({k: v for k, v in shown.items() if k != "iteration"}, step=int(value["iteration"]))
+        elif role == "privacy_report":  # public: it ships with the release
+            lifetime = value["lifetime"]
+            mlflow.log_metrics({"dp_run_epsilon": value["epsilon"], "dp_lifetime_epsilon": lifetime["epsilon"]})
+        elif role == "evaluation_report":
             mlflow.log_metrics(numeric_leaves(value, prefix="final"))
-            mlflow.log_dict(value, f"{REPORTS}/{_short(name)}.json")
             if self._plan is not None and self._dataset_id is not None:
                 add_quality(self._job, self._dataset_id, self._plan, value)
-        elif isinstance(value, Figure):
-            mlflow.log_figure(value, f"{REPORTS}/{_short(name).removesuffix('_plot')}.png")
+        if artifact is None:
+            return
+        if role == "figure":
+            mlflow.log_figure(value, artifact)
+        elif role == "released_texts":  # public: the release itself, kept when small
+            if len(value) <= MAX_LOGGED_TEXTS:
+                mlflow.log_text(value.to_csv(index=False), artifact)
+        else:
+            mlflow.log_dict(value, artifact)
 
     @hook_impl
     def after_node_run(self, node: Node, outputs: dict[str, Any]) -> None:
@@ -160,36 +204,8 @@ class PrivateEvolutionTrackingHook:
         if not tracking_active():
             return
         for name, value in outputs.items():
-            if isinstance(value, GaussianPrivacyPlan):
-                self._log_plan(value, resumed=False)
-            elif isinstance(value, PrivateJobSettings) and name.endswith(".settings"):  # in force, planned
-                mlflow.log_params(setting_parameters(value))
-                self._diagnostics = diagnostics_to_tracking(value, *stores())
-            elif isinstance(value, LedgerRun):
-                self._log_ledger_run(value, name)
-            elif isinstance(value, GeneratorPlan):
-                mlflow.set_tags({"plan_warnings": tag_value(value.warnings, " | ")})
-            elif isinstance(value, TabularStatistics):  # a DP release: where numeric data lies
-                ranges = [
-                    f"{column} {readable_number(low)} to {readable_number(high)}"
-                    for column, (low, high) in located_bounds(value).items()
-                ]
-                mlflow.set_tags(
-                    {"located_bounds": tag_value(ranges, "; "), "bounds_warnings": tag_value(value.warnings, " | ")}
-                )
-            elif match := _ITERATION_METRICS.search(name):
-                shown = {k: v for k, v in value.items() if self._diagnostics or k in PUBLIC_ITERATION_METRICS}
-                mlflow.log_metrics({k: v for k, v in shown.items() if k != "iteration"}, step=int(match.group(1)))
-            elif name.endswith(".privacy_report"):  # public: it ships with the release
-                lifetime = value["lifetime"]
-                mlflow.log_metrics({"dp_run_epsilon": value["epsilon"], "dp_lifetime_epsilon": lifetime["epsilon"]})
-                mlflow.log_dict(value, f"{REPORTS}/{_short(name)}.json")
-            elif name.endswith(".synthetic_samples"):  # released texts
-                mlflow.log_dict(value, f"{REPORTS}/{_short(name)}.json")
-            elif _is_released_texts(name, value):  # public: the release itself
-                mlflow.log_text(value.to_csv(index=False), f"release/{_short(name)}.csv")
-            else:
-                self._log_diagnostics(name, value)
+            if not self._log_typed(name, value) and (declared := tracked(self._catalog, name)) is not None:
+                self._log_declared(declared, value)
 
     @hook_impl
     def after_dataset_loaded(self, dataset_name: str, data: Any) -> None:
@@ -219,13 +235,3 @@ class PrivateEvolutionTrackingHook:
         if isinstance(error, USER_ERRORS) and not self._released and self._run_id is not None:
             mlflow.MlflowClient().delete_run(self._run_id)
             logger.info("MLflow run %s deleted: the run was refused before any release", self._run_id)
-
-
-def _is_released_texts(name: str, value: Any) -> bool:
-    """Whether an output is a text release (labelled texts, small enough to keep with the run)."""
-    return (
-        name.endswith(".synthetic_data")
-        and isinstance(value, pd.DataFrame)
-        and "text" in value.columns
-        and len(value) <= MAX_LOGGED_TEXTS
-    )
