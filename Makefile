@@ -90,7 +90,7 @@ bench-text-tiny: $(TEST_STAMP)  ## The text job's machinery on the tests' tiny G
 	DP_SYNTH_ITERATIONS=2 $(PYTHON) benchmarks/bench.py --pipeline text --tiny-text-model \
 		--params text.pe.population_size=100,text.release.rows=100,text.evaluation.reference_rows=500
 
-bench-icl: $(TEXT_STAMP) $(TEXT_MODEL)  ## In-context accuracy on AG News with SmolLM2: zero-shot, DP demonstrations (eps 1, 4, 8), real demonstrations; 3 seeds (90 min on 2 busy cores)
+bench-icl: $(TEXT_STAMP) $(TEXT_MODEL)  ## In-context accuracy on AG News with SmolLM2: zero-shot, DP demonstrations (eps 1, 4, 8), real demonstrations; 3 seeds (15 min on 2 idle cores)
 	$(PYTHON) benchmarks/icl_figures.py $(ICL_ARGS)
 
 bench-image: $(TEST_STAMP)  ## The default image job (glyph simulator on the digits), 3 runs
