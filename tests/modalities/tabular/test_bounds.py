@@ -13,6 +13,7 @@ import pytest
 
 from dp_synth.hooks.tracking import MAX_TAG_LENGTH, tag_value
 from dp_synth.modalities.tabular.bounds import HALVINGS, geometric_edges, locate_counts, located_range, located_schema
+from dp_synth.modalities.tabular.cells import CellGrid
 from dp_synth.modalities.tabular.modality import TabularModality
 from dp_synth.modalities.tabular.plan import plan_generator
 from dp_synth.modalities.tabular.schema import Column, parse_schema, readable_number
@@ -87,14 +88,15 @@ def test_the_located_range_covers_the_data_and_a_tight_declaration_is_kept():
     assert located_range(AMOUNT, nothing - 100.0, 10.0) == (0.0, 100_000.0)
 
 
-def test_a_located_integer_column_keeps_whole_bounds_and_its_bins():
+def test_an_integer_column_located_to_few_values_gets_a_cell_per_value():
     schema = parse_schema(loose_schema())
-    rows = credit_rows(800, np.random.default_rng(2))
-    counts = locate_counts(schema.features, rows)
-    located = located_schema(schema, (0, 1), counts, 1.0, min_integer_span=128)
+    rows = credit_rows(800, np.random.default_rng(2)).assign(duration=lambda rows: rows["duration"] // 2)
+    counts = locate_counts(schema.features, rows)  # durations of 2 to 36 months, declared 0 to 1,200
+    located = located_schema(schema, (0, 1), counts, 1.0)
     duration = located.column("duration")
     assert float(duration.low).is_integer() and float(duration.high).is_integer()
-    assert duration.high - duration.low >= 128 and 0 <= duration.low <= 4 and 72 <= duration.high <= 150
+    assert 0 <= duration.low <= 2 and 36 <= duration.high <= 75
+    assert CellGrid(duration, 32).exact and not CellGrid(schema.column("duration"), 32).exact
     assert located.column("amount").high <= 50_000 and located.column("label") == schema.column("label")
 
 

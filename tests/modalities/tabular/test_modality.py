@@ -354,3 +354,13 @@ def test_marginal_estimate_switches_binned_columns_only(tiny_schema):
         assert np.array_equal(denoised[label]["colour"], clipped[label]["colour"])  # categorical: always clipped
         assert np.array_equal(denoised[label]["age"], clipped[label]["age"])  # an integer cell per value: clipped
         assert not np.array_equal(denoised[label]["score"], clipped[label]["score"])  # binned: denoised
+
+
+def test_an_integer_bin_draws_each_of_its_values_equally_often():
+    grid = CellGrid(Column("calls", "integer", 0.0, 180.0), 32)  # bins 5.625 wide
+    cells = np.repeat(np.arange(1, 33), 4_000)
+    drawn = grid.values(cells, np.random.default_rng(0))
+    assert np.array_equal(grid.cells(pd.Series(drawn)), cells)  # every value in its own bin
+    for cell in (1, 2, 17, 32):
+        shares = pd.Series(drawn[cells == cell]).value_counts(normalize=True)
+        assert shares.max() - shares.min() < 0.05 and len(shares) in (5, 6)  # no value favoured by rounding

@@ -144,23 +144,19 @@ def located_range(column: Column, noisy: np.ndarray, sigma: float) -> tuple[floa
     return low, high
 
 
-def located_schema(
-    schema: TableSchema, features: Sequence[int], noisy: np.ndarray, sigma: float, min_integer_span: int
-) -> TableSchema:
+def located_schema(schema: TableSchema, features: Sequence[int], noisy: np.ndarray, sigma: float) -> TableSchema:
     """``schema`` with each located feature's bounds replaced by its ``located_range``.
 
     ``noisy`` is the release of ``locate_counts`` over these features, in order. An integer
-    column keeps a span of at least ``min_integer_span`` (widened about its located range,
-    inside the declared one), so it stays cut into bins as the plan assumed.
+    column located to few values (calls per day declared 0 to 200 for data from 0 to 20) gets
+    a cell per value (``cells.CellGrid``) instead of bins several values wide, inside which every
+    value would be drawn equally often.
     """
     columns = located_columns(schema, features)
     ends = np.cumsum([_cells(column) for column in columns])
     replaced = {}
     for column, counts in zip(columns, np.split(noisy, ends[:-1]), strict=True):
         low, high = located_range(column, counts, sigma)
-        if column.kind == "integer" and high - low < min_integer_span:
-            low = max(column.low, min(low, high - min_integer_span))
-            high = min(column.high, low + min_integer_span)
         replaced[column.name] = dataclasses.replace(column, low=low, high=high)
     return dataclasses.replace(schema, columns=tuple(replaced.get(column.name, column) for column in schema.columns))
 

@@ -50,8 +50,8 @@ class CellGrid:
         if not column.is_numeric:
             return category_codes(values, column)
         numbers = values.to_numpy(dtype=np.float64)
-        if self.exact:
-            return (numbers - column.low).astype(np.int64)
+        if self.exact:  # a value beyond located bounds (``bounds.located_schema``) counts on the bound
+            return np.clip(numbers - column.low, 0, self.size - 1).astype(np.int64)
         inner = np.clip(((numbers - column.low) / column.span * self.bins).astype(np.int64), 0, self.bins - 1) + 1
         return np.where(numbers <= column.low, 0, np.where(numbers >= column.high, self.bins + 1, inner))
 
@@ -72,12 +72,30 @@ class CellGrid:
         width = column.span / self.bins
         lower = column.low + (cells - 1) * width
         if within is None:
-            drawn = rng.uniform(lower, lower + width)
+            drawn = self._integers_within(cells, rng) if column.kind == "integer" else rng.uniform(lower, lower + width)
         else:
             parts = within.shape[1]
             drawn = lower + (draw_rows(within[cells], rng) + 0.5) * width / parts
         drawn = np.where(cells == 0, column.low, np.where(cells == self.bins + 1, column.high, drawn))
         return np.round(drawn).astype(np.int64) if column.kind == "integer" else drawn
+
+    def _integers_within(self, cells: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """For each bin of an integer column, one of the integers that ``cells`` puts in it, drawn
+        uniformly (the midpoint, rounded, for a bin that holds none).
+
+        A uniform value rounded would favour some integers: a bin 5.6 wide holds five or six of
+        them, and the two at its edges would each get a share of it by rounding, which shows as
+        a comb in any finer histogram of the release.
+        """
+        column = self.column
+        width = column.span / self.bins
+        first = np.ceil(column.low + (cells - 1) * width)
+        first = np.where(self.cells(pd.Series(first)) < cells, first + 1, first)  # a lower edge counted below
+        last = np.floor(column.low + cells * width)
+        last = np.where(self.cells(pd.Series(last)) > cells, last - 1, last)  # an upper edge counted above
+        count = last - first + 1
+        drawn = first + np.floor(rng.uniform(size=len(cells)) * np.maximum(count, 1))
+        return np.where(count >= 1, drawn, np.round(column.low + (cells - 0.5) * width))
 
     def sub_cells(self, values: pd.Series, parts: int) -> tuple[np.ndarray, np.ndarray]:
         """The bin of each value and its sub-cell among ``parts`` equal-width ones, for the

@@ -33,7 +33,7 @@ from dp_synth.modalities.tabular.bounds import (
     loose_bounds_warnings,
     measure_locate_counts,
 )
-from dp_synth.modalities.tabular.cells import EXACT_INTEGER_CELLS, CellGrid, TableLayout, encode_rows
+from dp_synth.modalities.tabular.cells import CellGrid, TableLayout, encode_rows
 from dp_synth.modalities.tabular.dependency_tree import PairEstimate
 from dp_synth.modalities.tabular.estimation import (
     MarginalEstimate,
@@ -152,8 +152,8 @@ class TabularModality(PublicSchemaFacts):
 
     @property
     def binned_features(self) -> tuple[int, ...]:
-        """The features cut into equal-width bins (the same in the declared and the located
-        domain: ``bounds.located_schema`` keeps a located column binned)."""
+        """The features cut into equal-width bins in the declared domain (an integer column
+        located to few values has a cell per value in the located one: ``bounds.located_schema``)."""
         return tuple(feature for feature, grid in enumerate(self.declared_grids) if grid.binned)
 
     @property
@@ -209,7 +209,7 @@ class TabularModality(PublicSchemaFacts):
             counts = measure_locate_counts(located, private)
             bounds = gaussian_release("bounds", [(f,) for f in self.located_features], [counts], plan["bounds"], rng)
             (noisy,) = bounds.noisy
-            schema = located_schema(self.schema, self.located_features, noisy, bounds.sigma, EXACT_INTEGER_CELLS)
+            schema = located_schema(self.schema, self.located_features, noisy, bounds.sigma)
             measurements.append(bounds)
         layout = TableLayout(schema, self.marginal_bins)
         one_way = measure_one_way(layout, private, plan["one_way"], rng)
@@ -218,9 +218,8 @@ class TabularModality(PublicSchemaFacts):
         measurements.append(one_way)
         refined = None
         if "refinement" in plan:
-            refinement = measure_refinement(
-                layout, self.refined_features, self.refine_cells, private, plan["refinement"], rng
-            )
+            binned = [feature for feature in self.refined_features if layout.grids[feature].binned]
+            refinement = measure_refinement(layout, binned, self.refine_cells, private, plan["refinement"], rng)
             refined = refined_distributions(layout, refinement, self.refine_cells, marginals, totals)
             measurements.append(refinement)
         tree = None
