@@ -72,30 +72,35 @@ class CellGrid:
         width = column.span / self.bins
         lower = column.low + (cells - 1) * width
         if within is None:
-            drawn = self._integers_within(cells, rng) if column.kind == "integer" else rng.uniform(lower, lower + width)
+            upper = lower + width
+            drawn = (
+                self._integers_within(cells, lower, upper, rng)
+                if column.kind == "integer"
+                else rng.uniform(lower, upper)
+            )
         else:
             parts = within.shape[1]
             drawn = lower + (draw_rows(within[cells], rng) + 0.5) * width / parts
         drawn = np.where(cells == 0, column.low, np.where(cells == self.bins + 1, column.high, drawn))
         return np.round(drawn).astype(np.int64) if column.kind == "integer" else drawn
 
-    def _integers_within(self, cells: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """For each bin of an integer column, one of the integers that ``cells`` puts in it, drawn
-        uniformly (the midpoint, rounded, for a bin that holds none).
+    def _integers_within(
+        self, cells: np.ndarray, lower: np.ndarray, upper: np.ndarray, rng: np.random.Generator
+    ) -> np.ndarray:
+        """For each bin of an integer column (from ``lower`` to ``upper``), one of the integers
+        that ``cells`` puts in it, drawn uniformly (the midpoint, rounded, for a bin that holds none).
 
         A uniform value rounded would favour some integers: a bin 5.6 wide holds five or six of
         them, and the two at its edges would each get a share of it by rounding, which shows as
         a comb in any finer histogram of the release.
         """
-        column = self.column
-        width = column.span / self.bins
-        first = np.ceil(column.low + (cells - 1) * width)
+        first = np.ceil(lower)
         first = np.where(self.cells(pd.Series(first)) < cells, first + 1, first)  # a lower edge counted below
-        last = np.floor(column.low + cells * width)
+        last = np.floor(upper)
         last = np.where(self.cells(pd.Series(last)) > cells, last - 1, last)  # an upper edge counted above
         count = last - first + 1
         drawn = first + np.floor(rng.uniform(size=len(cells)) * np.maximum(count, 1))
-        return np.where(count >= 1, drawn, np.round(column.low + (cells - 0.5) * width))
+        return np.where(count >= 1, drawn, np.round((lower + upper) / 2))
 
     def sub_cells(self, values: pd.Series, parts: int) -> tuple[np.ndarray, np.ndarray]:
         """The bin of each value and its sub-cell among ``parts`` equal-width ones, for the
