@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dp_synth.modalities.tabular.cells import CellGrid
+from dp_synth.modalities.tabular.cells import CellGrid, linear_positions, polygon_slopes
 from dp_synth.modalities.tabular.estimation import (
     consistent_tree_counts,
     denoised_marginal,
@@ -364,3 +364,28 @@ def test_an_integer_bin_draws_each_of_its_values_equally_often():
     for cell in (1, 2, 17, 32):
         shares = pd.Series(drawn[cells == cell]).value_counts(normalize=True)
         assert shares.max() - shares.min() < 0.05 and len(shares) in (5, 6)  # no value favoured by rounding
+
+
+def test_a_bin_draws_along_the_frequency_polygon_of_its_marginal_and_keeps_its_mass():
+    grid = CellGrid(Column("size", "float", 0.0, 4.0), 4)  # bins 1 wide: [0, 1), [1, 2), [2, 3), [3, 4]
+    marginal = np.array([0.0, 0.1, 0.2, 0.3, 0.4, 0.0])  # a density rising across the range
+    slopes = polygon_slopes(marginal)
+    assert np.allclose(slopes, [0.0, 0.5, 0.5, 1 / 3, 0.125, 0.0])  # (right - left) / (2 x own)
+    cells = np.repeat(np.arange(1, 5), 40_000)
+    drawn = grid.values(cells, np.random.default_rng(0), marginal=marginal)
+    assert np.array_equal(grid.cells(pd.Series(drawn)), cells)  # every value stays in its bin
+    for cell in range(1, 5):
+        position = drawn[cells == cell] - (cell - 1)
+        assert abs(position.mean() - (0.5 + slopes[cell] / 12)) < 0.005  # the mean of 1 + a (u - 1/2)
+    flat = grid.values(cells, np.random.default_rng(0), marginal=np.full(6, 1 / 6))
+    assert np.allclose(flat, grid.values(cells, np.random.default_rng(0)))  # a flat marginal: uniform
+    beside_nothing = polygon_slopes(np.array([0.0, 0.5, 0.5, 0.0, 0.0, 0.0]))
+    assert beside_nothing[2] == -0.5 and beside_nothing[3] == 0.0  # mass leans away from an empty bin
+    assert np.all(np.abs(polygon_slopes(np.array([0, 0.01, 0.9, 0.01, 0.08, 0]))) <= 2.0)  # density >= 0
+
+
+def test_linear_positions_invert_the_cumulative_of_a_linear_density():
+    uniform = np.linspace(0.0, 1.0, 11)
+    for slope in (-2.0, -0.5, 0.0, 1.0, 2.0):
+        position = linear_positions(uniform, np.full(11, slope))
+        assert np.allclose(position + slope * (position**2 - position) / 2, uniform)

@@ -60,10 +60,21 @@ class CellGrid:
         """Whether this is a numeric column cut into equal-width bins (not one cell per value)."""
         return self.column.is_numeric and not self.exact
 
-    def values(self, cells: np.ndarray, rng: np.random.Generator, within: np.ndarray | None = None) -> np.ndarray:
-        """A value for each cell index: the category, the integer, or for a bin a uniform draw
-        in it; with ``within`` (shape (cells, sub-cells), each row a distribution over the bin's
-        equal-width sub-cells, see ``sub_cells``), the midpoint of a sub-cell drawn from it."""
+    def values(
+        self,
+        cells: np.ndarray,
+        rng: np.random.Generator,
+        within: np.ndarray | None = None,
+        marginal: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """A value for each cell index: the category, the integer, or for a bin a draw in it.
+
+        A bin's value is uniform in it; with ``marginal`` (a distribution over this grid's
+        cells), from the frequency polygon through the neighbouring bins' densities
+        (``polygon_slopes``), which keeps the bin's mass; with ``within`` (shape (cells,
+        sub-cells), each row a distribution over the bin's equal-width sub-cells, see
+        ``sub_cells``), the midpoint of a sub-cell drawn from it.
+        """
         column = self.column
         if not column.is_numeric:
             return np.asarray(column.categories, dtype=object)[cells]
@@ -72,11 +83,13 @@ class CellGrid:
         width = column.span / self.bins
         lower = column.low + (cells - 1) * width
         if within is None:
-            upper = lower + width
+            position = rng.uniform(size=len(cells))
+            if marginal is not None:
+                position = linear_positions(position, polygon_slopes(marginal)[cells])
             drawn = (
-                self._integers_within(cells, lower, upper, rng)
+                self._integers_within(cells, lower, lower + width, position)
                 if column.kind == "integer"
-                else rng.uniform(lower, upper)
+                else lower + position * width
             )
         else:
             parts = within.shape[1]
@@ -85,10 +98,11 @@ class CellGrid:
         return np.round(drawn).astype(np.int64) if column.kind == "integer" else drawn
 
     def _integers_within(
-        self, cells: np.ndarray, lower: np.ndarray, upper: np.ndarray, rng: np.random.Generator
+        self, cells: np.ndarray, lower: np.ndarray, upper: np.ndarray, position: np.ndarray
     ) -> np.ndarray:
-        """For each bin of an integer column (from ``lower`` to ``upper``), one of the integers
-        that ``cells`` puts in it, drawn uniformly (the midpoint, rounded, for a bin that holds none).
+        """For each bin of an integer column (from ``lower`` to ``upper``), the integer that
+        ``cells`` puts in it at ``position`` (in [0, 1]) along them: uniform positions draw each
+        equally often (the midpoint, rounded, for a bin that holds none).
 
         A uniform value rounded would favour some integers: a bin 5.6 wide holds five or six of
         them, and the two at its edges would each get a share of it by rounding, which shows as
@@ -99,7 +113,7 @@ class CellGrid:
         last = np.floor(upper)
         last = np.where(self.cells(pd.Series(last)) > cells, last - 1, last)  # an upper edge counted above
         count = last - first + 1
-        drawn = first + np.floor(rng.uniform(size=len(cells)) * np.maximum(count, 1))
+        drawn = first + np.minimum(np.floor(position * np.maximum(count, 1)), np.maximum(count, 1) - 1)
         return np.where(count >= 1, drawn, np.round((lower + upper) / 2))
 
     def sub_cells(self, values: pd.Series, parts: int) -> tuple[np.ndarray, np.ndarray]:
@@ -118,6 +132,33 @@ class CellGrid:
         if column.kind == "integer":
             return rng.integers(int(column.low), int(column.high), endpoint=True, size=size)
         return rng.uniform(column.low, column.high, size=size)
+
+
+def polygon_slopes(marginal: np.ndarray) -> np.ndarray:
+    """Per cell of a binned grid (``CellGrid``), the slope a of the density 1 + a (u - 1/2) that
+    its values follow across the bin (u from 0 to 1; 0 for the cells on the bounds).
+
+    The slope is the frequency polygon's: the line through the two neighbouring bins' densities,
+    (right - left) / (2 x this bin's), limited to [-2, 2] so that the density stays non-negative;
+    a bin at an end of the range takes its own density for the missing neighbour. A bin keeps its
+    mass, so every count in the grid's cells is unchanged; what changes is where values fall
+    inside a bin: a skewed column (sizes bunched near the lower end of a wide bin) is no longer
+    spread flat across each bin. A frequency polygon estimates a smooth density with less error
+    than the histogram it is drawn through (Scott, 1985). Written here because scipy's
+    ``rv_histogram`` is the flat histogram and no library draws from a mass-keeping polygon.
+    """
+    inner = np.asarray(marginal[1:-1], dtype=np.float64)
+    padded = np.concatenate([inner[:1], inner, inner[-1:]])
+    slopes = np.divide(padded[2:] - padded[:-2], 2 * inner, out=np.zeros_like(inner), where=inner > 0)
+    return np.concatenate([[0.0], np.clip(slopes, -2.0, 2.0), [0.0]])
+
+
+def linear_positions(uniform: np.ndarray, slopes: np.ndarray) -> np.ndarray:
+    """Positions in [0, 1] drawn from the densities 1 + slope (u - 1/2), from ``uniform`` draws:
+    the inverse of the cumulative u + slope (u^2 - u) / 2, in the form stable at slope 0."""
+    half = 1.0 - slopes / 2
+    root = np.sqrt(np.maximum(half * half + 2 * slopes * uniform, 0.0))
+    return np.clip(2 * uniform / np.maximum(half + root, np.finfo(np.float64).tiny), 0.0, 1.0)
 
 
 @dataclass(frozen=True)

@@ -77,11 +77,13 @@ class TabularGenerator:
         return self._values(grid, label, rng.choice(grid.size, size=size, p=probabilities), rng)
 
     def _values(self, grid: CellGrid, label: str, cells: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """Values of class ``label`` in the given cells (``CellGrid.values``), at the released
-        sub-cells of a refined feature."""
-        refined = self.statistics.refined if self.statistics is not None else None
+        """Values of class ``label`` in the given cells (``CellGrid.values``): at the released
+        sub-cells of a refined feature, else along the frequency polygon of its released marginal."""
+        if self.statistics is None:
+            return grid.values(cells, rng)
+        refined = self.statistics.refined
         within = refined[label].get(grid.column.name) if refined is not None else None
-        return grid.values(cells, rng, within)
+        return grid.values(cells, rng, within, self.statistics.marginals[label][grid.column.name])
 
     def random_population(self, class_sizes: Mapping[str, int], rng: np.random.Generator) -> pd.DataFrame:
         """Draw ``class_sizes[c]`` rows per class: each feature independently from its public
