@@ -23,6 +23,7 @@ from dp_synth.modalities.tabular.dependency_tree import (
     interaction_scores,
     joint_counts,
     maximum_spanning_forest,
+    occupied_width_cells,
     posterior_counts,
     query_tables,
 )
@@ -263,7 +264,7 @@ SPIKED_SCHEMA = {
 def test_pair_split_gives_a_spike_its_own_coarse_cell_and_auto_keeps_a_spread_column_by_width(pair_split):
     rng = np.random.default_rng(6)
     rows = 6000
-    gain = np.where(rng.random(rows) < 0.9, 0, rng.integers(1, 20000, size=rows))
+    gain = np.where(rng.random(rows) < 0.9, 0, rng.integers(1, 100_000, size=rows))  # over the whole range
     table = pd.DataFrame(
         {
             "gain": gain,
@@ -279,6 +280,33 @@ def test_pair_split_gives_a_spike_its_own_coarse_cell_and_auto_keeps_a_spread_co
     assert ((gain_map == gain_map[0]).sum() == 1) == (pair_split != "width")
     by_width = coarse_cells(len(score_map), modality.pair_cells)
     assert (score_map.tolist() == by_width.tolist()) == (pair_split != "mass")
+
+
+def test_width_cells_span_only_the_fine_cells_that_hold_mass():
+    mass = np.zeros(34)
+    mass[3:15] = 1.0  # the data fills fine cells 3-14 of 34 (a range located three times too wide)
+    mapping = occupied_width_cells(mass, 12)
+    assert mapping[:4].tolist() == [0, 0, 0, 0] and mapping[14:].tolist() == [11] * 20  # the empty ends join
+    assert np.array_equal(mapping[3:15], np.arange(12))  # every coarse cell on the data
+    assert np.array_equal(occupied_width_cells(np.ones(34), 12), coarse_cells(34, 12))  # a full range: as before
+    assert np.array_equal(occupied_width_cells(np.zeros(34), 12), coarse_cells(34, 12))  # no mass: as before
+
+
+def test_a_column_that_fills_a_third_of_its_range_gets_its_pair_cells_across_its_data():
+    rng = np.random.default_rng(2)
+    rows = 6000
+    table = pd.DataFrame(
+        {
+            "gain": rng.integers(0, 100_000, size=rows),
+            "score": rng.random(rows) / 3,  # in the first third of 0-1
+            "label": np.where(rng.random(rows) < 0.5, "yes", "no").astype(object),
+        }
+    )
+    modality = TabularModality(schema=parse_schema(SPIKED_SCHEMA), schedule=VariationSchedule(), structure="tree")
+    _, score_map = modality.measure_statistics(table, sigma=1e-6, rng=rng).tree.coarse
+    on_data = score_map[1 : 1 + 11]  # the 32 bins' first third, after the lower bound's cell
+    assert len(np.unique(on_data)) == 11  # a coarse cell each (equal width over the range: 4 in all)
+    assert len(np.unique(score_map[13:])) == 1  # the empty range beyond shares one
 
 
 PAIRED_SCHEMA = {

@@ -32,6 +32,7 @@ from dp_synth.modalities.tabular.dependency_tree import (
     feature_triples,
     interaction_scores,
     maximum_spanning_forest,
+    occupied_width_cells,
     query_tables,
 )
 from dp_synth.modalities.tabular.estimation import consistent_tree_counts, has_spike, rescaled_within_coarse
@@ -45,8 +46,9 @@ logger = logging.getLogger(__name__)
 PairSplit = Literal["auto", "mass", "width"]
 """How a numeric feature's fine cells are grouped into the tree's ``pair_cells`` coarse cells:
 ``mass``: of about equal mass in the released marginals (``dependency_tree.equal_mass_cells``);
-``width``: of equal width (``dependency_tree.coarse_cells``); ``auto``: by mass for a feature
-whose marginals have a spike (``estimation.has_spike``), by width otherwise."""
+``width``: of equal width over the fine cells where the released marginals hold data
+(``dependency_tree.occupied_width_cells``); ``auto``: by mass for a feature whose marginals have
+a spike (``estimation.has_spike``), by width otherwise."""
 
 INTERACTION_NUMERIC_CELLS = 4
 """A numeric feature enters an interaction table in at most this many groups of its coarse cells
@@ -261,21 +263,22 @@ class TreeDesign:
     def _pair_cell_maps(self, marginals: Marginals, class_totals: np.ndarray) -> list[np.ndarray]:
         """Fine cell -> coarse cell of every feature for a new tree: categoricals keep their
         categories; a numeric feature gets at most ``pair_cells`` contiguous cells, split as
-        ``pair_split`` says. Equal mass is taken in the released marginals pooled over classes
-        (post-processing): a spike at 0 becomes a coarse cell of its own instead of sharing one
-        with the smallest positive values, and the rest is split evenly."""
+        ``pair_split`` says, from the released marginals pooled over classes (post-processing).
+        By mass, a spike at 0 becomes a coarse cell of its own instead of sharing one with the
+        smallest positive values, and the rest is split evenly; by width, the cells span only
+        the range where the marginals hold data."""
         maps = []
         for grid in self.layout.grids:
             if not grid.column.is_numeric:
                 maps.append(np.arange(grid.size))
-            elif self.pair_split == "mass" or (
+                continue
+            classes = zip(self.layout.classes, class_totals, strict=True)
+            pooled = sum(total * marginals[label][grid.column.name] for label, total in classes)
+            by_mass = self.pair_split == "mass" or (
                 self.pair_split == "auto" and has_spike(grid, marginals, self.spike_share)
-            ):
-                classes = zip(self.layout.classes, class_totals, strict=True)
-                pooled = sum(total * marginals[label][grid.column.name] for label, total in classes)
-                maps.append(equal_mass_cells(pooled, self.pair_cells))
-            else:
-                maps.append(coarse_cells(grid.size, self.pair_cells))
+            )
+            split = equal_mass_cells if by_mass else occupied_width_cells
+            maps.append(split(pooled, self.pair_cells))
         return maps
 
     def _coarse_one_way(self, marginals: Marginals, maps: Sequence[np.ndarray]) -> list[np.ndarray]:
