@@ -71,7 +71,7 @@ run-image-retrieval: $(TEST_STAMP) $(PUBLIC_GLYPHS)  ## Image PE on the digits w
 test: $(TEST_STAMP)  ## Lint, format check and the whole test suite (installs every extra: no test is skipped)
 	$(PYTHON) -m ruff check .
 	$(PYTHON) -m ruff format --check .
-	$(PYTHON) -m pytest
+	$(PYTHON) -m pytest -n 2 --dist loadfile
 
 bench: $(STAMP)  ## Wall time per stage of the default tabular job (3 runs of kedro run)
 	$(PYTHON) benchmarks/bench.py --pipeline tabular --repeats 3
