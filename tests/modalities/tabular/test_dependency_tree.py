@@ -22,6 +22,7 @@ from dp_synth.modalities.tabular.dependency_tree import (
     feature_triples,
     interaction_scores,
     joint_counts,
+    lost_edge_weight,
     maximum_spanning_forest,
     occupied_width_cells,
     posterior_counts,
@@ -422,3 +423,21 @@ def test_only_an_interaction_clique_keeps_a_three_way_xor(interactions):
 def test_interactions_cost_nothing_without_the_tree():
     independent = TabularModality(schema=parse_schema(XOR_SCHEMA), schedule=VariationSchedule(), interactions=1)
     assert independent.release_plan(1.0) == {"one_way": Release(1.0, math.sqrt(4))}
+
+
+def test_a_clique_costs_the_weight_of_the_forest_edges_it_would_drop():
+    chain = [((0, 1), 5.0), ((1, 2), 3.0), ((2, 3), 1.0)]  # heaviest first
+    assert lost_edge_weight(chain, 6, (0, 2, 3)) == 3.0  # 1 -- 2 would close the cycle 0 -- 1 -- 2 through the clique
+    assert lost_edge_weight(chain, 6, (0, 1, 2)) == 0.0  # a path of the forest: its edges are inside the clique
+    assert lost_edge_weight(chain, 6, (0, 4, 5)) == 0.0  # members in different trees: nothing dropped
+    assert lost_edge_weight(chain, 6, (0, 3, 5)) == 1.0  # the cycle 0 -- 1 -- 2 -- 3 loses its lightest edge
+    tree = DependencyTree.from_noisy_tables(
+        [edge for edge, _ in chain],
+        [np.ones((1, 2, 2))] * 3,
+        [np.full((1, 2), 0.5)] * 6,
+        1.0,
+        [np.arange(2)] * 6,
+        [NoisyClique((0, 3, 5), np.ones((1, 2, 2, 2)), (np.arange(2),) * 3, np.ones((1, 2, 2, 2)))],
+    )
+    kept = {frozenset((child, parent)) for child, parent in enumerate(tree.parents) if parent >= 0}
+    assert kept == {frozenset((0, 1)), frozenset((1, 2))}  # the tree drops what the cost counted: 2 -- 3

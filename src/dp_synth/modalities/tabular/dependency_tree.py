@@ -266,6 +266,31 @@ def maximum_spanning_forest(
     return chosen
 
 
+def lost_edge_weight(
+    weighted_edges: Sequence[tuple[tuple[int, int], float]], features: int, group: Sequence[int]
+) -> float:
+    """The summed weight of the forest's edges that a clique over ``group`` would drop.
+
+    ``DependencyTree.from_noisy_tables`` joins a clique's members and keeps the forest's edges
+    heaviest first, dropping one that would close a cycle through the clique: a clique whose
+    members the forest links only through other features (magic's `FLength` and `FSize`, both
+    tied to `FConc`) costs the forest an edge. ``weighted_edges`` are the forest's edges with
+    their weights, heaviest first; an edge inside ``group`` is not lost (the clique's table
+    holds it).
+    """
+    components = UnionFind(range(features))
+    components.union(*group)
+    lost = 0.0
+    for (first, second), weight in weighted_edges:
+        if first in group and second in group:
+            continue
+        if components[first] == components[second]:
+            lost += weight
+        else:
+            components.union(first, second)
+    return lost
+
+
 @dataclass(frozen=True)
 class Clique:
     """Features drawn jointly within each class from a released table (an interaction).
