@@ -10,6 +10,7 @@ from dp_synth.pe.histogram import (
     class_conditional_votes,
     cluster_bins,
     distinct_candidates,
+    nearest_candidates,
     nearest_neighbour_votes,
     release,
     spread_over_groups,
@@ -135,3 +136,18 @@ def test_votes_over_bins_move_by_at_most_one_in_l2_when_neighbours_share_a_bin(k
 def test_candidates_per_bin_must_be_a_positive_integer():
     with pytest.raises(ValueError, match="candidates_per_bin"):
         cluster_bins(np.zeros((4, 2)), np.array(["a"] * 4), candidates_per_bin=0, seed=0)
+
+
+def test_the_nearest_candidates_do_not_depend_on_the_batch_a_row_comes_in():
+    rng = np.random.default_rng(0)
+    centres = rng.random((400, 12)).astype(np.float32)
+    offsets = rng.standard_normal((400, 12)).astype(np.float32)
+    offsets /= np.linalg.norm(offsets, axis=1, keepdims=True)
+    # candidate pairs mirrored about a point: every such point is (nearly) as far from both
+    candidates = np.vstack([centres + 0.1 * offsets, centres - 0.1 * offsets])
+    private = np.vstack([centres, rng.random((3000, 12)).astype(np.float32)])
+    whole = nearest_candidates(private, candidates, 3)
+    parts = np.vstack([nearest_candidates(part, candidates, 3) for part in np.array_split(private, 7)])
+    assert np.array_equal(whole, parts)
+    exact = ((private[:, None, :].astype(np.float64) - candidates[None].astype(np.float64)) ** 2).sum(axis=2)
+    assert np.array_equal(whole, np.lexsort((np.broadcast_to(np.arange(len(candidates)), exact.shape), exact))[:, :3])

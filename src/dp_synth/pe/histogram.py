@@ -20,6 +20,10 @@ import numpy as np
 from dp_synth.pe.engine import EmbeddedRows
 from dp_synth.pe.noise import Noise, as_source
 
+RERANK_MARGIN = 4
+"""Candidates beyond k that faiss shortlists for the exact ranking (``nearest_candidates``)."""
+RERANK_ROWS = 4096
+"""Private rows ranked at once (bounds the float64 distance block's memory)."""
 KMEANS_ITERATIONS = 10
 """Lloyd iterations of the k-means that groups candidates into bins (``cluster_bins``)."""
 
@@ -51,6 +55,31 @@ def _bins_of(bins: np.ndarray | None, candidates: int) -> tuple[np.ndarray, int]
     return bins, int(bins.max()) + 1 if len(bins) else 0
 
 
+def nearest_candidates(private: np.ndarray, candidates: np.ndarray, k: int) -> np.ndarray:
+    """The k nearest candidates of every private row, shape (n, k): the same whatever batch the
+    rows come in.
+
+    faiss ranks in float32 through BLAS, whose last bits depend on where a row falls in the
+    batch: two candidates about equally near a row could swap between the pandas engine (one
+    batch) and the Spark engine (a batch per partition), and the engines' histograms differ.
+    So faiss shortlists ``RERANK_MARGIN`` more candidates than needed, and the shortlist is
+    ranked again on float64 distances, ties broken by the candidate's index.
+    """
+    index = faiss.IndexFlatL2(candidates.shape[1])
+    index.add(np.ascontiguousarray(candidates, dtype=np.float32))
+    query = np.ascontiguousarray(private, dtype=np.float32)
+    _, shortlist = index.search(query, min(k + RERANK_MARGIN, len(candidates)))
+    chosen = np.empty((len(private), k), dtype=np.int64)
+    exact = candidates.astype(np.float64)
+    for start in range(0, len(private), RERANK_ROWS):
+        rows = slice(start, start + RERANK_ROWS)
+        listed = shortlist[rows]
+        distances = ((exact[listed] - query[rows, None, :].astype(np.float64)) ** 2).sum(axis=2)
+        order = np.lexsort((listed, distances), axis=-1)[:, :k]
+        chosen[rows] = np.take_along_axis(listed, order, axis=1)
+    return chosen
+
+
 def nearest_neighbour_votes(
     private: np.ndarray, candidates: np.ndarray, k: int, bins: np.ndarray | None = None
 ) -> np.ndarray:
@@ -77,9 +106,7 @@ def nearest_neighbour_votes(
     bins, size = _bins_of(bins, len(candidates))
     if len(private) == 0 or len(candidates) == 0:
         return np.zeros(size, dtype=np.float64)
-    index = faiss.IndexFlatL2(candidates.shape[1])
-    index.add(np.ascontiguousarray(candidates, dtype=np.float32))
-    _, neighbours = index.search(np.ascontiguousarray(private, dtype=np.float32), min(k, len(candidates)))
+    neighbours = nearest_candidates(private, candidates, min(k, len(candidates)))
     records = np.repeat(np.arange(len(private)), neighbours.shape[1])
     pairs, multiplicity = np.unique(np.column_stack([records, bins[neighbours.ravel()]]), axis=0, return_counts=True)
     squares = np.bincount(pairs[:, 0], weights=multiplicity.astype(np.float64) ** 2, minlength=len(private))
