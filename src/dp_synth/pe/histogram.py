@@ -65,12 +65,13 @@ def nearest_candidates(private: np.ndarray, candidates: np.ndarray, k: int) -> n
     So faiss shortlists ``RERANK_MARGIN`` more candidates than needed, and the shortlist is
     ranked again on float64 distances, ties broken by the candidate's index.
     """
-    index = faiss.IndexFlatL2(candidates.shape[1])
-    index.add(np.ascontiguousarray(candidates, dtype=np.float32))
+    stored = np.ascontiguousarray(candidates, dtype=np.float32)
+    index = faiss.IndexFlatL2(stored.shape[1])
+    index.add(stored)
     query = np.ascontiguousarray(private, dtype=np.float32)
     _, shortlist = index.search(query, min(k + RERANK_MARGIN, len(candidates)))
     chosen = np.empty((len(private), k), dtype=np.int64)
-    exact = candidates.astype(np.float64)
+    exact = stored.astype(np.float64)  # the values faiss ranked, in float64
     for start in range(0, len(private), RERANK_ROWS):
         rows = slice(start, start + RERANK_ROWS)
         listed = shortlist[rows]

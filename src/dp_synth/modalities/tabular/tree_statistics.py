@@ -152,7 +152,8 @@ class TreeDesign:
         table_noise = [self._table_noise(sizes, pair, plan["edges"].sigma) for pair in pairs]
         pair_weights = scores.noisy[0] - np.asarray(table_noise)
         edges = maximum_spanning_forest(pair_weights, len(sizes))
-        counts = [pair_tables[pairs.index(edge)] for edge in edges]
+        edge_pairs = [pairs.index(edge) for edge in edges]
+        counts = [pair_tables[index] for index in edge_pairs]
         tables = gaussian_release("edges", edges, counts, plan["edges"], rng)
         marginals, one_way, edge_tables = self._consistent(
             marginals, maps, expected, edges, tables.noisy, plan, class_totals
@@ -167,7 +168,7 @@ class TreeDesign:
         )
         if "cliques" not in plan:
             return tree, marginals, [scores, tables]
-        weighted_edges = [(edge, float(pair_weights[pairs.index(edge)])) for edge in edges]
+        weighted_edges = [(edge, float(pair_weights[index])) for edge, index in zip(edges, edge_pairs, strict=True)]
         cliques, interactions = self._measure_interactions(tree, weighted_edges, private, maps, class_totals, plan, rng)
         if cliques:
             tree = DependencyTree.from_noisy_tables(
@@ -251,8 +252,10 @@ class TreeDesign:
         scores, sampling = interaction_scores(triple_tables, model_grouped, model_classes, class_totals, group_sizes)
         released = gaussian_release("interaction_scores", triples, [scores], plan["interaction_scores"], rng)
         table_noise = np.asarray([self._table_noise(group_sizes, triple, plan["cliques"].sigma) for triple in triples])
-        lost = np.asarray([lost_edge_weight(weighted_edges, len(sizes), triple) for triple in triples])
-        best = disjoint_best(released.noisy[0] - sampling - table_noise - lost, triples, self.interactions)
+        weights = released.noisy[0] - sampling - table_noise
+        for index in np.flatnonzero(weights > 0):  # a cost is >= 0: a triple at or below 0 is never taken
+            weights[index] -= lost_edge_weight(weighted_edges, len(sizes), triples[index])
+        best = disjoint_best(weights, triples, self.interactions)
         chosen = [triples[index] for index in best]
         names = [grid.column.name for grid in self.layout.grids]
         logger.info(
