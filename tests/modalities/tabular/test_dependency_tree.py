@@ -24,6 +24,8 @@ from dp_synth.modalities.tabular.dependency_tree import (
     joint_counts,
     lost_edge_weight,
     maximum_spanning_forest,
+    monotone_coupling,
+    monotone_direction,
     occupied_width_cells,
     posterior_counts,
     query_tables,
@@ -441,3 +443,76 @@ def test_a_clique_costs_the_weight_of_the_forest_edges_it_would_drop():
     )
     kept = {frozenset((child, parent)) for child, parent in enumerate(tree.parents) if parent >= 0}
     assert kept == {frozenset((0, 1)), frozenset((1, 2))}  # the tree drops what the cost counted: 2 -- 3
+
+
+def test_the_monotone_coupling_keeps_both_marginals_on_a_staircase():
+    first, second = np.array([0.1, 0.4, 0.2, 0.3]), np.array([0.25, 0.25, 0.5])
+    joint = monotone_coupling(first, second)
+    np.testing.assert_allclose(joint.sum(axis=1), first)
+    np.testing.assert_allclose(joint.sum(axis=0), second)
+    cells = np.argwhere(joint > 1e-12)
+    assert np.all(np.diff(cells[:, 0]) >= 0) and np.all(np.diff(cells[:, 1]) >= 0)  # a staircase
+
+
+def test_monotone_direction_finds_increasing_and_decreasing_relations_and_not_independence():
+    rng = np.random.default_rng(5)
+    x = rng.random(3000)
+
+    def counts(y: np.ndarray) -> np.ndarray:
+        """6 x 6 counts of x and y in six equal cells of 0-1 each."""
+        cells = [np.minimum((values * 6).astype(int), 5) for values in (x, y)]
+        return joint_counts(cells, np.zeros(3000, dtype=np.int64), (1, 6, 6))[0]
+
+    noisy = counts(np.clip(0.8 * x + 0.05, 0, 1)) + rng.normal(0, 3, size=(6, 6))  # a rate times x, with noise
+    assert monotone_direction(noisy) == 1
+    assert monotone_direction(counts(1 - x)) == -1
+    assert monotone_direction(counts(rng.random(3000))) == 0
+    assert monotone_direction(counts(np.clip(x + rng.normal(0, 0.3, 3000), 0, 1))) == 0  # related, not monotone
+    two_cells = np.zeros((6, 6))
+    two_cells[0, 0], two_cells[1, 1] = 2000, 1000  # zero or not in both: any two cells are in order
+    assert monotone_direction(two_cells) == 0
+
+
+def test_a_monotone_child_is_put_in_its_parents_order_and_keeps_its_values():
+    tree = DependencyTree(
+        parents=(-1, 0, 1), order=(0, 1, 2), conditionals={}, coarse=(), one_way=(), monotone=(0, -1, 0)
+    )
+    rng = np.random.default_rng(6)
+    parent, child, below = rng.random(500), rng.random(500), rng.random(500)
+    coupled = tree.couple_monotone([parent, child, below], rng)
+    np.testing.assert_array_equal(coupled[0], parent)
+    np.testing.assert_array_equal(coupled[2], below)
+    np.testing.assert_array_equal(np.sort(coupled[1]), np.sort(child))
+    assert np.all(np.diff(coupled[1][np.argsort(parent)]) <= 0)  # decreasing in the parent
+
+
+MONOTONE_SCHEMA = {
+    "label_column": "label",
+    "columns": {
+        "minutes": {"type": "float", "min": 0.0, "max": 300.0},
+        "charge": {"type": "float", "min": 0.0, "max": 60.0},
+        "calls": {"type": "float", "min": 0.0, "max": 200.0},
+        "label": {"type": "categorical", "categories": ["no", "yes"]},
+    },
+}
+
+
+def test_a_charge_that_is_a_rate_times_the_minutes_is_released_as_a_line():
+    rng = np.random.default_rng(7)
+    rows = 4000
+    minutes = rng.normal(180, 50, size=rows).clip(0, 300)
+    table = pd.DataFrame(
+        {
+            "minutes": minutes,
+            "charge": minutes * 0.17,
+            "calls": rng.normal(100, 20, size=rows).clip(0, 200),
+            "label": np.where(rng.random(rows) < 0.3, "yes", "no").astype(object),
+        }
+    )
+    modality = TabularModality(schema=parse_schema(MONOTONE_SCHEMA), schedule=VariationSchedule(), structure="tree")
+    fitted = modality.with_statistics(modality.measure_statistics(table, sigma=1e-6, rng=rng))
+    tree = fitted.generator.tree
+    assert tree is not None and sorted(np.flatnonzero(tree.monotone)) in ([0], [1])  # minutes -- charge only
+    released = fitted.random_population({"no": 1400, "yes": 600}, rng)
+    assert released[["minutes", "charge"]].corr(method="spearman").iloc[0, 1] > 0.995
+    assert abs(released[["minutes", "calls"]].corr(method="spearman").iloc[0, 1]) < 0.1

@@ -88,7 +88,8 @@ class TabularGenerator:
     def random_population(self, class_sizes: Mapping[str, int], rng: np.random.Generator) -> pd.DataFrame:
         """Draw ``class_sizes[c]`` rows per class: each feature independently from its public
         domain (uniformly, or from its noisy class-conditional marginal), or along the released
-        dependency tree (a root from its marginal, every other feature given its parent)."""
+        dependency tree (a root from its marginal, every other feature given its parent; its
+        monotone relations then put in order, ``DependencyTree.couple_monotone``)."""
         tree = self.tree
         parts = []
         for label, size in class_sizes.items():
@@ -98,7 +99,12 @@ class TabularGenerator:
                 columns = self._draw_along_tree(label, size, rng)
             columns[self.layout.label_column] = np.repeat(np.array([label], dtype=object), size)
             parts.append(pd.DataFrame(columns))
-        return pd.concat(parts, ignore_index=True)[self.layout.schema.names]
+        population = pd.concat(parts, ignore_index=True)[self.layout.schema.names]
+        if tree is None or not any(tree.monotone):
+            return population
+        names = [grid.column.name for grid in self.layout.grids]
+        coupled = tree.couple_monotone([population[name].to_numpy() for name in names], rng)
+        return population.assign(**dict(zip(names, coupled, strict=True)))
 
     def _draw_along_tree(self, label: str, size: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
         """``size`` rows of class ``label``: coarse cells along the tree (``DependencyTree.draw_coarse``),

@@ -167,14 +167,29 @@ class TreeDesign:
             edges, edge_tables, one_way, tables.sigma, maps, estimate=self.pair_estimate
         )
         if "cliques" not in plan:
-            return tree, marginals, [scores, tables]
+            return self._with_monotone(tree, class_totals), marginals, [scores, tables]
         weighted_edges = [(edge, float(pair_weights[index])) for edge, index in zip(edges, edge_pairs, strict=True)]
         cliques, interactions = self._measure_interactions(tree, weighted_edges, private, maps, class_totals, plan, rng)
         if cliques:
             tree = DependencyTree.from_noisy_tables(
                 edges, edge_tables, one_way, tables.sigma, maps, cliques, plan["cliques"].sigma, self.pair_estimate
             )
-        return tree, marginals, [scores, tables, *interactions]
+        return self._with_monotone(tree, class_totals), marginals, [scores, tables, *interactions]
+
+    def _with_monotone(self, tree: DependencyTree, class_totals: np.ndarray) -> DependencyTree:
+        """The tree with its monotone edges marked (``DependencyTree.with_monotone``, between
+        numeric features), logged: post-processing of the released tree."""
+        grids = self.layout.grids
+        tree = tree.with_monotone([grid.column.is_numeric for grid in grids], class_totals)
+        relations = [
+            f"{grids[tree.parents[child]].column.name} -- {grids[child].column.name} "
+            f"({'increasing' if direction > 0 else 'decreasing'})"
+            for child, direction in enumerate(tree.monotone)
+            if direction
+        ]
+        if relations:
+            logger.info("DP monotone relations (post-processing of the tree: safe to show): %s", ", ".join(relations))
+        return tree
 
     def _consistent(
         self,
