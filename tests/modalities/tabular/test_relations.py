@@ -76,5 +76,28 @@ def test_relations_that_leave_a_class_nothing_to_draw_stop_with_a_message():
     generator = TabularModality(
         schema=schema, schedule=VariationSchedule(), relations=parse_relations(impossible, schema)
     )
-    with pytest.raises(SchemaError, match="forbidden combination after 20 redraws"):
+    with pytest.raises(SchemaError, match="forbidden combination after 40 redraws"):  # 20 of them uniform
         generator.random_population({"no": 10, "yes": 10}, np.random.default_rng(0))
+
+
+def test_rows_the_statistics_keep_drawing_forbidden_are_drawn_from_the_public_domain(caplog):
+    """A declared class without private rows has statistics of pure noise, which can put all its
+    mass on husbands who are female: the run goes on with those rows drawn uniformly."""
+    relations = parse_relations(RELATIONS, parse_schema(SCHEMA))
+    forbidden = pd.DataFrame({"level": ["low"], "code": [1], "role": ["husband"], "sex": ["female"], "label": ["yes"]})
+    table = pd.concat([forbidden] * 3, ignore_index=True)
+
+    def always_forbidden(bad: np.ndarray) -> pd.DataFrame:
+        return table.iloc[bad]
+
+    def allowed(bad: np.ndarray) -> pd.DataFrame:
+        return table.iloc[bad].assign(sex="male")
+
+    assert honours(relations.honoured(table.copy(), always_forbidden, allowed))
+    with pytest.raises(SchemaError, match="after 20 redraws"):
+        relations.honoured(table.copy(), always_forbidden)
+    with caplog.at_level("WARNING"):
+        drawn = modality()._redrawn_uniformly(
+            modality().generator, table["label"], np.arange(3), np.random.default_rng(1)
+        )
+    assert len(drawn) == 3 and "drawn from the public domain" in caplog.text and "class yes" in caplog.text

@@ -261,10 +261,32 @@ class TabularModality(PublicSchemaFacts):
 
     def random_population(self, class_sizes: Mapping[str, int], rng: np.random.Generator) -> pd.DataFrame:
         """Draw ``class_sizes[c]`` rows per class (``TabularGenerator.random_population``); a row
-        holding a combination the schema forbids is drawn again (``relations``)."""
+        holding a combination the schema forbids is drawn again (``relations``), from the public
+        domain if the statistics keep drawing forbidden ones (``_redrawn_uniformly``)."""
         generator = self.generator
         rows = generator.random_population(class_sizes, rng)
-        return self.relations.honoured(rows, lambda bad: self._redrawn(generator, rows[self.label_column], bad, rng))
+        labels = rows[self.label_column]
+        return self.relations.honoured(
+            rows,
+            lambda bad: self._redrawn(generator, labels, bad, rng),
+            lambda bad: self._redrawn_uniformly(generator, labels, bad, rng),
+        )
+
+    def _redrawn_uniformly(
+        self, generator: TabularGenerator, labels: pd.Series, positions: np.ndarray, rng: np.random.Generator
+    ) -> pd.DataFrame:
+        """``_redrawn`` from the public domain alone, with a warning: the released statistics of
+        these rows' classes put almost all their mass on rows the schema forbids (a declared class
+        with few or no private rows, whose statistics are mostly noise)."""
+        classes = sorted(set(labels.to_numpy()[positions]))
+        logger.warning(
+            "%d generated rows of class %s held a forbidden combination after every redraw from the "
+            "statistics: drawn from the public domain instead (the class has too few rows for its "
+            "statistics to rise above their noise; a larger epsilon or fewer columns would help)",
+            len(positions),
+            ", ".join(map(str, classes)),
+        )
+        return self._redrawn(dataclasses.replace(generator, statistics=None), labels, positions, rng)
 
     def _redrawn(
         self, generator: TabularGenerator, labels: pd.Series, positions: np.ndarray, rng: np.random.Generator

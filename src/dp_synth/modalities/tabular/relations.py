@@ -27,8 +27,8 @@ import pandas as pd
 from dp_synth.modalities.tabular.schema import SchemaError, TableSchema
 
 REDRAW_ATTEMPTS = 20
-"""Redraws of a row holding a forbidden combination before the run says the schema's relations
-leave a class nothing to draw."""
+"""Redraws of a row holding a forbidden combination from the statistics, then as many from the
+public domain, before the run says the schema's relations leave a class nothing to draw."""
 
 
 @dataclass(frozen=True)
@@ -79,24 +79,35 @@ class PublicRelations:
             }
         )
 
-    def honoured(self, table: pd.DataFrame, replacements: Callable[[np.ndarray], pd.DataFrame]) -> pd.DataFrame:
+    def honoured(
+        self,
+        table: pd.DataFrame,
+        replacements: Callable[[np.ndarray], pd.DataFrame],
+        fallback: Callable[[np.ndarray], pd.DataFrame] | None = None,
+    ) -> pd.DataFrame:
         """The table with its forbidden rows replaced (``replacements`` gets their positions and
         returns as many new rows, in order, of the same classes) until none is left, and its
-        determined columns written.
+        determined columns written. Rows still forbidden after ``REDRAW_ATTEMPTS`` are replaced
+        from ``fallback`` for as many attempts more, if given (noisy statistics of a class with
+        few rows can put almost all its mass on forbidden rows; the public domain cannot).
 
         Raises:
-            SchemaError: when rows still hold a forbidden combination after ``REDRAW_ATTEMPTS``.
+            SchemaError: when rows still hold a forbidden combination after every attempt.
         """
         table = self.with_determined(table.reset_index(drop=True))
-        for _ in range(REDRAW_ATTEMPTS):
+        sources = [replacements] * REDRAW_ATTEMPTS + ([fallback] * REDRAW_ATTEMPTS if fallback is not None else [])
+        for source in sources:
             bad = np.flatnonzero(self.forbidden_rows(table))
             if not len(bad):
                 return table
-            new = self.with_determined(replacements(bad).reset_index(drop=True))
+            new = self.with_determined(source(bad).reset_index(drop=True))
             for column in table.columns:
                 table.loc[bad, column] = new[column].to_numpy()
+        bad = np.flatnonzero(self.forbidden_rows(table))
+        if not len(bad):
+            return table
         raise SchemaError(
-            f"{len(bad)} generated rows still hold a forbidden combination after {REDRAW_ATTEMPTS} redraws: "
+            f"{len(bad)} generated rows still hold a forbidden combination after {len(sources)} redraws: "
             "do the schema's relations leave a class any allowed row?"
         )
 
