@@ -104,7 +104,7 @@ class TabularGenerator:
             return population
         names = [grid.column.name for grid in self.layout.grids]
         coupled = tree.couple_monotone([population[name].to_numpy() for name in names], rng)
-        return population.assign(**dict(zip(names, coupled, strict=True)))
+        return population.assign(**{names[child]: coupled[child] for child in np.flatnonzero(tree.monotone)})
 
     def _draw_along_tree(self, label: str, size: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
         """``size`` rows of class ``label``: coarse cells along the tree (``DependencyTree.draw_coarse``),

@@ -96,16 +96,15 @@ class PublicRelations:
         """
         table = self.with_determined(table.reset_index(drop=True))
         sources = [replacements] * REDRAW_ATTEMPTS + ([fallback] * REDRAW_ATTEMPTS if fallback is not None else [])
-        for source in sources:
+        for source in (*sources, None):
             bad = np.flatnonzero(self.forbidden_rows(table))
             if not len(bad):
                 return table
+            if source is None:
+                break
             new = self.with_determined(source(bad).reset_index(drop=True))
             for column in table.columns:
                 table.loc[bad, column] = new[column].to_numpy()
-        bad = np.flatnonzero(self.forbidden_rows(table))
-        if not len(bad):
-            return table
         raise SchemaError(
             f"{len(bad)} generated rows still hold a forbidden combination after {len(sources)} redraws: "
             "do the schema's relations leave a class any allowed row?"
